@@ -1,0 +1,91 @@
+"""The storefront: create_app() wires configuration, database, Stripe, Socket.IO and routes."""
+
+import logging
+
+from flask import Flask
+
+from .config import Config, check_production_safety
+from .database import configure_engine
+from .errors import register_error_handlers
+from .extensions import db, limiter, socketio
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def create_app(config=None):
+    """Build an app; `config` (a dict) overrides what the environment says."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.from_object(Config())
+    app.config.update(config or {})
+    check_production_safety(app.config)
+    logging.basicConfig(
+        level=app.config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    register_extensions(app)
+    register_payments(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app):
+    from .realtime import events  # noqa: F401 - handlers must exist before init_app
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+        db.create_all()
+        if app.config["SEED_CATALOG"]:
+            from .catalog.routes import seed_catalog
+
+            seed_catalog(db.session, app.config["CURRENCY"])
+    limiter.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
+        manage_session=False,
+    )
+
+
+def register_payments(app):
+    from .payments.gateway import StripeGateway
+    from .payments.reconcile import PeriodicReconcile
+    from .payments.sync import BackgroundSync
+    from .realtime.publish import SocketPublisher
+    from .wiring import current_shop
+
+    app.extensions["gateway"] = StripeGateway(
+        app.config["STRIPE_SECRET_KEY"],
+        api_base=app.config["STRIPE_API_BASE"] or None,
+        timeout=app.config["STRIPE_TIMEOUT"],
+        max_retries=app.config["STRIPE_MAX_RETRIES"],
+    )
+    app.extensions["publisher"] = SocketPublisher(socketio)
+    app.extensions["sync"] = BackgroundSync(app, socketio.start_background_task, current_shop)
+    app.extensions["reconciler"] = PeriodicReconcile(app, socketio.start_background_task, socketio.sleep, current_shop)
+
+
+def register_blueprints(app):
+    from .cart.routes import bp as cart_bp
+    from .catalog.routes import bp as catalog_bp
+    from .checkout.routes import bp as checkout_bp
+    from .guards import refuse_cross_site
+    from .webhooks.routes import bp as webhooks_bp
+
+    app.before_request(refuse_cross_site)
+    for bp in (catalog_bp, cart_bp, checkout_bp, webhooks_bp):
+        app.register_blueprint(bp)
+    try:
+        from .pages.routes import bp as pages_bp
+    except ImportError:
+        return
+    app.register_blueprint(pages_bp)
+
+
+def register_commands(app):
+    from .cli import reconcile_command
+
+    app.cli.add_command(reconcile_command)

@@ -1,0 +1,47 @@
+"""Cart JSON routes: parse, call the service, answer."""
+
+from flask import Blueprint, current_app, jsonify
+
+from ..extensions import limiter
+from ..guards import json_body
+from ..wiring import current_shop, session_cart_id
+from . import domain, service
+
+bp = Blueprint("cart", __name__, url_prefix="/api/cart")
+
+
+def _mutation_limit():
+    return current_app.config["CART_RATE_LIMIT"]
+
+
+@bp.get("")
+def get_cart():
+    shop = current_shop()
+    return jsonify(service.read_cart(shop, session_cart_id(shop)))
+
+
+@bp.post("/items")
+@limiter.limit(_mutation_limit)
+def add_item():
+    body = json_body()
+    product_id = domain.parse_product_id(body.get("product_id"))
+    quantity = domain.parse_quantity(body.get("quantity", 1))
+    shop = current_shop()
+    return jsonify(service.add_item(shop, session_cart_id(shop), product_id, quantity))
+
+
+@bp.put("/items/<product_id>")
+@limiter.limit(_mutation_limit)
+def set_quantity(product_id):
+    product_id = domain.parse_product_id(product_id)
+    quantity = domain.parse_quantity(json_body().get("quantity"), allow_zero=True)
+    shop = current_shop()
+    return jsonify(service.set_quantity(shop, session_cart_id(shop), product_id, quantity))
+
+
+@bp.delete("/items/<product_id>")
+@limiter.limit(_mutation_limit)
+def remove_item(product_id):
+    product_id = domain.parse_product_id(product_id)
+    shop = current_shop()
+    return jsonify(service.remove_item(shop, session_cart_id(shop), product_id))

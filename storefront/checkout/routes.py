@@ -1,0 +1,35 @@
+"""Checkout and order JSON routes."""
+
+from flask import Blueprint, current_app, jsonify
+
+from ..guards import json_body
+from ..payments.sync import sync_until_current
+from ..wiring import current_shop, session_cart_id
+from . import domain, service
+
+bp = Blueprint("checkout", __name__, url_prefix="/api")
+
+
+@bp.post("/checkout")
+def start_checkout():
+    shop = current_shop()
+    answer = service.start_checkout(shop, session_cart_id(shop))
+    return jsonify({**answer, "publishable_key": current_app.config["STRIPE_PUBLISHABLE_KEY"]})
+
+
+@bp.post("/checkout/confirm")
+def confirm():
+    shown_version = domain.parse_cart_version(json_body())
+    shop = current_shop()
+    lease = current_app.config["SYNC_LEASE_SECONDS"]
+
+    def sync_now(cart_id):
+        return sync_until_current(shop, cart_id, wait_seconds=lease, lease_seconds=lease)
+
+    return jsonify(service.confirm(shop, session_cart_id(shop), shown_version, sync_now))
+
+
+@bp.get("/orders/<int:order_id>")
+def get_order(order_id):
+    shop = current_shop()
+    return jsonify(service.read_order(shop, session_cart_id(shop), order_id))

@@ -1,0 +1,23 @@
+"""Command-line entry points: `flask --app wsgi reconcile`."""
+
+import json
+
+import click
+from flask.cli import with_appcontext
+
+from .payments.reconcile import reconcile
+from .wiring import current_shop
+
+
+@click.command("reconcile")
+@click.option("--older-than", default=None, type=float, help="Seconds an order must have awaited payment.")
+@click.option("--lookback", default=86400, type=int, help="Seconds of Stripe's recent PaymentIntents to check.")
+@with_appcontext
+def reconcile_command(older_than, lookback):
+    """Ask Stripe about unsettled payments and apply what it says, as the webhook would have."""
+    from flask import current_app
+
+    if older_than is None:
+        older_than = current_app.config["RECONCILE_AFTER_SECONDS"]
+    summary = reconcile(current_shop(), older_than_seconds=older_than, lookback_seconds=lookback)
+    click.echo(json.dumps(summary))

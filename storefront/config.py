@@ -1,0 +1,75 @@
+"""Configuration from the environment; no secret has a production default."""
+
+import os
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+SANDBOX_SECRET_KEY = "sk_test_sandbox"
+SANDBOX_PUBLISHABLE_KEY = "pk_test_sandbox"
+
+
+def _env_float(name, default):
+    return float(os.environ.get(name, default))
+
+
+class Config:
+    """Settings read once from the environment when the app is created."""
+
+    def __init__(self, environ=None):  # noqa: PLR0915 - one line per setting reads best
+        env = os.environ if environ is None else environ
+        self.ENV_NAME = env.get("STOREFRONT_ENV", "development")
+        self.SECRET_KEY = env.get("SECRET_KEY", DEV_SECRET_KEY)
+        self.SQLALCHEMY_DATABASE_URI = _database_url(env.get("DATABASE_URL", "sqlite:///storefront.sqlite3"))
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
+        self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or None
+        self.STRIPE_WEBHOOK_SECRET = env.get("STRIPE_WEBHOOK_SECRET", "")
+        self.STRIPE_SECRET_KEY = env.get("STRIPE_SECRET_KEY", "")
+        # No secret key means offline: the local Stripe sandbox, with its well-known test keys.
+        self.STRIPE_OFFLINE = not self.STRIPE_SECRET_KEY
+        self.STRIPE_SANDBOX_PORT = int(env.get("STRIPE_SANDBOX_PORT", 12111))
+        sandbox = f"http://127.0.0.1:{self.STRIPE_SANDBOX_PORT}"
+        if self.STRIPE_OFFLINE:
+            self.STRIPE_SECRET_KEY = SANDBOX_SECRET_KEY
+        self.STRIPE_PUBLISHABLE_KEY = env.get("STRIPE_PUBLISHABLE_KEY") or (
+            SANDBOX_PUBLISHABLE_KEY if self.STRIPE_OFFLINE else ""
+        )
+        self.STRIPE_API_BASE = env.get("STRIPE_API_BASE") or (sandbox if self.STRIPE_OFFLINE else "")
+        self.STRIPE_JS_URL = env.get("STRIPE_JS_URL") or (
+            f"{self.STRIPE_API_BASE}/v3/" if self.STRIPE_OFFLINE else "https://js.stripe.com/v3/"
+        )
+        self.STRIPE_TIMEOUT = _env_float("STRIPE_TIMEOUT", 10)
+        self.STRIPE_MAX_RETRIES = int(env.get("STRIPE_MAX_RETRIES", 2))
+        self.CURRENCY = env.get("STORE_CURRENCY", "usd")
+        # How long a cart may stay frozen before the server asks Stripe whether to release it.
+        self.FREEZE_SECONDS = _env_float("FREEZE_SECONDS", 900)
+        # Orders still awaiting payment after this long are reconciled with Stripe.
+        self.RECONCILE_AFTER_SECONDS = _env_float("RECONCILE_AFTER_SECONDS", 120)
+        self.RECONCILE_INTERVAL_SECONDS = _env_float("RECONCILE_INTERVAL_SECONDS", 60)
+        # A short pause before a PaymentIntent update lets a burst of changes coalesce.
+        self.SYNC_COALESCE_SECONDS = _env_float("SYNC_COALESCE_SECONDS", 0.05)
+        self.SYNC_LEASE_SECONDS = _env_float("SYNC_LEASE_SECONDS", 30)
+        self.CART_RATE_LIMIT = env.get("CART_RATE_LIMIT", "20 per second; 600 per hour")
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")
+        self.MAX_CONTENT_LENGTH = 16 * 1024
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SECURE = self.ENV_NAME == "production"
+        self.SEED_CATALOG = env.get("SEED_CATALOG", "1") == "1"
+
+
+def _database_url(url):
+    """Route PostgreSQL URLs to psycopg 3, the driver the project pins."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def check_production_safety(config):
+    """Refuse to run in production with a default secret or no webhook secret."""
+    if config.get("ENV_NAME") != "production":
+        return
+    if config.get("SECRET_KEY") in ("", DEV_SECRET_KEY):
+        raise RuntimeError("SECRET_KEY must be set in production (STOREFRONT_ENV=production)")
+    if not config.get("STRIPE_WEBHOOK_SECRET"):
+        raise RuntimeError("STRIPE_WEBHOOK_SECRET must be set in production")

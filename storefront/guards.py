@@ -1,0 +1,40 @@
+"""Request guards shared by the JSON routes: JSON bodies only, and no cross-site writes."""
+
+from flask import request
+
+from .errors import InvalidInput, ShopError
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SAME_SITE_FETCH = frozenset({"same-origin", "none"})
+
+
+class CrossSiteRequest(ShopError):
+    status = 403
+    code = "cross_site_request"
+
+
+def json_body():
+    """The request's JSON object; anything else is a 400 naming the problem."""
+    if not request.is_json:
+        raise InvalidInput("Send a JSON body with Content-Type: application/json.", code="invalid_json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("The body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def refuse_cross_site():
+    """Before every state-changing API request: a browser saying it comes from another site gets 403.
+
+    Browsers send Origin on cross-origin writes and Sec-Fetch-Site on all fetches; non-browser clients
+    send neither and need no token. The session cookie is also SameSite=Lax.
+    """
+    if request.method in SAFE_METHODS or not request.path.startswith("/api/"):
+        return None
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in SAME_SITE_FETCH:
+        raise CrossSiteRequest("Cross-site requests are not allowed.")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != request.host_url.rstrip("/"):
+        raise CrossSiteRequest("Cross-site requests are not allowed.")
+    return None

@@ -1,0 +1,102 @@
+"""Database models (SQLAlchemy 2.0 typed mappings)."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow():
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Product(db.Model):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    unit_amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class Cart(db.Model):
+    """A shopper's cart; `version` counts content changes, the PaymentIntent columns mirror Stripe."""
+
+    __tablename__ = "carts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=1)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    currency: Mapped[str] = mapped_column(String(3))
+    frozen_at: Mapped[datetime | None]
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    client_secret: Mapped[str | None] = mapped_column(String(255))
+    pi_amount: Mapped[int | None]
+    pi_version: Mapped[int | None]
+    pi_status: Mapped[str | None] = mapped_column(String(32))
+    checkout_count: Mapped[int] = mapped_column(default=0)
+    sync_owner: Mapped[str | None] = mapped_column(String(64))
+    sync_lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list["CartLine"]] = relationship(
+        back_populates="cart", cascade="all, delete-orphan", order_by="CartLine.position"
+    )
+
+
+class CartLine(db.Model):
+    __tablename__ = "cart_lines"
+
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    quantity: Mapped[int]
+    position: Mapped[int] = mapped_column(default=0)
+
+    cart: Mapped[Cart] = relationship(back_populates="lines")
+    product: Mapped[Product] = relationship(lazy="joined")
+
+
+class CartSnapshot(db.Model):
+    """The exact lines and total of one cart version: what a PaymentIntent's metadata names."""
+
+    __tablename__ = "cart_snapshots"
+
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    items: Mapped[list] = mapped_column(JSON)
+    total: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class Order(db.Model):
+    """One payment attempt's order: a snapshot of one cart version under one PaymentIntent."""
+
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("payment_intent_id", "cart_version", name="uq_orders_pi_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
+    payment_intent_id: Mapped[str] = mapped_column(String(255), index=True)
+    cart_version: Mapped[int]
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    amount: Mapped[int]
+    amount_received: Mapped[int] = mapped_column(default=0)
+    refund_due: Mapped[int] = mapped_column(default=0)
+    amount_refunded: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    items: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookEvent(db.Model):
+    """A Stripe event id seen once; the primary key makes a second delivery a conflict, not a check."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]

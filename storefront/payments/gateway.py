@@ -1,0 +1,165 @@
+"""The only module that talks to Stripe: one shared client, meaningful idempotency keys, typed errors."""
+
+import logging
+from dataclasses import dataclass, field
+
+import requests
+import stripe
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
+
+
+class PaymentError(Exception):
+    """Stripe could not do what was asked."""
+
+
+class GatewayUnavailable(PaymentError):
+    """Stripe did not answer usefully (timeout, connection, rate limit, 5xx); trying later may work."""
+
+
+class PaymentIntentMissing(PaymentError):
+    """Stripe does not know this PaymentIntent (another account's, or made up)."""
+
+
+class AmountLocked(PaymentError):
+    """The PaymentIntent can no longer change: it is being paid, or was paid or cancelled."""
+
+    def __init__(self, message, payment_intent):
+        super().__init__(message)
+        self.payment_intent = payment_intent
+
+
+class IdempotencyConflict(PaymentError):
+    """The same idempotency key was used with other parameters: the state moved on meanwhile."""
+
+
+class InvalidSignature(PaymentError):
+    """A webhook whose Stripe-Signature does not verify."""
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    """The part of a Stripe PaymentIntent the storefront reasons about."""
+
+    id: str
+    status: str
+    amount: int
+    amount_received: int
+    currency: str
+    client_secret: str | None = None
+    metadata: dict = field(default_factory=dict)
+    payment_error: str | None = None
+
+    @property
+    def cart_ref(self):
+        """(cart_id, cart_version) named by the metadata, or None when it names no cart of ours."""
+        try:
+            return int(self.metadata["cart_id"]), int(self.metadata["cart_version"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def _view(pi):
+    error = pi.get("last_payment_error")
+    return PaymentIntent(
+        id=pi["id"],
+        status=pi["status"],
+        amount=pi["amount"],
+        amount_received=pi.get("amount_received") or 0,
+        currency=pi["currency"],
+        client_secret=pi.get("client_secret"),
+        metadata=dict(pi.get("metadata") or {}),
+        payment_error=(error.get("code") or error.get("message") or "payment_error") if error else None,
+    )
+
+
+def _metadata(cart_id, version):
+    return {"cart_id": str(cart_id), "cart_version": str(version)}
+
+
+class StripeGateway:
+    """PaymentIntents, refunds and webhook verification through one `stripe.StripeClient`."""
+
+    def __init__(self, secret_key, *, api_base=None, timeout=10.0, max_retries=2, pool_size=64):
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            http_client=stripe.RequestsClient(session=session, timeout=timeout),
+            max_network_retries=max_retries,
+        )
+
+    def create_payment_intent(self, *, cart_id, version, amount, currency, attempt):
+        """A PaymentIntent for one cart version; the key makes a retried or doubled start create one."""
+        params = {
+            "amount": amount,
+            "currency": currency,
+            "automatic_payment_methods": {"enabled": True},
+            "metadata": _metadata(cart_id, version),
+        }
+        key = f"cart-{cart_id}-checkout-{attempt}"
+        return self._call(self._client.v1.payment_intents.create, params, options={"idempotency_key": key})
+
+    def set_amount(self, pi_id, *, cart_id, version, amount):
+        """Make the PaymentIntent charge exactly one cart version: amount and metadata in one update."""
+        params = {"amount": amount, "metadata": _metadata(cart_id, version)}
+        key = f"{pi_id}-cart-{cart_id}-v{version}"
+        return self._call(self._client.v1.payment_intents.update, pi_id, params, options={"idempotency_key": key})
+
+    def retrieve(self, pi_id):
+        """The PaymentIntent's current state, whatever order its events arrived in."""
+        return self._call(self._client.v1.payment_intents.retrieve, pi_id)
+
+    def recent_payment_intents(self, created_since):
+        """PaymentIntents created since a Unix time, for reconciliation."""
+        try:
+            page = self._client.v1.payment_intents.list(params={"created": {"gte": created_since}, "limit": 100})
+            return [_view(pi) for pi in page.auto_paging_iter()]
+        except stripe.StripeError as err:
+            raise GatewayUnavailable(str(err)) from err
+
+    def refund(self, pi_id, amount, *, reason_key):
+        """Refund part of a payment once per reason; returns the refund id."""
+        params = {"payment_intent": pi_id, "amount": amount}
+        try:
+            refund = self._client.v1.refunds.create(params, options={"idempotency_key": f"refund-{reason_key}"})
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
+            raise GatewayUnavailable(str(err)) from err
+        except stripe.StripeError as err:
+            raise PaymentError(str(err)) from err
+        return refund["id"]
+
+    def verify_event(self, payload, signature, secret):
+        """A webhook event as a plain dict, only if its signature verifies with our secret."""
+        if not secret:
+            raise InvalidSignature("no webhook signing secret is configured")
+        try:
+            event = self._client.construct_event(payload, signature, secret)
+        except (stripe.SignatureVerificationError, ValueError) as err:
+            raise InvalidSignature(str(err)) from err
+        return event.to_dict()
+
+    def _call(self, method, *args, **kwargs):
+        try:
+            return _view(method(*args, **kwargs))
+        except stripe.InvalidRequestError as err:
+            raise self._invalid_request(err) from err
+        except stripe.IdempotencyError as err:
+            raise IdempotencyConflict(str(err)) from err
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
+            raise GatewayUnavailable(str(err)) from err
+        except stripe.StripeError as err:
+            raise PaymentError(str(err)) from err
+
+    @staticmethod
+    def _invalid_request(err):
+        error = (err.json_body or {}).get("error", {})
+        if err.code == "payment_intent_unexpected_state" and error.get("payment_intent"):
+            return AmountLocked(err.user_message or str(err), _view(error["payment_intent"]))
+        if err.code == "resource_missing":
+            return PaymentIntentMissing(str(err))
+        return PaymentError(str(err))

@@ -1,0 +1,68 @@
+"""Run the storefront under eventlet: `python wsgi.py`.
+
+Eventlet lives only here, so the async mode stays one setting (SOCKETIO_ASYNC_MODE). With no
+STRIPE_SECRET_KEY this also starts the offline Stripe sandbox and points the storefront at it.
+"""
+
+import eventlet
+
+eventlet.monkey_patch()
+
+import atexit
+import os
+import secrets
+import subprocess
+import sys
+import socket
+import time
+
+import psycopg.waiting
+
+# psycopg 3 waits in C unless told otherwise, which would block every green thread.
+psycopg.waiting.wait = psycopg.waiting.wait_select
+
+from storefront import create_app
+from storefront.extensions import socketio
+
+
+def start_sandbox(port, webhook_url, webhook_secret):
+    """The offline Stripe sandbox in its own process, delivering webhooks to this server."""
+    command = [
+        sys.executable, "-m", "stripe_sandbox", "--port", str(port),
+        "--webhook-url", webhook_url, "--webhook-secret", webhook_secret,
+    ]
+    process = subprocess.Popen(command)
+    atexit.register(process.terminate)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the Stripe sandbox exited with code {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the Stripe sandbox did not start within 20 seconds")
+
+
+def main():
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", 5000))
+    offline = not os.environ.get("STRIPE_SECRET_KEY")
+    if offline:
+        os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_" + secrets.token_hex(24))
+        if os.environ.get("STRIPE_SANDBOX_EXTERNAL") != "1":
+            start_sandbox(
+                int(os.environ.get("STRIPE_SANDBOX_PORT", 12111)),
+                f"http://127.0.0.1:{port}/webhooks/stripe",
+                os.environ["STRIPE_WEBHOOK_SECRET"],
+            )
+    app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
+    app.extensions["reconciler"].start()
+    mode = "offline Stripe sandbox" if offline else "Stripe test mode"
+    print(f"Storefront ({mode}) on http://{host}:{port}/", flush=True)
+    socketio.run(app, host=host, port=port, log_output=os.environ.get("ACCESS_LOG") == "1")
+
+
+if __name__ == "__main__":
+    main()
