@@ -24,7 +24,9 @@ def test_handshake_on_a_frozen_cart_is_checkout_in_progress():
         domain.check_handshake(**{**OK, "status": "frozen"})
 
 
-@pytest.mark.parametrize("change,code", [({"total": 0}, "cart_empty"), ({"has_payment_intent": False}, "checkout_not_started")])
+@pytest.mark.parametrize(
+    "change,code", [({"total": 0}, "cart_empty"), ({"has_payment_intent": False}, "checkout_not_started")]
+)
 def test_handshake_needs_items_and_a_payment_intent(change, code):
     with pytest.raises(InvalidInput) as err:
         domain.check_handshake(**{**OK, **change})
