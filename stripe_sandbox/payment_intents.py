@@ -1,0 +1,262 @@
+"""/v1/payment_intents: create, retrieve, update, confirm, cancel, capture, list."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from functools import wraps
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import auth, errors, lifecycle
+from .params import Params, from_request, merge_metadata, page
+from .payment_methods import resolve
+from .state import new_id
+
+bp = Blueprint("payment_intents", __name__)
+
+# Fields Stripe returns when a PaymentIntent is read or confirmed with a publishable key.
+PUBLISHABLE_FIELDS = (
+    "id", "object", "amount", "amount_details", "automatic_payment_methods", "canceled_at",
+    "cancellation_reason", "capture_method", "client_secret", "confirmation_method", "created",
+    "currency", "description", "last_payment_error", "livemode", "next_action",
+    "payment_method", "payment_method_types", "processing", "receipt_email",
+    "setup_future_usage", "shipping", "status",
+)
+CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
+CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+METHOD_TYPES = ("card", "sepa_debit")
+CONFIRM_PARAMS = {"payment_method", "payment_method_data", "return_url", "mandate_data",
+                  "off_session", "setup_future_usage", "receipt_email", "payment_method_types",
+                  "capture_method", "payment_method_options", "use_stripe_sdk"}
+CREATE_PARAMS = CONFIRM_PARAMS | {
+    "amount", "currency", "automatic_payment_methods", "confirm", "confirmation_method",
+    "customer", "description", "metadata", "statement_descriptor", "shipping"}
+# Extra fields Stripe.js sends with a publishable key.
+BROWSER_PARAMS = {"client_secret", "expected_payment_method_type", "key", "_stripe_version"}
+
+
+def _state():
+    return current_app.config["SANDBOX_STATE"]
+
+
+def _base_url() -> str:
+    return request.host_url.rstrip("/")
+
+
+def present(pi: dict) -> dict:
+    """The PaymentIntent as the caller's key may see it."""
+    if auth.is_secret():
+        return pi
+    return {key: pi.get(key) for key in PUBLISHABLE_FIELDS}
+
+
+def answers_publishable(view):
+    """Reduce the PaymentIntent (also one embedded in an error) for publishable keys."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return jsonify(present(view(*args, **kwargs)))
+        except errors.StripeError as err:
+            if "payment_intent" in err.extra:
+                err.extra["payment_intent"] = present(err.extra["payment_intent"])
+            raise
+    return wrapper
+
+
+def _amount(p: Params, required: bool) -> int | None:
+    amount = p.int("amount", required, minimum=1)
+    if amount is not None and amount < 50:
+        raise errors.invalid("Amount must be at least 50 cents", "amount", "amount_too_small")
+    if amount is not None and amount > 99_999_999:
+        raise errors.invalid("Amount must be no more than 999,999.99", "amount", "amount_too_large")
+    return amount
+
+
+def _currency(p: Params, required: bool) -> str | None:
+    currency = p.str("currency", required)
+    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        raise errors.invalid(f"Invalid currency: {currency.lower()}.", "currency")
+    return currency.lower() if currency else None
+
+
+def _method_types(p: Params) -> list | None:
+    types = p.list("payment_method_types")
+    for i, kind in enumerate(types or []):
+        if kind not in METHOD_TYPES:
+            raise errors.invalid(f"The payment method type provided: {kind} is invalid.",
+                                 f"payment_method_types[{i}]", "payment_method_invalid_parameter")
+    return types
+
+
+def _automatic(p: Params, types: list | None) -> dict | None:
+    apm = p.sub("automatic_payment_methods")
+    if apm is not None and types:
+        raise errors.invalid("You may only specify one of these parameters: "
+                             "automatic_payment_methods, payment_method_types.",
+                             "automatic_payment_methods")
+    if types:
+        return None
+    enabled = True if apm is None else apm.bool("enabled")
+    redirects = "always" if apm is None else apm.str("allow_redirects", choices=("always", "never"))
+    return {"enabled": bool(enabled), "allow_redirects": redirects or "always"} if enabled else None
+
+
+def _new_payment_intent(p: Params) -> dict:
+    amount, currency = _amount(p, True), _currency(p, True)
+    types = _method_types(p)
+    apm = _automatic(p, types)
+    pi_id = new_id("pi")
+    return {
+        "id": pi_id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
+        "amount_details": {"tip": {}}, "amount_received": 0, "application": None,
+        "application_fee_amount": None, "automatic_payment_methods": apm,
+        "canceled_at": None, "cancellation_reason": None,
+        "capture_method": p.str("capture_method", choices=CAPTURE_METHODS) or "automatic_async",
+        "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}",
+        "confirmation_method": "automatic", "created": int(time.time()), "currency": currency,
+        "customer": p.str("customer"), "description": p.str("description"),
+        "last_payment_error": None, "latest_charge": None, "livemode": False,
+        "metadata": merge_metadata({}, p.data.get("metadata", {})), "next_action": None,
+        "on_behalf_of": None, "payment_method": None, "payment_method_configuration_details":
+        None, "payment_method_options": {}, "payment_method_types": types or list(METHOD_TYPES),
+        "processing": None, "receipt_email": p.str("receipt_email"), "review": None,
+        "setup_future_usage": None, "shipping": None, "statement_descriptor": None,
+        "statement_descriptor_suffix": None, "status": "requires_payment_method",
+        "transfer_data": None, "transfer_group": None,
+    }
+
+
+@bp.post("/v1/payment_intents")
+def create():
+    """Create a PaymentIntent, optionally confirming it at once (`confirm=true`)."""
+    auth.require_secret()
+    state = _state()
+    p = Params(from_request())
+    p.only(CREATE_PARAMS)
+    pi = _new_payment_intent(p)
+    confirm_now = p.bool("confirm")
+    pm = resolve(state, p)
+    if pm is not None and not confirm_now:
+        pi.update(payment_method=pm["id"], status="requires_confirmation")
+    state.add_pi(pi)
+    state.emit("payment_intent.created", pi)
+    if confirm_now:
+        return jsonify(_confirm(pi["id"], p, pm))
+    return jsonify(pi)
+
+
+@bp.get("/v1/payment_intents/<pi_id>")
+@answers_publishable
+def retrieve(pi_id):
+    """Retrieve; a publishable key needs the matching client_secret and sees fewer fields."""
+    state = _state()
+    p = Params(from_request())
+    if not auth.is_secret():
+        pi = state.payment_intents.get(pi_id)
+        if pi is None:
+            raise errors.authentication(auth.PUBLISHABLE_NOT_ALLOWED)
+    else:
+        pi = state.get_pi(pi_id)
+    auth.require_client_secret(pi, p.str("client_secret"))
+    return pi
+
+
+@bp.get("/v1/payment_intents")
+def list_all():
+    auth.require_secret()
+    p = Params(from_request())
+    items = list(reversed(_state().payment_intents.values()))
+    return jsonify(page(items, p, "/v1/payment_intents"))
+
+
+def _update_fields(txn, p: Params) -> None:
+    pi = txn.pi
+    guarded = {"amount": lambda: _amount(p, False), "currency": lambda: _currency(p, False),
+               "capture_method": lambda: p.str("capture_method", choices=CAPTURE_METHODS),
+               "payment_method_types": lambda: _method_types(p)}
+    for field, parse in guarded.items():
+        value = parse()
+        if value is None or value == pi[field]:
+            continue
+        if pi["status"] not in lifecycle.UPDATABLE:
+            raise lifecycle.not_updatable(pi, field)
+        pi[field] = value
+        if pi["status"] == "requires_action":
+            # The pending authentication was for the old terms; it must be confirmed again.
+            pi.update(status="requires_confirmation", next_action=None)
+    for field in ("description", "receipt_email"):
+        if p.has(field):
+            pi[field] = p.str(field) or None
+    if p.has("metadata"):
+        pi["metadata"] = merge_metadata(pi["metadata"], p.data["metadata"])
+
+
+@bp.post("/v1/payment_intents/<pi_id>")
+def update(pi_id):
+    """Update amount/currency (only before payment) and metadata/description (any time)."""
+    auth.require_secret()
+    state = _state()
+    p = Params(from_request())
+    p.only({"amount", "currency", "capture_method", "payment_method_types", "description",
+             "receipt_email", "metadata", "payment_method", "payment_method_data"})
+    with state.pi_transaction(pi_id) as txn:
+        _update_fields(txn, p)
+        pm = resolve(state, p)
+        if pm is not None:
+            if txn.pi["status"] not in lifecycle.UPDATABLE:
+                raise lifecycle.not_updatable(txn.pi, "payment_method")
+            txn.pi.update(payment_method=pm["id"], status="requires_confirmation",
+                          next_action=None)
+    return jsonify(txn.pi)
+
+
+def _confirm(pi_id: str, p: Params, pm: dict | None) -> dict:
+    with _state().pi_transaction(pi_id) as txn:
+        auth.require_client_secret(txn.pi, p.str("client_secret"))
+        lifecycle.confirm(txn, pm, p.str("return_url"), _base_url())
+    return txn.pi
+
+
+@bp.post("/v1/payment_intents/<pi_id>/confirm")
+@answers_publishable
+def confirm(pi_id):
+    """Confirm, server side (secret key) or as Stripe.js does (publishable key + client_secret)."""
+    state = _state()
+    p = Params(from_request())
+    p.only(CONFIRM_PARAMS | BROWSER_PARAMS)
+    if not auth.is_secret() and pi_id not in state.payment_intents:
+        raise errors.authentication(auth.PUBLISHABLE_NOT_ALLOWED)
+    state.get_pi(pi_id)
+    return _confirm(pi_id, p, resolve(state, p))
+
+
+@bp.post("/v1/payment_intents/<pi_id>/capture")
+def capture(pi_id):
+    auth.require_secret()
+    state = _state()
+    p = Params(from_request())
+    p.only({"amount_to_capture", "metadata"})
+    amount = p.int("amount_to_capture", minimum=1)
+    with state.pi_transaction(pi_id) as txn:
+        lifecycle.capture(txn, amount)
+        if p.has("metadata"):
+            txn.pi["metadata"] = merge_metadata(txn.pi["metadata"], p.data["metadata"])
+    return jsonify(txn.pi)
+
+
+@bp.post("/v1/payment_intents/<pi_id>/cancel")
+def cancel(pi_id):
+    auth.require_secret()
+    state = _state()
+    p = Params(from_request())
+    p.only({"cancellation_reason"})
+    reason = p.str("cancellation_reason", choices=CANCELLATION_REASONS)
+    with state.pi_transaction(pi_id) as txn:
+        lifecycle.cancel(txn, reason)
+    return jsonify(txn.pi)
+
+
+# Writes that lock one PaymentIntent: their injected latency is spent holding the lock.
+LOCKING_ENDPOINTS = {"payment_intents.update", "payment_intents.confirm",
+                     "payment_intents.capture", "payment_intents.cancel", "refunds.create_refund"}
