@@ -7,6 +7,7 @@ import time
 import uuid
 
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
@@ -105,7 +106,7 @@ class LiveStore:
 
     def stop(self):
         if self.endpoint is not None:
-            self.sandbox.remove_webhook_endpoint(self.endpoint)
+            requests.delete(f"{self.sandbox.url}/_sandbox/webhook_endpoints/{self.endpoint['id']}", timeout=5)
         self._server.shutdown()
         self._thread.join(5)
         with self.app.app_context():

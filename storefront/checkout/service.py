@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ..cart.domain import without_snapshot
 from ..cart.service import cart_view, lock_cart, replace_lines
-from ..errors import CheckoutInProgress, InvalidInput, NotFound, PaymentUnavailable
+from ..errors import CheckoutInProgress, Conflict, InvalidInput, NotFound, PaymentUnavailable
 from ..models import Cart, CartSnapshot, Order
 from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError
 from . import domain
@@ -105,7 +105,7 @@ def confirm(shop, cart_id, shown_version, sync_now):
             total=view["total"],
             has_payment_intent=bool(cart.payment_intent_id),
         )
-    except CheckoutInProgress as err:
+    except Conflict as err:
         shop.session.commit()
         err.extra = {"cart": view}
         raise

@@ -61,6 +61,8 @@ class PaymentIntent:
 
 
 def _view(pi):
+    if not isinstance(pi, dict):
+        pi = pi.to_dict()
     error = pi.get("last_payment_error")
     return PaymentIntent(
         id=pi["id"],
