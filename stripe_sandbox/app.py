@@ -58,14 +58,14 @@ def _before():
     state.faults.check_rate_limit(f"{request.method} {route}")
     state.faults.check_error()
     g.hang = state.faults.pick_hang()
-    if request.endpoint not in payment_intents.LOCKING_ENDPOINTS:
-        state.faults.sleep_latency()
     key = request.headers.get("Idempotency-Key")
     if request.method == "POST" and key:
         entry = state.idempotency.begin(g.api_key, key, _fingerprint())
         if entry is not None:
             return _replay(entry)
         g.idempotency_key = key
+    if request.endpoint not in payment_intents.LOCKING_ENDPOINTS:
+        state.faults.sleep_latency()  # execution time (writes to one PaymentIntent spend it locked)
     return None
 
 
