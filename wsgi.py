@@ -4,6 +4,10 @@ Eventlet lives only here, so the async mode stays one setting (SOCKETIO_ASYNC_MO
 STRIPE_SECRET_KEY this also starts the offline Stripe sandbox and points the storefront at it.
 """
 
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # known: see README, "Async mode"
+
 import eventlet
 
 eventlet.monkey_patch()
@@ -31,7 +35,7 @@ def start_sandbox(port, webhook_url, webhook_secret):
         sys.executable, "-m", "stripe_sandbox", "--port", str(port),
         "--webhook-url", webhook_url, "--webhook-secret", webhook_secret,
     ]
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, cwd=os.path.dirname(os.path.abspath(__file__)))
     atexit.register(process.terminate)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

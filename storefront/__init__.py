@@ -21,6 +21,7 @@ def create_app(config=None):
     logging.basicConfig(
         level=app.config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("stripe").setLevel(logging.WARNING)
     register_extensions(app)
     register_payments(app)
     register_blueprints(app)

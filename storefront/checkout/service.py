@@ -114,11 +114,12 @@ def confirm(shop, cart_id, shown_version, sync_now):
     view = cart_view(cart)
     shop.session.commit()
     shop.publish.cart(view)
-    if not sync_now(cart_id):
-        fresh = _refresh(shop, cart_id, order.id)
-        if fresh["status"] == "frozen":
-            raise PaymentUnavailable("The payment provider is not answering; please try again.")
+    synced = sync_now(cart_id)
+    fresh = _refresh(shop, cart_id, order.id, synced)
+    if fresh["status"] != "frozen" or fresh["version"] != view["version"]:
         raise CheckoutInProgress("This cart's payment already went through.", extra={"cart": fresh})
+    if not synced:
+        raise PaymentUnavailable("The payment provider is not answering; please try again.")
     log.info("cart %s v%s frozen for order %s", cart_id, view["version"], order.id)
     return {"order_id": order.id, "amount": view["total"], "cart_version": view["version"]}
 
@@ -142,15 +143,18 @@ def _awaiting_order(session, cart, view):
     return order
 
 
-def _refresh(shop, cart_id, order_id):
-    """After a failed sync during the handshake: unfreeze unless the payment already went through."""
+def _refresh(shop, cart_id, order_id, synced):
+    """The cart after the handshake's sync; a failed sync unfreezes it unless the payment went through."""
     cart = lock_cart(shop.session, cart_id)
-    order = shop.session.get(Order, order_id)
-    if cart.status == "frozen" and cart.pi_status in domain.REUSABLE_PI_STATUSES and order.status == "awaiting_payment":
+    order = shop.session.get(Order, order_id, populate_existing=True)
+    failed = not synced and cart.status == "frozen" and cart.pi_status in domain.REUSABLE_PI_STATUSES
+    if failed and order.status == "awaiting_payment":
         _unfreeze(cart, [order])
     view = cart_view(cart)
     shop.session.commit()
-    shop.publish.cart(view)
+    if failed:
+        shop.publish.cart(view)
+        shop.publish.order(cart_id, order_push(order))
     return view
 
 
