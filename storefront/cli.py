@@ -1,4 +1,4 @@
-"""Command-line entry points: `flask --app wsgi reconcile`."""
+"""Command-line entry points: `flask --app storefront reconcile`."""
 
 import json
 
