@@ -103,11 +103,11 @@
     return null;
   };
 
-  PaymentElement.prototype.section = function (kind, label, inputId, list) {
+  PaymentElement.prototype.section = function (kind, label, radioId, inputId, list) {
     var self = this;
     var box = el("fieldset", {"data-testid": "sandbox-section-" + kind});
     var radio = el("input", {type: "radio", name: "sandbox-method", value: kind,
-                             "data-testid": "sandbox-method-" + kind});
+                             "data-testid": radioId});
     if (kind === "card") radio.checked = true;
     var legend = el("label");
     legend.appendChild(radio);
@@ -143,8 +143,10 @@
   PaymentElement.prototype.mount = function (target) {
     var node = typeof target === "string" ? document.querySelector(target) : target;
     this.root = el("div", {"data-testid": "sandbox-payment-element"});
-    this.root.appendChild(this.section("card", "Card", "sandbox-card-number", TEST_CARDS));
-    this.root.appendChild(this.section("sepa", "SEPA Direct Debit", "sandbox-iban", TEST_IBANS));
+    this.root.appendChild(this.section("card", "Card", "sandbox-method-card",
+                                      "sandbox-card-number", TEST_CARDS));
+    this.root.appendChild(this.section("sepa", "SEPA Direct Debit", "sandbox-method-sepa",
+                                      "sandbox-iban", TEST_IBANS));
     node.innerHTML = "";
     node.appendChild(this.root);
     var self = this;
@@ -206,8 +208,9 @@
         "align-items:center;justify-content:center;z-index:2147483647"});
       var box = el("div", {style: "background:#fff;padding:1.5rem;border-radius:8px"});
       box.appendChild(el("p", {}, "3D Secure test: authenticate this payment?"));
-      [["complete", "Complete authentication"], ["fail", "Fail authentication"]].forEach(function (b) {
-        var button = el("button", {type: "button", "data-testid": "sandbox-3ds-" + b[0]}, b[1]);
+      [["complete", "Complete authentication", "sandbox-3ds-complete"],
+       ["fail", "Fail authentication", "sandbox-3ds-fail"]].forEach(function (b) {
+        var button = el("button", {type: "button", "data-testid": b[2]}, b[1]);
         button.addEventListener("click", function () {
           overlay.parentNode.removeChild(overlay);
           resolve(b[0]);

@@ -6,7 +6,7 @@ import pytest
 import requests
 import stripe
 
-from tests.plugins.sandbox import make_client
+from tests.plugins.sandbox import make_client, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -116,11 +116,9 @@ def test_concurrent_same_key_gets_409_while_first_runs(sandbox):
     results = []
     first = threading.Thread(target=lambda: results.append(raw_post(sandbox, "/v1/payment_intents", params, "k5")))
     first.start()
-    conflict = None
-    for _ in range(50):
-        conflict = raw_post(sandbox, "/v1/payment_intents", params, "k5")
-        if conflict.status_code == 409:
-            break
+    wait_until(lambda: requests.get(f"{sandbox.url}/_sandbox/faults/stats", timeout=5).json().get("latency"),
+               message="first request executing")
+    conflict = raw_post(sandbox, "/v1/payment_intents", params, "k5")
     first.join()
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "idempotency_key_in_use"
     assert results[0].status_code == 200
