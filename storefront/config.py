@@ -22,6 +22,9 @@ class Config:
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
         self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or None
+        # The pub/sub channel on the queue: stores (or test runs) sharing one Redis need their own,
+        # since Redis pub/sub ignores the database number and every store has a room `cart:1`.
+        self.SOCKETIO_CHANNEL = env.get("SOCKETIO_CHANNEL", "flask-socketio")
         self.STRIPE_WEBHOOK_SECRET = env.get("STRIPE_WEBHOOK_SECRET", "")
         self.STRIPE_SECRET_KEY = env.get("STRIPE_SECRET_KEY", "")
         # No secret key means offline: the local Stripe sandbox, with its well-known test keys.

@@ -43,8 +43,9 @@ def parse_quantity(value, *, allow_zero=False):
 
 def parse_product_id(value):
     """Product ids are positive integers (JSON numbers, or digits in a URL)."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        # ASCII digits only, and short: int() refuses "²" and strings past 4300 digits.
+        value = int(value) if value.isascii() and value.isdigit() and len(value) <= 10 else None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
         raise InvalidInput("product_id must be a positive integer", code="invalid_product_id")
     return value

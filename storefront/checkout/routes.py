@@ -29,7 +29,7 @@ def confirm():
     return jsonify(service.confirm(shop, session_cart_id(shop), shown_version, sync_now))
 
 
-@bp.get("/orders/<int:order_id>")
+@bp.get("/orders/<int(max=2147483647):order_id>")
 def get_order(order_id):
     shop = current_shop()
     return jsonify(service.read_order(shop, session_cart_id(shop), order_id))

@@ -115,11 +115,11 @@ def confirm(shop, cart_id, shown_version, sync_now):
     shop.session.commit()
     shop.publish.cart(view)
     synced = sync_now(cart_id)
-    fresh = _refresh(shop, cart_id, order.id, synced)
-    if fresh["status"] != "frozen" or fresh["version"] != view["version"]:
-        raise CheckoutInProgress("This cart's payment already went through.", extra={"cart": fresh})
-    if not synced:
+    fresh, released = _refresh(shop, cart_id, order.id, synced)
+    if released:
         raise PaymentUnavailable("The payment provider is not answering; please try again.")
+    if not synced or fresh["status"] != "frozen" or fresh["version"] != view["version"]:
+        raise CheckoutInProgress("This cart's payment already went through.", extra={"cart": fresh})
     log.info("cart %s v%s frozen for order %s", cart_id, view["version"], order.id)
     return {"order_id": order.id, "amount": view["total"], "cart_version": view["version"]}
 
@@ -144,18 +144,23 @@ def _awaiting_order(session, cart, view):
 
 
 def _refresh(shop, cart_id, order_id, synced):
-    """The cart after the handshake's sync; a failed sync unfreezes it unless the payment went through."""
+    """The cart after the handshake's sync, and whether a failed sync released it (no payment went through)."""
     cart = lock_cart(shop.session, cart_id)
     order = shop.session.get(Order, order_id, populate_existing=True)
-    failed = not synced and cart.status == "frozen" and cart.pi_status in domain.REUSABLE_PI_STATUSES
-    if failed and order.status == "awaiting_payment":
+    release = (
+        not synced
+        and cart.status == "frozen"
+        and cart.pi_status in domain.REUSABLE_PI_STATUSES
+        and order.status == "awaiting_payment"
+    )
+    if release:
         _unfreeze(cart, [order])
     view = cart_view(cart)
     shop.session.commit()
-    if failed:
+    if release:
         shop.publish.cart(view)
         shop.publish.order(cart_id, order_push(order))
-    return view
+    return view, release
 
 
 def _unfreeze(cart, orders):

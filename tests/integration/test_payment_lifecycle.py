@@ -1,0 +1,115 @@
+"""Freezes that outlive their time limit, the periodic reconcile, and how Stripe is called."""
+
+import threading
+
+import pytest
+
+from storefront.extensions import db
+from storefront.models import Cart
+from tests.conftest import wait_for
+from tests.integration.payments_helpers import browser_confirm, fill, order_status, sandbox_control, synced
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def start_and_confirm(shopper, *lines):
+    cart = fill(shopper, *lines)
+    started = shopper.post("/api/checkout").get_json()
+    answer = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
+    assert answer.status_code == 200, answer.get_json()
+    return started, answer.get_json()["order_id"]
+
+
+def test_an_abandoned_freeze_is_released_once_stripe_says_nothing_was_paid(make_store, sandbox):
+    store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
+    shopper = store.client()
+    _, order_id = start_and_confirm(shopper, (1, 1))
+    answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["status"] == "open"
+    assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "payment_failed"
+
+
+def test_an_expired_freeze_holds_while_the_payment_is_processing(make_store, sandbox):
+    store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
+    shopper = store.client()
+    started, order_id = start_and_confirm(shopper, (1, 1))
+    browser_confirm(sandbox, started, **{"payment_method_data[type]": "sepa_debit",
+                                         "payment_method_data[sepa_debit][iban]": "AT611904300234573201"})
+    answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "checkout_in_progress"
+    sandbox_control(sandbox, "POST", f"/payment_intents/{started['payment_intent_id']}/settle")
+    order_status(shopper, order_id, "paid")
+
+
+def test_the_periodic_reconcile_settles_a_payment_whose_webhook_was_lost(make_store, sandbox):
+    sandbox_control(sandbox, "POST", "/faults", webhook_drop_rate=1.0)
+    store = make_store(sandbox=sandbox, RECONCILE_INTERVAL_SECONDS=0.2, RECONCILE_AFTER_SECONDS=0)
+    store.app.extensions["reconciler"].start()
+    shopper = store.client()
+    started, order_id = start_and_confirm(shopper, (1, 2))
+    assert browser_confirm(sandbox, started)[0] == 200
+    order_status(shopper, order_id, "paid")
+
+
+def test_stripe_calls_carry_keys_named_after_what_they_do(store, stripe_client):
+    shopper = store.client()
+    cart = fill(shopper, (1, 1))
+    started = shopper.post("/api/checkout").get_json()
+    events = stripe_client.v1.events.list(params={"type": "payment_intent.created"}).data
+    assert [e.request.idempotency_key for e in events] == [f"cart-{cart['id']}-checkout-0"]
+    assert shopper.post("/api/checkout").get_json()["payment_intent_id"] == started["payment_intent_id"]
+
+
+def test_one_http_session_serves_every_stripe_call(store):
+    gateway = store.app.extensions["gateway"]
+    session = gateway._client._requestor._client._session
+    shopper = store.client()
+    fill(shopper, (1, 1))
+    shopper.post("/api/checkout")
+    fill(shopper, (2, 1))
+    synced(shopper)
+    assert gateway._client._requestor._client._session is session
+    assert gateway._client._requestor._client._timeout == store.app.config["STRIPE_TIMEOUT"]
+
+
+def test_one_update_in_flight_per_cart(store):
+    gateway = store.app.extensions["gateway"]
+    real, lock = gateway.set_amount, threading.Lock()
+    in_flight, most = [0], [0]
+
+    def watched(*args, **kwargs):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    gateway.set_amount = watched
+    sandbox_control(store.sandbox, "POST", "/faults", latency={"fixed_ms": 100})
+    shopper = store.client()
+    fill(shopper, (1, 1))
+    shopper.post("/api/checkout")
+    for _ in range(10):
+        fill(shopper, (2, 1))
+    cart = synced(shopper)
+    assert most[0] == 1
+    with store.app.app_context():
+        row = db.session.get(Cart, cart["id"])
+        assert row.pi_version == cart["version"] and row.sync_owner is None
+
+
+def test_a_stripe_outage_during_the_handshake_unfreezes_the_cart(store):
+    shopper = store.client()
+    fill(shopper, (1, 1))
+    shopper.post("/api/checkout")
+    sandbox_control(store.sandbox, "POST", "/faults", error_rate=1.0)
+    cart = fill(shopper, (2, 1))
+    answer = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
+    assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "payment_unavailable"
+    wait_for(lambda: shopper.get("/api/cart").get_json()["status"] == "open", message="cart to reopen")
+    sandbox_control(store.sandbox, "DELETE", "/faults")
+    assert shopper.post("/api/cart/items", json={"product_id": 3, "quantity": 1}).status_code == 200
