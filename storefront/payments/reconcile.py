@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from ..checkout.domain import REUSABLE_PI_STATUSES, SETTLED_ORDER_STATUSES
-from ..checkout.service import apply_payment_intent, refund_excess, release_expired_freeze
+from ..checkout.fulfilment import apply_payment_intent, refund_excess
+from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
 from .gateway import PaymentError, PaymentIntentMissing
 

@@ -50,7 +50,7 @@ def sync_cart(shop, cart_id, owner, lease_seconds=30.0):
             try:
                 pi = shop.gateway.set_amount(pi_id, cart_id=cart_id, version=version, amount=amount)
             except AmountLocked as err:
-                from ..checkout.service import apply_payment_intent
+                from ..checkout.fulfilment import apply_payment_intent
 
                 log.info("cart %s v%s: PaymentIntent %s is %s; applying it",
                          cart_id, version, pi_id, err.payment_intent.status)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from ..checkout.service import apply_payment_intent, record_refunds
+from ..checkout.fulfilment import apply_payment_intent, record_refunds
 from ..errors import error_body
 from ..models import WebhookEvent, utcnow
 from ..payments.gateway import GatewayUnavailable, InvalidSignature, PaymentIntentMissing
