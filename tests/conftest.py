@@ -3,7 +3,6 @@
 import os
 import secrets
 import threading
-import time
 import uuid
 
 import pytest
@@ -13,22 +12,16 @@ from werkzeug.serving import make_server
 
 from storefront import create_app
 from storefront.extensions import db, socketio
+from tests.plugins.sandbox import wait_until
 
 pytest_plugins = ["tests.plugins.sandbox"]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def wait_for(condition, timeout=10.0, interval=0.02, message="condition"):
+def wait_for(condition, timeout=10.0, message="condition"):
     """Poll until `condition()` is truthy; return its value or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+    return wait_until(condition, timeout=timeout, interval=0.02, message=message)
 
 
 def sqlite_url(tmp_path):
