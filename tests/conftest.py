@@ -12,7 +12,6 @@ from werkzeug.serving import make_server
 
 from storefront import create_app
 from storefront.extensions import db, socketio
-from tests.plugins.sandbox import wait_until
 
 pytest_plugins = ["tests.plugins.sandbox"]
 
@@ -21,6 +20,8 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 
 def wait_for(condition, timeout=10.0, message="condition"):
     """Poll until `condition()` is truthy; return its value or fail after `timeout` seconds."""
+    from tests.plugins.sandbox import wait_until  # loaded by pytest_plugins; imported late to keep it rewritten
+
     return wait_until(condition, timeout=timeout, interval=0.02, message=message)
 
 
