@@ -2,14 +2,16 @@
 
 import logging
 
+import flask_migrate
 from flask import Flask
 
 from .config import Config, check_production_safety
-from .database import configure_engine
+from .database import configure_engine, schema_lock
 from .errors import register_error_handlers
-from .extensions import db, limiter, socketio
+from .extensions import db, limiter, migrate, socketio
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "migrations"
 
 
 def create_app(config=None):
@@ -34,13 +36,15 @@ def register_extensions(app):
     from .realtime import events  # noqa: F401 - handlers must exist before init_app
 
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():
         configure_engine(db.engine)
-        db.create_all()
-        if app.config["SEED_CATALOG"]:
-            from .catalog.routes import seed_catalog
+        with schema_lock(db.engine):
+            flask_migrate.upgrade(directory=str(MIGRATIONS))
+            if app.config["SEED_CATALOG"]:
+                from .catalog.routes import seed_catalog
 
-            seed_catalog(db.session, app.config["CURRENCY"])
+                seed_catalog(db.session, app.config["CURRENCY"])
     limiter.init_app(app)
     socketio.init_app(
         app,

@@ -1,6 +1,26 @@
 """Engine settings per database: SQLite gets WAL and write-locking transactions."""
 
-from sqlalchemy import event
+from contextlib import contextmanager
+
+from sqlalchemy import event, text
+
+# Any constant works: it names "the schema is being created" for every process of this database.
+SCHEMA_LOCK_KEY = 6_270_001
+
+
+@contextmanager
+def schema_lock(engine):
+    """Hold a PostgreSQL advisory lock while the schema is created, so processes started together don't race."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.commit()
 
 
 def configure_engine(engine):

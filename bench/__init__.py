@@ -1,0 +1,1 @@
+"""Scale benchmark for the storefront: `python -m bench --profile quick|full` (see docs/scale.md)."""

@@ -1,0 +1,95 @@
+"""Processes of a running store: free ports, `python wsgi.py` with its environment, readiness, memory."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    """A TCP port nothing listens on right now (loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def store_env(*, port, database_url, sandbox_port, webhook_secret, secret_key, queue=None, channel=None, **extra):
+    """The environment of one `python wsgi.py` store process using an external sandbox."""
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DATABASE_URL": database_url,
+        "STRIPE_SANDBOX_EXTERNAL": "1",
+        "STRIPE_SANDBOX_PORT": str(sandbox_port),
+        "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        "SECRET_KEY": secret_key,
+        "SEED_CATALOG": "1",
+        "SOCKETIO_ASYNC_MODE": "eventlet",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("STRIPE_SECRET_KEY", None)
+    if queue:
+        env["SOCKETIO_MESSAGE_QUEUE"] = queue
+    if channel:
+        env["SOCKETIO_CHANNEL"] = channel
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+class ServerProcess:
+    """A child process serving HTTP on loopback, its output kept in a log file."""
+
+    def __init__(self, name, command, env, log_dir, port):
+        self.name, self.port = name, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+
+    @classmethod
+    def store(cls, name, env, log_dir):
+        """`python wsgi.py` with `env` (see store_env)."""
+        return cls(name, [sys.executable, "wsgi.py"], env, log_dir, int(env["PORT"]))
+
+    def wait_ready(self, path="/api/products", timeout=60.0):
+        """Wait until `path` answers 200; fail with the log's tail if the process dies or never answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + path, timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer {path} within {timeout}s:\n{self.log_tail()}")
+
+    def rss_kib(self):
+        """Resident memory of the process, in KiB."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def log_tail(self, lines=40):
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self):
+        """Terminate (then kill) the process and close its log."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
