@@ -1,6 +1,7 @@
 """Unbound extension singletons; create_app binds them."""
 
 from flask_limiter import Limiter
+from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -20,4 +21,5 @@ def _limit_key():
 
 db = SQLAlchemy(model_class=Base)
 socketio = SocketIO()
+migrate = Migrate()
 limiter = Limiter(key_func=_limit_key, default_limits=[])
