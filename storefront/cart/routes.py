@@ -14,6 +14,10 @@ def _mutation_limit():
     return current_app.config["CART_RATE_LIMIT"]
 
 
+# One budget for all of a session's cart changes (each may cost a PaymentIntent update), not one per route.
+_mutations = limiter.shared_limit(_mutation_limit, scope="cart_mutation")
+
+
 @bp.get("")
 def get_cart():
     shop = current_shop()
@@ -21,7 +25,7 @@ def get_cart():
 
 
 @bp.post("/items")
-@limiter.limit(_mutation_limit)
+@_mutations
 def add_item():
     body = json_body()
     product_id = domain.parse_product_id(body.get("product_id"))
@@ -31,7 +35,7 @@ def add_item():
 
 
 @bp.put("/items/<product_id>")
-@limiter.limit(_mutation_limit)
+@_mutations
 def set_quantity(product_id):
     product_id = domain.parse_product_id(product_id)
     quantity = domain.parse_quantity(json_body().get("quantity"), allow_zero=True)
@@ -40,7 +44,7 @@ def set_quantity(product_id):
 
 
 @bp.delete("/items/<product_id>")
-@limiter.limit(_mutation_limit)
+@_mutations
 def remove_item(product_id):
     product_id = domain.parse_product_id(product_id)
     shop = current_shop()

@@ -143,6 +143,8 @@ class StripeGateway:
             event = self._client.construct_event(payload, signature, secret)
         except (stripe.SignatureVerificationError, ValueError) as err:
             raise InvalidSignature(str(err)) from err
+        except (AttributeError, TypeError) as err:  # signed, but the body is not a JSON object
+            raise InvalidSignature(f"the event is not a JSON object: {err}") from err
         return event.to_dict()
 
     def _call(self, method, *args, **kwargs):

@@ -27,9 +27,14 @@ def on_payment_intent(shop, event):
     apply_payment_intent(shop, pi, observed_at=observed_at)
 
 
+def is_stripe_id(value):
+    """Stripe ids are short printable ASCII; nothing else can name an event or object of ours."""
+    return isinstance(value, str) and 0 < len(value) <= 255 and value.isascii() and value.isprintable()
+
+
 def on_charge_refunded(shop, event):
     charge = event["data"]["object"]
-    if charge.get("payment_intent"):
+    if is_stripe_id(charge.get("payment_intent")):
         record_refunds(shop, charge["payment_intent"], int(charge.get("amount_refunded") or 0))
 
 
@@ -55,7 +60,7 @@ def stripe_webhook():
         log.warning("webhook refused: %s", err)
         return jsonify(error_body("invalid_signature", "The Stripe-Signature header does not verify.")), 400
     event_id, event_type = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not isinstance(event_type, str):
+    if not is_stripe_id(event_id) or not is_stripe_id(event_type):
         return jsonify(error_body("invalid_event", "The event has no id or type.")), 400
     if not _record(shop.session, event_id, event_type):
         return jsonify({"received": True, "duplicate": True})
@@ -67,7 +72,7 @@ def stripe_webhook():
         shop.session.rollback()
         log.warning("event %s: Stripe unavailable (%s); asking for redelivery", event_id, err)
         return jsonify(error_body("payment_unavailable", "Stripe is unavailable; deliver again later.")), 503
-    except (KeyError, TypeError, ValueError) as err:
+    except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as err:
         shop.session.rollback()
         log.warning("event %s of type %s is malformed (%s); ignored", event_id, event_type, err)
     _mark_processed(shop.session, event_id)

@@ -1,0 +1,82 @@
+"""What shoppers, browsers and Stripe do, over real HTTP, for the reliability tests and the soak."""
+
+import hashlib
+import hmac
+import json
+import time
+
+import requests
+
+from storefront.extensions import db
+from storefront.models import Order
+from tests.conftest import wait_for
+
+
+def sign(payload, secret, timestamp=None):
+    """A `Stripe-Signature` header for `payload` (bytes or str), as Stripe computes it."""
+    body = payload.decode() if isinstance(payload, bytes) else payload
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def post_event(client, event, secret, timestamp=None, signature=None):
+    """POST an event to the storefront's webhook, signed with `secret` unless `signature` is given."""
+    payload = event if isinstance(event, (bytes, str)) else json.dumps(event)
+    headers = {"Content-Type": "application/json"}
+    if signature is None and secret is not None:
+        signature = sign(payload, secret, timestamp)
+    if signature is not None:
+        headers["Stripe-Signature"] = signature
+    return client.post("/webhooks/stripe", data=payload, headers=headers)
+
+
+def browser_confirm(sandbox_url, publishable_key, checkout, timeout=10, **payment):
+    """Confirm a PaymentIntent as Stripe.js does: publishable key + client_secret, straight to Stripe."""
+    data = {
+        "client_secret": checkout["client_secret"],
+        "return_url": "http://127.0.0.1/checkout/return",
+        **(payment or {"payment_method": "pm_card_visa"}),
+    }
+    answer = requests.post(
+        f"{sandbox_url}/v1/payment_intents/{checkout['payment_intent_id']}/confirm",
+        data=data,
+        headers={"Authorization": f"Bearer {publishable_key}"},
+        timeout=timeout,
+    )
+    return answer.status_code, answer.json()
+
+
+def control(sandbox_url, method, path, body=None):
+    """Call the sandbox's control API (/_sandbox/...)."""
+    answer = requests.request(method, f"{sandbox_url}/_sandbox{path}", json=body, timeout=10)
+    assert answer.status_code < 300, answer.text
+    return answer.json()
+
+
+def fill(client, *lines):
+    """Put (product_id, quantity) lines in the shopper's cart; returns the cart."""
+    cart = None
+    for product_id, quantity in lines:
+        answer = client.post("/api/cart/items", json={"product_id": product_id, "quantity": quantity})
+        assert answer.status_code == 200, answer.get_json()
+        cart = answer.get_json()
+    return cart
+
+
+def synced(client, timeout=10):
+    """Wait until the cart's PaymentIntent charges the cart total; returns the cart."""
+    def check():
+        cart = client.get("/api/cart").get_json()
+        return cart if cart["payment"] and cart["payment"]["amount"] == cart["total"] else None
+
+    return wait_for(check, timeout=timeout, message="the PaymentIntent amount to reach the cart total")
+
+
+def orders_snapshot(app):
+    """Every order as a comparable tuple, for 'nothing changed' assertions."""
+    with app.app_context():
+        rows = db.session.query(Order).order_by(Order.id).all()
+        snapshot = [(o.id, o.status, o.amount, o.amount_received, o.amount_refunded, o.refund_due) for o in rows]
+        db.session.remove()
+    return snapshot
