@@ -65,7 +65,9 @@ def main():
     app.extensions["reconciler"].start()
     mode = "offline Stripe sandbox" if offline else "Stripe test mode"
     print(f"Storefront ({mode}) on http://{host}:{port}/", flush=True)
-    socketio.run(app, host=host, port=port, log_output=os.environ.get("ACCESS_LOG") == "1")
+    # Every open tab holds one of eventlet's connections, and eventlet serves 1,024 at once unless told.
+    max_connections = int(os.environ.get("MAX_CONNECTIONS", 10000))
+    socketio.run(app, host=host, port=port, log_output=os.environ.get("ACCESS_LOG") == "1", max_size=max_connections)
 
 
 if __name__ == "__main__":

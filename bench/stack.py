@@ -80,7 +80,8 @@ class ServerProcess:
         return 0
 
     def log_tail(self, lines=40):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self):

@@ -57,6 +57,7 @@ def register_extensions(app):
 
 
 def register_payments(app):
+    from .payments.budget import update_budget
     from .payments.gateway import StripeGateway
     from .payments.reconcile import PeriodicReconcile
     from .payments.sync import BackgroundSync
@@ -70,7 +71,8 @@ def register_payments(app):
         max_retries=app.config["STRIPE_MAX_RETRIES"],
     )
     app.extensions["publisher"] = SocketPublisher(socketio)
-    app.extensions["sync"] = BackgroundSync(app, socketio.start_background_task, current_shop)
+    budget = update_budget(app.config, socketio.sleep)
+    app.extensions["sync"] = BackgroundSync(app, socketio.start_background_task, current_shop, budget=budget)
     app.extensions["reconciler"] = PeriodicReconcile(app, socketio.start_background_task, socketio.sleep, current_shop)
 
 

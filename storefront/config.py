@@ -52,7 +52,13 @@ class Config:
         self.SYNC_COALESCE_SECONDS = _env_float("SYNC_COALESCE_SECONDS", 0.05)
         self.SYNC_LEASE_SECONDS = _env_float("SYNC_LEASE_SECONDS", 30)
         self.CART_RATE_LIMIT = env.get("CART_RATE_LIMIT", "20 per second; 600 per hour")
-        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")
+        # Redis, when configured, is what every process shares: pushes, the Stripe update budget, rate limits.
+        queue = self.SOCKETIO_MESSAGE_QUEUE or ""
+        self.REDIS_URL = env.get("REDIS_URL") or (queue if queue.startswith(("redis://", "rediss://")) else None)
+        # Stripe allows ~25 writes/s per endpoint: background PaymentIntent updates share this many a second.
+        self.STRIPE_UPDATES_PER_SECOND = _env_float("STRIPE_UPDATES_PER_SECOND", 20)
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or self.REDIS_URL or "memory://"
+        self.RATELIMIT_KEY_PREFIX = self.SOCKETIO_CHANNEL
         self.MAX_CONTENT_LENGTH = 16 * 1024
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_HTTPONLY = True

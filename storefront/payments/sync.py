@@ -36,12 +36,19 @@ def pending_target(session, cart_id):
     return cart.payment_intent_id, cart.version, snapshot.total
 
 
-def sync_cart(shop, cart_id, owner, lease_seconds=30.0):
-    """Update Stripe until the PaymentIntent matches the cart, holding the cart's lease; DONE, BUSY or FAILED."""
+def sync_cart(shop, cart_id, owner, lease_seconds=30.0, budget=None):
+    """Update Stripe until the PaymentIntent matches the cart, holding the cart's lease; DONE, BUSY or FAILED.
+
+    With a `budget`, each update first waits for its store-wide slot, then renews the lease (the wait may
+    have outlived it) and only then reads the version to send, so the update carries every change made
+    while it waited.
+    """
     if not _claim(shop, cart_id, owner, lease_seconds):
         return BUSY
     try:
         while True:
+            if not _await_slot(shop, cart_id, owner, lease_seconds, budget):
+                return BUSY
             target = pending_target(shop.session, cart_id)
             shop.session.commit()
             if target is None:
@@ -65,6 +72,15 @@ def sync_cart(shop, cart_id, owner, lease_seconds=30.0):
             _record(shop, cart_id, pi)
     finally:
         _release(shop, cart_id, owner)
+
+
+def _await_slot(shop, cart_id, owner, lease_seconds, budget):
+    """Wait for the store-wide update slot when an update is due; False if the lease was lost meanwhile."""
+    if budget is None or pending_target(shop.session, cart_id) is None:
+        return True
+    shop.session.commit()
+    budget.wait()
+    return _claim(shop, cart_id, owner, lease_seconds)
 
 
 def _record(shop, cart_id, pi):
@@ -118,10 +134,11 @@ def sync_until_current(shop, cart_id, *, wait_seconds, lease_seconds=30.0):
 class BackgroundSync:
     """Schedules one background sync task per cart in this process; the lease covers other processes."""
 
-    def __init__(self, app, start_task, shop_factory):
+    def __init__(self, app, start_task, shop_factory, budget=None):
         self._app = app
         self._start_task = start_task
         self._shop_factory = shop_factory
+        self._budget = budget
         self._running = set()
         self._lock = threading.Lock()
         self.coalesce_seconds = app.config["SYNC_COALESCE_SECONDS"]
@@ -157,7 +174,7 @@ class BackgroundSync:
         outcome = FAILED
         for _ in range(4):
             time.sleep(self.coalesce_seconds)
-            outcome = sync_cart(shop, cart_id, owner, self.lease_seconds)
+            outcome = sync_cart(shop, cart_id, owner, self.lease_seconds, budget=self._budget)
             if outcome != FAILED:
                 break
             time.sleep(delay)

@@ -124,6 +124,8 @@ def test_a_webhook_landing_on_either_process_settles_the_order(cluster, shoppers
     wait_for(lambda: any(o["id"] == order_id and o["status"] == "paid" for o in tab.pushes("order")),
              timeout=20, message="the order push on the shopper's process")
     receiver = f"{cluster[webhook_process].url}/webhooks/stripe"
+    # The sandbox logs a delivery once the answer is back, a moment after the order is paid.
+    wait_for(lambda: succeeded_deliveries(cluster, pi_id), timeout=20, message="the delivery to be logged")
     assert succeeded_deliveries(cluster, pi_id) == [(receiver, 200)]
 
 
