@@ -19,74 +19,95 @@
     }
   }
 
-  async function setQuantity(item, input) {
-    const quantity = Number(input.value);
+  const rows = new Map(); // product_id -> {row, input, remove, unit, amount, item}
+
+  async function setQuantity(product_id) {
+    const entry = rows.get(product_id);
+    const quantity = Number(entry.input.value);
     if (!Number.isInteger(quantity) || quantity < 0 || quantity > 99) {
       Store.setMessage(message, "Quantity must be a whole number from 0 to 99.", "error");
-      input.value = String(item.quantity);
+      entry.input.value = String(entry.item.quantity);
       return;
     }
-    showResult(await Store.api("PUT", "/api/cart/items/" + item.product_id, { quantity: quantity }));
+    const result = await Store.api("PUT", "/api/cart/items/" + product_id, { quantity: quantity });
+    showResult(result);
+    if (!result.ok && rows.has(product_id)) rows.get(product_id).input.value = String(rows.get(product_id).item.quantity);
   }
 
-  async function remove(item) {
-    showResult(await Store.api("DELETE", "/api/cart/items/" + item.product_id));
+  async function remove(product_id) {
+    showResult(await Store.api("DELETE", "/api/cart/items/" + product_id));
   }
 
-  function line(item, currency, frozen) {
-    const row = document.createElement("li");
-    row.className = "line";
-    row.dataset.testid = "cart-line-" + item.product_id;
+  function span(className) {
+    const node = document.createElement("span");
+    node.className = className;
+    return node;
+  }
 
-    const name = document.createElement("span");
-    name.className = "line__name";
+  function createRow(item) {
+    const entry = { row: document.createElement("li") };
+    entry.row.className = "line";
+    entry.row.dataset.testid = "cart-line-" + item.product_id;
+    const name = span("line__name");
     name.textContent = item.name;
-
-    const unit = document.createElement("span");
-    unit.className = "line__unit";
-    unit.textContent = Store.money(item.unit_amount, currency) + " each";
+    entry.unit = span("line__unit");
 
     const label = document.createElement("label");
     label.className = "line__qty";
-    const labelText = document.createElement("span");
-    labelText.className = "visually-hidden";
+    const labelText = span("visually-hidden");
     labelText.textContent = "Quantity of " + item.name;
-    const input = document.createElement("input");
-    input.type = "number";
-    input.min = "0";
-    input.max = "99";
-    input.inputMode = "numeric";
-    input.value = String(item.quantity);
-    input.disabled = frozen;
-    input.dataset.testid = "qty-" + item.product_id;
-    input.addEventListener("change", function () { setQuantity(item, input); });
-    label.append(labelText, input);
+    entry.input = document.createElement("input");
+    entry.input.type = "number";
+    entry.input.min = "0";
+    entry.input.max = "99";
+    entry.input.inputMode = "numeric";
+    entry.input.dataset.testid = "qty-" + item.product_id;
+    entry.input.addEventListener("change", function () { setQuantity(item.product_id); });
+    label.append(labelText, entry.input);
 
-    const amount = document.createElement("span");
-    amount.className = "line__total";
-    amount.textContent = Store.money(item.line_total, currency);
+    entry.amount = span("line__total");
+    entry.remove = document.createElement("button");
+    entry.remove.type = "button";
+    entry.remove.className = "button button--quiet";
+    entry.remove.dataset.testid = "remove-" + item.product_id;
+    entry.remove.textContent = "Remove";
+    entry.remove.setAttribute("aria-label", "Remove " + item.name);
+    entry.remove.addEventListener("click", function () { remove(item.product_id); });
 
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "button button--quiet";
-    button.dataset.testid = "remove-" + item.product_id;
-    button.textContent = "Remove";
-    button.setAttribute("aria-label", "Remove " + item.name);
-    button.disabled = frozen;
-    button.addEventListener("click", function () { remove(item); });
+    entry.row.append(name, entry.unit, label, entry.amount, entry.remove);
+    return entry;
+  }
 
-    row.append(name, unit, label, amount, button);
-    return row;
+  /* Update rows in place, so a push never throws away a quantity the shopper is typing. */
+  function updateRow(entry, item, currency, frozen) {
+    const quantityChanged = !entry.item || entry.item.quantity !== item.quantity;
+    if (quantityChanged || document.activeElement !== entry.input) entry.input.value = String(item.quantity);
+    entry.item = item;
+    entry.unit.textContent = Store.money(item.unit_amount, currency) + " each";
+    entry.amount.textContent = Store.money(item.line_total, currency);
+    entry.input.disabled = frozen;
+    entry.remove.disabled = frozen;
   }
 
   function render(cart) {
     const frozen = cart.status !== "open";
-    const focused = document.activeElement && document.activeElement.dataset.testid;
-    list.replaceChildren.apply(list, cart.items.map(function (item) { return line(item, cart.currency, frozen); }));
-    if (focused) {
-      const again = list.querySelector("[data-testid='" + focused + "']");
-      if (again && !again.disabled) again.focus();
-    }
+    const present = new Set();
+    cart.items.forEach(function (item) {
+      present.add(item.product_id);
+      let entry = rows.get(item.product_id);
+      if (!entry) {
+        entry = createRow(item);
+        rows.set(item.product_id, entry);
+      }
+      updateRow(entry, item, cart.currency, frozen);
+      list.append(entry.row); // keeps the server's order
+    });
+    rows.forEach(function (entry, product_id) {
+      if (!present.has(product_id)) {
+        entry.row.remove();
+        rows.delete(product_id);
+      }
+    });
     total.textContent = Store.money(cart.total, cart.currency);
     empty.hidden = cart.items.length > 0;
     frozenBanner.hidden = !frozen;

@@ -180,6 +180,15 @@
     }
   }
 
+  /* Card and form errors are written for shoppers; others get a plain sentence. */
+  function paymentErrorText(error) {
+    if (error.code === "payment_intent_authentication_failure") {
+      return "Your bank could not confirm it was you, so nothing was charged. You can try again.";
+    }
+    if ((error.type === "card_error" || error.type === "validation_error") && error.message) return error.message;
+    return "The payment did not go through" + (error.message ? ": " + error.message : ". Please try again.");
+  }
+
   async function confirmWithStripe(orderId) {
     const orderUrl = "/orders/" + orderId;
     if (typeof state.elements.fetchUpdates === "function") await state.elements.fetchUpdates();
@@ -189,7 +198,7 @@
       redirect: "if_required",
     });
     if (outcome.error) {
-      showMessage(outcome.error.message || "The payment did not go through.");
+      showMessage(paymentErrorText(outcome.error));
       return;
     }
     state.leaving = true;

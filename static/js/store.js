@@ -111,6 +111,7 @@
     badge.textContent = String(count);
     badge.setAttribute("aria-label", count === 1 ? "1 item in your cart" : count + " items in your cart");
     badge.classList.toggle("is-empty", count === 0);
+    badge.dataset.cartVersion = String(cart.version);
   }
 
   function renderConnection(connected) {
