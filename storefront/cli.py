@@ -1,11 +1,13 @@
 """Command-line entry points: `flask --app storefront reconcile`."""
 
 import json
+import uuid
 
 import click
 from flask.cli import with_appcontext
 
 from .payments.reconcile import reconcile
+from .payments.sync import sync_cart
 from .wiring import current_shop
 
 
@@ -19,5 +21,9 @@ def reconcile_command(older_than, lookback):
 
     if older_than is None:
         older_than = current_app.config["RECONCILE_AFTER_SECONDS"]
-    summary = reconcile(current_shop(), older_than_seconds=older_than, lookback_seconds=lookback)
+    shop = current_shop()
+    # This process ends with the command, and a background task with it: bring PaymentIntents up to date now.
+    lease = current_app.config["SYNC_LEASE_SECONDS"]
+    shop.schedule_sync = lambda cart_id: sync_cart(shop, cart_id, uuid.uuid4().hex, lease)
+    summary = reconcile(shop, older_than_seconds=older_than, lookback_seconds=lookback)
     click.echo(json.dumps(summary))

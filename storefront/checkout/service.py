@@ -61,12 +61,14 @@ def start_checkout(shop, cart_id):
             shop.session.commit()
             shop.schedule_sync(cart_id)
             return answer
-        attempt, version = cart.checkout_count, cart.version
+        # Read all we need before the commit: touching `cart` after it would open a transaction (on SQLite,
+        # the write lock) and hold it for the whole Stripe call.
+        attempt, version, currency = cart.checkout_count, cart.version, cart.currency
         total = cart_view(cart)["total"]
         shop.session.commit()
         try:
             pi = shop.gateway.create_payment_intent(
-                cart_id=cart_id, version=version, amount=total, currency=cart.currency, attempt=attempt
+                cart_id=cart_id, version=version, amount=total, currency=currency, attempt=attempt
             )
         except IdempotencyConflict:
             continue
