@@ -91,22 +91,22 @@
 
   function render(cart) {
     const frozen = cart.status !== "open";
-    const present = new Set();
-    cart.items.forEach(function (item) {
-      present.add(item.product_id);
+    const present = new Set(cart.items.map(function (item) { return item.product_id; }));
+    rows.forEach(function (entry, product_id) {
+      if (!present.has(product_id)) {
+        entry.row.remove();
+        rows.delete(product_id);
+      }
+    });
+    cart.items.forEach(function (item, index) {
       let entry = rows.get(item.product_id);
       if (!entry) {
         entry = createRow(item);
         rows.set(item.product_id, entry);
       }
       updateRow(entry, item, cart.currency, frozen);
-      list.append(entry.row); // keeps the server's order
-    });
-    rows.forEach(function (entry, product_id) {
-      if (!present.has(product_id)) {
-        entry.row.remove();
-        rows.delete(product_id);
-      }
+      // Move a row only when it is out of place: moving a node takes the focus away from its input.
+      if (list.children[index] !== entry.row) list.insertBefore(entry.row, list.children[index] || null);
     });
     total.textContent = Store.money(cart.total, cart.currency);
     empty.hidden = cart.items.length > 0;
