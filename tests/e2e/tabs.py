@@ -157,6 +157,7 @@ def side_by_side(browser, tabs_with_captions, path):
     """Screenshot several tabs and lay them out in one picture (no image library needed)."""
     figures = []
     for tab, caption in tabs_with_captions:
+        tab.page.evaluate("document.activeElement && document.activeElement.blur()")
         data = base64.b64encode(tab.page.screenshot()).decode()
         figures.append(f'<figure><figcaption>{caption}</figcaption><img src="data:image/png;base64,{data}"></figure>')
     width = sum(tab.page.viewport_size["width"] for tab, _ in tabs_with_captions) + 24 * (len(figures) + 1)
