@@ -6,7 +6,7 @@ import flask_migrate
 from flask import Flask
 
 from .config import Config, check_production_safety
-from .database import configure_engine, schema_lock
+from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
 
@@ -35,6 +35,7 @@ def create_app(config=None):
 def register_extensions(app):
     from .realtime import events  # noqa: F401 - handlers must exist before init_app
 
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():

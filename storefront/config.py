@@ -19,7 +19,6 @@ class Config:
         self.ENV_NAME = env.get("STOREFRONT_ENV", "development")
         self.SECRET_KEY = env.get("SECRET_KEY", DEV_SECRET_KEY)
         self.SQLALCHEMY_DATABASE_URI = _database_url(env.get("DATABASE_URL", "sqlite:///storefront.sqlite3"))
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
         self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or None
         # The pub/sub channel on the queue: stores (or test runs) sharing one Redis need their own,

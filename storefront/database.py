@@ -23,6 +23,17 @@ def schema_lock(engine):
             conn.commit()
 
 
+def engine_options(url):
+    """Pool settings per database.
+
+    SQLite gets one pooled connection per process: its lock waits sleep inside C, which under eventlet
+    would stall every green thread (including the one holding the lock). Waiting for the pool is green.
+    """
+    if url.startswith("sqlite"):
+        return {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+    return {"pool_pre_ping": True}
+
+
 def configure_engine(engine):
     """Serialise writers the way each database does best (PostgreSQL: row locks; SQLite: BEGIN IMMEDIATE)."""
     if engine.dialect.name != "sqlite":
