@@ -15,6 +15,7 @@ eventlet.monkey_patch()
 import atexit
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import socket
@@ -37,6 +38,8 @@ def start_sandbox(port, webhook_url, webhook_secret):
     ]
     process = subprocess.Popen(command, cwd=os.path.dirname(os.path.abspath(__file__)))
     atexit.register(process.terminate)
+    # SIGTERM ends this process through SystemExit, so the atexit hook stops the sandbox too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
