@@ -1,0 +1,219 @@
+"""The soak's stage: the Stripe sandbox in its own process with faults on, the storefront serving its webhook
+over HTTP, shoppers in a thread pool, then quiet, `flask reconcile`, and the invariant checker."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import requests
+import stripe
+from sqlalchemy import func, select
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from storefront import create_app
+from storefront.extensions import db, socketio
+from storefront.models import Cart
+from storefront.payments.reconcile import reconcile
+from storefront.wiring import current_shop
+from tests.conftest import store_config
+from tests.soak import checker
+from tests.soak.shoppers import Shopper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FAULTS = {
+    "latency": {"median_ms": 15, "p99_ms": 150},
+    "error_rate": 0.03,
+    "hang_rate": 0.002,
+    "hang_seconds": 3,
+    "lock_timeout": {"wait_ms": 0},
+    "rate_limit": {"per_endpoint_rps": 20},
+    "webhook_delay_ms": 150,
+    "webhook_duplicate_rate": 0.15,
+    "webhook_drop_rate": 0.05,
+    "webhook_reorder": {"window": 4, "hold_ms": 150},
+}
+STORE = {
+    "STRIPE_TIMEOUT": 2, "STRIPE_MAX_RETRIES": 3, "FREEZE_SECONDS": 1, "SYNC_LEASE_SECONDS": 5,
+    "SYNC_COALESCE_SECONDS": 0.05, "CART_RATE_LIMIT": "20 per second; 600 per hour", "LOG_LEVEL": "ERROR",
+}
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait(condition, timeout, interval=0.05):
+    """Poll until condition() is truthy; its last value (falsy on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class Soak:
+    """One soak run: `Soak(...).run()` returns (summary line, violations)."""
+
+    def __init__(self, tmp_path, shoppers, actions, workers=24, seed=1, database_url=None):
+        self.tmp_path, self.shoppers, self.actions, self.workers, self.seed = tmp_path, shoppers, actions, workers, seed
+        self.database_url = database_url or f"sqlite:///{tmp_path / 'soak.sqlite3'}"
+        self.wait = wait
+        self.publishable_key = "pk_test_sandbox"
+        self.crashes = []
+
+    # --- the stage --------------------------------------------------------------------------------
+
+    def start(self):
+        port = free_port()
+        self.sandbox_url = f"http://127.0.0.1:{port}"
+        self.sandbox_log = open(self.tmp_path / "sandbox.log", "w")  # noqa: SIM115 - the child writes to it
+        self.sandbox = subprocess.Popen(
+            [sys.executable, "-m", "stripe_sandbox", "--port", str(port), "--quiet", "--seed", str(self.seed),
+             "--sepa-delay", "0.5", "--webhook-retry-base", "0.25", "--webhook-max-attempts", "6"],
+            cwd=ROOT, stdout=self.sandbox_log, stderr=subprocess.STDOUT)
+        assert wait(self._sandbox_up, 20), "the sandbox did not start"
+        sandbox = SimpleNamespace(url=self.sandbox_url, secret_key="sk_test_sandbox",
+                                  publishable_key=self.publishable_key)
+        self.app = create_app(store_config(self.database_url, sandbox, **STORE))
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_Quiet)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.control("POST", "/webhook_endpoints", {
+            "url": f"http://127.0.0.1:{self.server.server_port}/webhooks/stripe",
+            "secret": self.app.config["STRIPE_WEBHOOK_SECRET"]})
+        self.control("POST", "/faults", {**FAULTS, "seed": self.seed})
+        self.stripe = stripe.StripeClient("sk_test_sandbox", base_addresses={"api": self.sandbox_url},
+                                          max_network_retries=5)
+
+    def _sandbox_up(self):
+        try:
+            return requests.get(f"{self.sandbox_url}/_sandbox/state", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def control(self, method, path, body=None):
+        answer = requests.request(method, f"{self.sandbox_url}/_sandbox{path}", json=body, timeout=60)
+        answer.raise_for_status()
+        return answer.json()
+
+    def tab(self, client):
+        return socketio.test_client(self.app, flask_test_client=client)
+
+    def stop(self):
+        self.server.shutdown()
+        self.sandbox.terminate()
+        self.sandbox.wait(10)
+        self.sandbox_log.close()
+        with self.app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def shopper(self, index, actions):
+        try:
+            return Shopper(self, index).run(actions)
+        except Exception:  # noqa: BLE001 - a crashed shopper is a finding, reported with its traceback
+            self.crashes.append(traceback.format_exc())
+            return None
+
+    def periodic_reconcile(self, stop):
+        """What PeriodicReconcile does in the server, every 5 s, racing shoppers and webhooks."""
+        while not stop.wait(5):
+            with self.app.app_context():
+                try:
+                    reconcile(current_shop(), older_than_seconds=5)
+                except Exception:  # noqa: BLE001 - as PeriodicReconcile does: log and go on
+                    self.crashes.append("periodic reconcile: " + traceback.format_exc())
+                finally:
+                    db.session.remove()
+
+    def quiet(self, timeout=120):
+        """Wait until Stripe has nothing in flight: no SEPA processing, no webhook pending, no sync running."""
+        def calm():
+            state = self.control("GET", "/state")
+            if state["payment_intent_statuses"].get("processing"):
+                return False
+            deliveries = self.control("GET", "/deliveries")["data"]
+            last = {}
+            for d in deliveries:
+                last[(d["event_id"], d["duplicate"])] = d
+            if len({d["event_id"] for d in deliveries}) < state["events"]:
+                return False
+            if any(d["retry_in"] is not None for d in last.values()):
+                return False
+            with self.app.app_context():
+                syncing = db.session.execute(select(func.count()).where(Cart.sync_owner.is_not(None))).scalar()
+                db.session.remove()
+            return syncing == 0
+
+        return wait(calm, timeout, interval=0.5)
+
+    def reconcile_command(self):
+        result = self.app.test_cli_runner().invoke(args=["reconcile", "--older-than", "0"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])
+
+    def run(self):
+        self.start()
+        try:
+            return self._run()
+        finally:
+            self.stop()
+
+    def _run(self):
+        began = time.monotonic()
+        stop = threading.Event()
+        reconciler = threading.Thread(target=self.periodic_reconcile, args=(stop,), daemon=True)
+        reconciler.start()
+        plan = [(i, max(1, round(self.actions * (0.5 + i % 11 / 10)))) for i in range(self.shoppers)]
+        with ThreadPoolExecutor(self.workers) as pool:
+            traces = [t for t in pool.map(lambda p: self.shopper(*p), plan) if t is not None]
+        shopping = time.monotonic() - began
+        stop.set()
+        reconciler.join(60)
+        calm = self.quiet()
+        faults = self.control("GET", "/faults/stats")
+        self.control("DELETE", "/faults")
+        summaries = [self.reconcile_command()]
+        self.quiet()
+        summaries.append(self.reconcile_command())
+        self.quiet()
+        intents = [pi.to_dict() for pi in self.stripe.v1.payment_intents.list(params={"limit": 100})
+                   .auto_paging_iter()]
+        refunds = [r.to_dict() for r in self.stripe.v1.refunds.list(params={"limit": 100}).auto_paging_iter()]
+        violations, orders = checker.check(self.app, traces, intents, refunds)
+        violations = self.crashes + ([] if calm else ["Stripe never went quiet after the shoppers"]) + violations
+        return self.summary(traces, intents, refunds, orders, faults, summaries, shopping, violations), violations
+
+    def summary(self, traces, intents, refunds, orders, faults, summaries, shopping, violations):
+        operations = sum(t.operations for t in traces)
+        statuses = Counter()
+        for trace in traces:
+            for (_, status, code), count in trace.statuses.items():
+                statuses[f"{status}{'/' + code if code else ''}"] += count
+        outcomes = Counter(pi["status"] for pi in intents)
+        settled = Counter(o["status"] for o in orders)
+        applied = sum(s["payments_applied"] + s["orders_checked"] for s in summaries)
+        return (
+            f"soak: {len(traces)} shoppers, {operations} operations in {shopping:.0f}s "
+            f"({operations / shopping:.0f}/s); payment intents {dict(outcomes)}; orders {dict(settled)}; "
+            f"refunds {len(refunds)}; faults {dict(sorted(faults.items()))}; "
+            f"answers {dict(sorted(statuses.items()))}; final reconcile touched {applied}; "
+            f"violations {len(violations)}"
+        )
