@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from storefront import create_app
 from storefront.extensions import db, socketio
 
-pytest_plugins = ["tests.plugins.sandbox"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.browser"]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -99,6 +99,7 @@ class LiveStore:
         return socketio.test_client(self.app, flask_test_client=client)
 
     def stop(self):
+        self.app.extensions["reconciler"].stop()
         if self.endpoint is not None:
             requests.delete(f"{self.sandbox.url}/_sandbox/webhook_endpoints/{self.endpoint['id']}", timeout=5)
         self._server.shutdown()

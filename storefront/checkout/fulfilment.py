@@ -41,6 +41,11 @@ def apply_payment_intent(shop, pi, observed_at=None):
         return
     cart_id, version = ref
     cart = lock_cart(shop.session, cart_id)
+    if cart.payment_intent_id != pi.id and not orders_of(shop.session, pi.id):
+        # Metadata can be copied: only a PaymentIntent this cart was given is one of ours.
+        shop.session.commit()
+        log.warning("PaymentIntent %s names cart %s, which never used it; ignored", pi.id, cart_id)
+        return
     if cart.payment_intent_id == pi.id:
         cart.pi_status = pi.status
     outcome = domain.payment_outcome(pi.status, pi.payment_error is not None)

@@ -111,15 +111,24 @@ class PeriodicReconcile:
 
     def __init__(self, app, start_task, sleep, shop_factory):
         self._app, self._start_task, self._sleep, self._shop_factory = app, start_task, sleep, shop_factory
+        self._running = False
 
     def start(self):
+        """Start the periodic job (unless RECONCILE_INTERVAL_SECONDS is 0)."""
         interval = self._app.config["RECONCILE_INTERVAL_SECONDS"]
-        if interval > 0:
+        if interval > 0 and not self._running:
+            self._running = True
             self._start_task(self._loop, interval)
+
+    def stop(self):
+        """Stop after the current round."""
+        self._running = False
 
     def _loop(self, interval):
         while True:
             self._sleep(interval)
+            if not self._running:
+                return
             with self._app.app_context():
                 shop = self._shop_factory()
                 try:

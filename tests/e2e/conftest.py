@@ -17,8 +17,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 SERVER_START_SECONDS = 45
 
 
@@ -91,27 +89,6 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 continue
         self._log.close()
-
-
-@pytest.fixture(scope="session")
-def chromium_path():
-    """The system Chromium; missing means skip locally, fail in CI."""
-    if os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK):
-        return CHROMIUM
-    reason = f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` to run the browser tests"
-    if os.environ.get("CI"):
-        pytest.fail(reason + " (CI is set, so a missing browser is a failure)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -280,6 +280,24 @@ def test_a_burst_of_changes_is_coalesced_into_few_updates(store):
     assert calls == sorted(calls)
 
 
+def test_a_payment_intent_that_merely_names_our_cart_is_ignored(store, stripe_client):
+    shopper = store.client()
+    cart = fill(shopper, (A, 1))
+    foreign = stripe_client.v1.payment_intents.create(params={
+        "amount": cart["total"] + 100, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
+        "payment_method_types": ["card"],
+        "metadata": {"cart_id": str(cart["id"]), "cart_version": str(cart["version"])},
+    })
+    assert foreign.status == "succeeded"
+    deliveries = lambda: [d for d in sandbox_control(store.sandbox, "GET", "/deliveries")["data"]  # noqa: E731
+                          if d.get("status_code") == 200]
+    wait_for(lambda: len(deliveries()) >= 2, message="the webhooks to be delivered")
+    assert store.app.test_cli_runner().invoke(args=["reconcile", "--older-than", "0"]).exit_code == 0
+    assert _orders_of(store, foreign.id) == []
+    assert stripe_client.v1.refunds.list(params={"payment_intent": foreign.id}).data == []
+    assert shopper.get("/api/cart").get_json() == cart
+
+
 def test_webhooks_without_a_valid_signature_are_refused(store):
     client = store.client()
     body = b'{"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_x"}}}'

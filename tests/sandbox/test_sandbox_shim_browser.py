@@ -1,13 +1,11 @@
 """The Stripe.js shim in a real browser, on a page from another origin (CORS), as a checkout uses it."""
 
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
-CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 
 PAGE = """<!doctype html><html><body>
 <div id="payment"></div><button id="pay">Pay</button><pre id="result"></pre>
@@ -28,19 +26,6 @@ document.getElementById("pay").addEventListener("click", async () => {
     : {status: result.paymentIntent.status});
 });
 </script></body></html>"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
