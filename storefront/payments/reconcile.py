@@ -10,7 +10,7 @@ from ..checkout.domain import REUSABLE_PI_STATUSES, SETTLED_ORDER_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
-from .gateway import PaymentError, PaymentIntentMissing
+from .gateway import GatewayUnavailable, PaymentError, PaymentIntentMissing
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,12 @@ def _awaiting_orders(shop, older_than_seconds, summary):
             apply_payment_intent(shop, shop.gateway.retrieve(pi_id))
         except PaymentIntentMissing:
             log.warning("reconcile: PaymentIntent %s is unknown to Stripe", pi_id)
+        except GatewayUnavailable as err:
+            # Rate-limited or down: asking about the rest now would only spend the budget shoppers need.
+            summary["errors"] += 1
+            log.warning("reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass",
+                        pi_id, err)
+            return
         except PaymentError as err:
             summary["errors"] += 1
             log.warning("reconcile: PaymentIntent %s not checked: %s", pi_id, err)
