@@ -233,7 +233,7 @@ def test_killed_after_stripe_confirmed_before_the_webhook_was_recorded(server, r
 def test_killed_in_the_middle_of_webhook_processing(server):
     store = server()
     shopper, started, cart, order_id = paying_shopper(store)
-    control(store.sandbox.url, "POST", "/faults", {"webhook_delay_ms": 1000})
+    control(store.sandbox.url, "POST", "/faults", {"webhook_delay_ms": 3000})
     shopper.pay(started)
     # The webhook will read the PaymentIntent from Stripe: make that read hang, so processing stops midway.
     control(store.sandbox.url, "POST", "/faults", {"hang_rate": 1.0, "hang_seconds": 120})

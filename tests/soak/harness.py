@@ -199,15 +199,15 @@ class Soak:
         plan = [(i, max(1, round(self.actions * (0.5 + i % 11 / 10)))) for i in range(self.shoppers)]
         with ThreadPoolExecutor(self.workers) as pool:
             traces = [t for t in pool.map(lambda p: self.shopper(*p), plan) if t is not None]
-        shopping = time.monotonic() - began
+        timings = {"shopping": time.monotonic() - began}
         stop.set()
         reconciler.join(60)
         calm = self.quiet()
         faults = self.control("GET", "/faults/stats")
         self.control("DELETE", "/faults")
-        summaries = [self.reconcile_command()]
+        final = [self.reconcile_command()]
         self.quiet()
-        summaries.append(self.reconcile_command())
+        final.append(self.reconcile_command())
         self.quiet()
         intents = [pi.to_dict() for pi in self.stripe.v1.payment_intents.list(params={"limit": 100})
                    .auto_paging_iter()]
@@ -215,21 +215,29 @@ class Soak:
         violations, orders = checker.check(self.app, traces, intents, refunds)
         loud = [f"Stripe never went quiet after the shoppers: {calm}"] if calm else []
         violations = self.crashes + loud + violations
-        return self.summary(traces, intents, refunds, orders, faults, summaries, shopping, violations), violations
+        timings["total"] = time.monotonic() - began
+        return summary(traces, intents, refunds, orders, faults, final, timings, violations), violations
 
-    def summary(self, traces, intents, refunds, orders, faults, summaries, shopping, violations):
-        operations = sum(t.operations for t in traces)
-        statuses = Counter()
-        for trace in traces:
-            for (_, status, code), count in trace.statuses.items():
-                statuses[f"{status}{'/' + code if code else ''}"] += count
-        outcomes = Counter(pi["status"] for pi in intents)
-        settled = Counter(o["status"] for o in orders)
-        applied = sum(s["payments_applied"] + s["orders_checked"] for s in summaries)
-        return (
-            f"soak: {len(traces)} shoppers, {operations} operations in {shopping:.0f}s "
-            f"({operations / shopping:.0f}/s); payment intents {dict(outcomes)}; orders {dict(settled)}; "
-            f"refunds {len(refunds)}; faults {dict(sorted(faults.items()))}; "
-            f"answers {dict(sorted(statuses.items()))}; final reconcile touched {applied}; "
-            f"violations {len(violations)}"
-        )
+
+def counted(counter):
+    return "{" + ", ".join(f"{k} {v}" for k, v in sorted(counter.items(), key=lambda kv: -kv[1])) + "}"
+
+
+def summary(traces, intents, refunds, orders, faults, final, timings, violations):
+    """The one-line report of a run."""
+    kinds, answers, methods = Counter(), Counter(), Counter()
+    for trace in traces:
+        kinds.update(trace.kinds)
+        methods.update(trace.payments)
+        for (_, status, code), count in trace.statuses.items():
+            answers[f"{status}{' ' + code if code else ''}"] += count
+    operations = sum(kinds.values())
+    applied = sum(s["payments_applied"] + s["orders_checked"] for s in final)
+    return (
+        f"soak: {len(traces)} shoppers, {operations} operations {counted(kinds)} in {timings['shopping']:.0f}s "
+        f"({operations / timings['shopping']:.0f}/s, {timings['total']:.0f}s with settling and checking); "
+        f"paid with {counted(methods)}; PaymentIntents {counted(Counter(pi['status'] for pi in intents))}; "
+        f"orders {counted(Counter(o['status'] for o in orders))}; refunds {len(refunds)}; "
+        f"faults injected {counted(faults)}; storefront answers {counted(answers)}; "
+        f"final reconcile applied {applied}; violations {len(violations)}"
+    )

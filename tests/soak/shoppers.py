@@ -39,7 +39,8 @@ class Trace:
 
     cart_id: int = 0
     mutations: list = field(default_factory=list)  # (op, version, lines) of each 2xx cart change answer
-    statuses: Counter = field(default_factory=Counter)  # (operation, status, error code)
+    statuses: Counter = field(default_factory=Counter)  # (operation, status, error code) of storefront answers
+    kinds: Counter = field(default_factory=Counter)  # operations by kind, Stripe.js and Socket.IO calls included
     pushes: list = field(default_factory=list)  # (version, lines) of every cart push any tab received
     order_pushes: list = field(default_factory=list)  # (order id, status)
     payments: Counter = field(default_factory=Counter)  # payment method kinds used
@@ -77,6 +78,7 @@ class Shopper:
         code = data["error"]["code"] if isinstance(data, dict) and isinstance(data.get("error"), dict) else ""
         with self.lock:
             self.trace.operations += 1
+            self.trace.kinds[operation] += 1
             self.trace.statuses[(operation, answer.status_code, code)] += 1
             if answer.status_code == 200 and isinstance(data, dict) and "items" in data and "version" in data:
                 self.version = max(self.version, data["version"])
@@ -130,6 +132,7 @@ class Shopper:
             status, body = 599, {}
         with self.lock:
             self.trace.operations += 1
+            self.trace.kinds["stripe.js " + path.rsplit("/", 1)[-1]] += 1
         return status, body
 
     def confirm_payment(self, started):
@@ -214,6 +217,7 @@ class Shopper:
         tab = self.rng.choice(self.sockets)
         with self.lock:
             self.trace.operations += 1
+            self.trace.kinds["socket get_cart"] += 1
         if tab.is_connected():
             cart = tab.emit("get_cart", callback=True)
             if not isinstance(cart, dict) or cart.get("id") != self.trace.cart_id:
