@@ -52,6 +52,7 @@ class StripeMeter:
             self.calls = Counter()
             self.statuses = Counter()
             self.updates = []
+            self.log = []
             self.in_flight = Counter()
             self.max_in_flight = 0
 
@@ -69,6 +70,7 @@ class StripeMeter:
                 "calls": dict(self.calls),
                 "statuses": {f"{kind} {status}": n for (kind, status), n in self.statuses.items()},
                 "updates": [dict(u) for u in self.updates],
+                "log": list(self.log),
                 "in_flight": sum(self.in_flight.values()),
                 "max_in_flight_per_payment_intent": self.max_in_flight,
             }
@@ -79,7 +81,7 @@ class StripeMeter:
             return self._serve_meter(method, start_response)
         if not path.startswith("/v1/"):
             return self.app(environ, start_response)
-        kind = route_kind(method, path)
+        kind, started = route_kind(method, path), time.monotonic()
         update = self._begin_update(environ, path) if kind == "update" else None
         status_holder = {}
 
@@ -90,7 +92,7 @@ class StripeMeter:
         try:
             body = list(self.app(environ, recording_start_response))
         finally:
-            self._finish(kind, update, status_holder.get("status", 0))
+            self._finish(kind, started, update, status_holder.get("status", 0))
         return body
 
     def _begin_update(self, environ, path):
@@ -112,9 +114,10 @@ class StripeMeter:
         self.gate.wait()
         return entry
 
-    def _finish(self, kind, update, status):
+    def _finish(self, kind, started, update, status):
         with self.lock:
             self.calls[kind] += 1
+            self.log.append((kind, started, status))
             self.statuses[(kind, status)] += 1
             if update is not None:
                 self.in_flight[update["payment_intent"]] -= 1

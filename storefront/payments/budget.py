@@ -44,11 +44,21 @@ class LocalBudget:
         return slot - now
 
     def wait(self):
-        """Sleep until this update's slot; returns the seconds waited."""
-        seconds = self.reserve()
-        if seconds > 0:
-            self._sleep(seconds)
-        return seconds
+        """Sleep until this update's slot; returns the seconds waited.
+
+        A process too busy to wake on time would send its late updates together, in a burst Stripe
+        answers with 429s: a slot missed by more than two intervals is given up for a new one (twice at most).
+        """
+        waited = 0.0
+        for _ in range(3):
+            seconds = self.reserve()
+            due = self._clock() + seconds
+            if seconds > 0:
+                self._sleep(seconds)
+            waited += seconds
+            if self._clock() - due <= 2 * self._interval:
+                break
+        return waited
 
 
 class RedisBudget(LocalBudget):

@@ -11,7 +11,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from ..cart.service import cart_view, lock_cart
 from ..checkout.domain import REUSABLE_PI_STATUSES
@@ -25,62 +25,82 @@ DONE, BUSY, FAILED = "done", "busy", "failed"
 
 def pending_target(session, cart_id):
     """(PaymentIntent id, version, amount) still to be sent to Stripe, or None when nothing is."""
-    cart = session.get(Cart, cart_id, populate_existing=True)
-    if cart is None or not cart.payment_intent_id or cart.pi_status not in REUSABLE_PI_STATUSES:
-        return None
-    snapshot = session.get(CartSnapshot, (cart_id, cart.version))
-    if snapshot is None or snapshot.total <= 0:
-        return None
-    if cart.pi_version == cart.version and cart.pi_amount == snapshot.total:
-        return None
-    return cart.payment_intent_id, cart.version, snapshot.total
+    return _pending(session, cart_id)[0]
+
+
+def _pending(session, cart_id):
+    """(pending target or None, the lease's owner): the cart and its current snapshot in one query."""
+    row = session.execute(
+        select(Cart.payment_intent_id, Cart.pi_status, Cart.version, Cart.pi_version, Cart.pi_amount,
+               Cart.sync_owner, CartSnapshot.total)
+        .outerjoin(CartSnapshot, and_(CartSnapshot.cart_id == Cart.id, CartSnapshot.version == Cart.version))
+        .where(Cart.id == cart_id)
+    ).one_or_none()
+    if row is None:
+        return None, None
+    if not row.payment_intent_id or row.pi_status not in REUSABLE_PI_STATUSES or not row.total or row.total <= 0:
+        return None, row.sync_owner
+    if row.pi_version == row.version and row.pi_amount == row.total:
+        return None, row.sync_owner
+    return (row.payment_intent_id, row.version, row.total), row.sync_owner
 
 
 def sync_cart(shop, cart_id, owner, lease_seconds=30.0, budget=None):
     """Update Stripe until the PaymentIntent matches the cart, holding the cart's lease; DONE, BUSY or FAILED.
 
-    With a `budget`, each update first waits for its store-wide slot, then renews the lease (the wait may
-    have outlived it) and only then reads the version to send, so the update carries every change made
-    while it waited.
+    Nothing pending means no lease to take. With a `budget`, each update first waits for its store-wide
+    slot; the lease is taken (or renewed) after the wait and the version to send read after that, so an
+    update carries every change made while it waited.
     """
-    if not _claim(shop, cart_id, owner, lease_seconds):
-        return BUSY
+    if _read_target(shop, cart_id) is None:
+        return DONE
+    claimed = False
     try:
         while True:
-            if not _await_slot(shop, cart_id, owner, lease_seconds, budget):
+            if budget is not None:
+                budget.wait()
+            if not _claim(shop, cart_id, owner, lease_seconds):
                 return BUSY
-            target = pending_target(shop.session, cart_id)
-            shop.session.commit()
+            claimed = True
+            target = _read_target(shop, cart_id)
             if target is None:
                 return DONE
-            pi_id, version, amount = target
-            try:
-                pi = shop.gateway.set_amount(pi_id, cart_id=cart_id, version=version, amount=amount)
-            except AmountLocked as err:
-                from ..checkout.fulfilment import apply_payment_intent
-
-                log.info("cart %s v%s: PaymentIntent %s is %s; applying it",
-                         cart_id, version, pi_id, err.payment_intent.status)
-                apply_payment_intent(shop, err.payment_intent)
+            outcome = _send(shop, cart_id, target)
+            if outcome is not None:
+                return outcome
+            if _read_target(shop, cart_id) is None:
                 return DONE
-            except PaymentIntentMissing:
-                log.warning("cart %s: PaymentIntent %s is unknown to Stripe", cart_id, pi_id)
-                return FAILED
-            except PaymentError as err:
-                log.warning("cart %s v%s: PaymentIntent %s update failed: %s", cart_id, version, pi_id, err)
-                return FAILED
-            _record(shop, cart_id, pi)
     finally:
-        _release(shop, cart_id, owner)
+        if claimed:
+            _release(shop, cart_id, owner)
 
 
-def _await_slot(shop, cart_id, owner, lease_seconds, budget):
-    """Wait for the store-wide update slot when an update is due; False if the lease was lost meanwhile."""
-    if budget is None or pending_target(shop.session, cart_id) is None:
-        return True
+def _send(shop, cart_id, target):
+    """One PaymentIntent update, recorded and pushed; None to go on, or how the sync ends."""
+    pi_id, version, amount = target
+    try:
+        pi = shop.gateway.set_amount(pi_id, cart_id=cart_id, version=version, amount=amount)
+    except AmountLocked as err:
+        from ..checkout.fulfilment import apply_payment_intent
+
+        log.info("cart %s v%s: PaymentIntent %s is %s; applying it",
+                 cart_id, version, pi_id, err.payment_intent.status)
+        apply_payment_intent(shop, err.payment_intent)
+        return DONE
+    except PaymentIntentMissing:
+        log.warning("cart %s: PaymentIntent %s is unknown to Stripe", cart_id, pi_id)
+        return FAILED
+    except PaymentError as err:
+        log.warning("cart %s v%s: PaymentIntent %s update failed: %s", cart_id, version, pi_id, err)
+        return FAILED
+    _record(shop, cart_id, pi)
+    return None
+
+
+def _read_target(shop, cart_id):
+    target = pending_target(shop.session, cart_id)
     shop.session.commit()
-    budget.wait()
-    return _claim(shop, cart_id, owner, lease_seconds)
+    return target
 
 
 def _record(shop, cart_id, pi):
@@ -183,11 +203,7 @@ class BackgroundSync:
 
     def _still_pending(self, shop, cart_id):
         try:
-            return self._owner_free(shop, cart_id) and pending_target(shop.session, cart_id) is not None
+            target, owner = _pending(shop.session, cart_id)
+            return owner is None and target is not None
         finally:
             shop.session.remove()
-
-    @staticmethod
-    def _owner_free(shop, cart_id):
-        owner = shop.session.execute(select(Cart.sync_owner).where(Cart.id == cart_id)).scalar_one_or_none()
-        return owner is None

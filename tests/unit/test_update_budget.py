@@ -26,3 +26,16 @@ def test_reservations_are_spaced_and_sleeps_only_when_the_store_is_busy():
 def test_no_budget_when_updates_are_not_paced():
     assert update_budget({"STRIPE_UPDATES_PER_SECOND": 0}, sleep=None) is None
     assert isinstance(update_budget({"STRIPE_UPDATES_PER_SECOND": 20}, sleep=None), LocalBudget)
+
+
+def test_an_update_woken_too_late_takes_a_fresh_slot_so_late_updates_do_not_burst():
+    now = [0.0]
+
+    def oversleep(seconds):
+        now[0] += seconds + 1.0  # a busy process wakes a second late
+
+    budget = LocalBudget(per_second=10, sleep=oversleep, clock=lambda: now[0])
+    assert budget.wait() == 0.0  # an idle store: at once
+    budget.wait()  # its slot was 0.1; woken at 1.1, it takes the slot at 1.1 instead
+    assert round(now[0], 6) == 1.1
+    assert round(budget.reserve(), 6) == 0.1  # so the next update still waits one interval
