@@ -15,6 +15,14 @@ from ..wiring import current_shop
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
+# Stripe events carry whole objects and can outgrow the 16 KiB the shopper-facing routes accept.
+WEBHOOK_MAX_BYTES = 512 * 1024
+
+
+@bp.before_request
+def _allow_larger_events():
+    request.max_content_length = WEBHOOK_MAX_BYTES
+
 
 def on_payment_intent(shop, event):
     """Whatever the event says, act on the PaymentIntent's current state."""

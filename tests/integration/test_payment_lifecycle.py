@@ -7,7 +7,7 @@ import pytest
 from storefront.extensions import db
 from storefront.models import Cart
 from tests.conftest import wait_for
-from tests.integration.payments_helpers import browser_confirm, fill, order_status, sandbox_control, synced
+from tests.shopping import browser_confirm, control, fill, order_status, synced
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,21 +34,25 @@ def test_an_expired_freeze_holds_while_the_payment_is_processing(make_store, san
     store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
     shopper = store.client()
     started, order_id = start_and_confirm(shopper, (1, 1))
-    browser_confirm(sandbox, started, **{"payment_method_data[type]": "sepa_debit",
-                                         "payment_method_data[sepa_debit][iban]": "AT611904300234573201"})
+    browser_confirm(
+        sandbox.url,
+        sandbox.publishable_key,
+        started,
+        **{"payment_method_data[type]": "sepa_debit", "payment_method_data[sepa_debit][iban]": "AT611904300234573201"},
+    )
     answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
     assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "checkout_in_progress"
-    sandbox_control(sandbox, "POST", f"/payment_intents/{started['payment_intent_id']}/settle")
+    control(sandbox.url, "POST", f"/payment_intents/{started['payment_intent_id']}/settle")
     order_status(shopper, order_id, "paid")
 
 
 def test_the_periodic_reconcile_settles_a_payment_whose_webhook_was_lost(make_store, sandbox):
-    sandbox_control(sandbox, "POST", "/faults", webhook_drop_rate=1.0)
+    control(sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
     store = make_store(sandbox=sandbox, RECONCILE_INTERVAL_SECONDS=0.2, RECONCILE_AFTER_SECONDS=0)
     store.app.extensions["reconciler"].start()
     shopper = store.client()
     started, order_id = start_and_confirm(shopper, (1, 2))
-    assert browser_confirm(sandbox, started)[0] == 200
+    assert browser_confirm(sandbox.url, sandbox.publishable_key, started)[0] == 200
     order_status(shopper, order_id, "paid")
 
 
@@ -89,7 +93,7 @@ def test_one_update_in_flight_per_cart(store):
                 in_flight[0] -= 1
 
     gateway.set_amount = watched
-    sandbox_control(store.sandbox, "POST", "/faults", latency={"fixed_ms": 100})
+    control(store.sandbox.url, "POST", "/faults", {"latency": {"fixed_ms": 100}})
     shopper = store.client()
     fill(shopper, (1, 1))
     shopper.post("/api/checkout")
@@ -106,10 +110,10 @@ def test_a_stripe_outage_during_the_handshake_unfreezes_the_cart(store):
     shopper = store.client()
     fill(shopper, (1, 1))
     shopper.post("/api/checkout")
-    sandbox_control(store.sandbox, "POST", "/faults", error_rate=1.0)
+    control(store.sandbox.url, "POST", "/faults", {"error_rate": 1.0})
     cart = fill(shopper, (2, 1))
     answer = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
     assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "payment_unavailable"
     wait_for(lambda: shopper.get("/api/cart").get_json()["status"] == "open", message="cart to reopen")
-    sandbox_control(store.sandbox, "DELETE", "/faults")
+    control(store.sandbox.url, "DELETE", "/faults")
     assert shopper.post("/api/cart/items", json={"product_id": 3, "quantity": 1}).status_code == 200

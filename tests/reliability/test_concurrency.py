@@ -22,7 +22,7 @@ from storefront.extensions import db
 from storefront.models import CartSnapshot, Order, WebhookEvent
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
-from tests.reliability.shopping import browser_confirm, control, sign, synced
+from tests.shopping import browser_confirm, control, sign, synced
 
 pytestmark = pytest.mark.timeout(180)
 

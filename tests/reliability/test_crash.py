@@ -20,7 +20,7 @@ import requests
 
 from stripe_sandbox.server import SandboxServer
 from tests.conftest import wait_for
-from tests.reliability.shopping import browser_confirm, control
+from tests.shopping import browser_confirm, control
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from storefront import create_app
 from storefront.config import DEV_SECRET_KEY
 from tests.conftest import sqlite_url, wait_for
-from tests.reliability.shopping import browser_confirm, control, fill, orders_snapshot, post_event, sign, synced
+from tests.shopping import browser_confirm, control, fill, orders_snapshot, post_event, sign, synced
 
 pytestmark = pytest.mark.timeout(120)
 

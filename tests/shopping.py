@@ -1,4 +1,4 @@
-"""What shoppers, browsers and Stripe do, over real HTTP, for the reliability tests and the soak."""
+"""What shoppers, browsers and Stripe do, over real HTTP, for the payment, reliability and soak tests."""
 
 import hashlib
 import hmac
@@ -66,6 +66,7 @@ def fill(client, *lines):
 
 def synced(client, timeout=10):
     """Wait until the cart's PaymentIntent charges the cart total; returns the cart."""
+
     def check():
         cart = client.get("/api/cart").get_json()
         return cart if cart["payment"] and cart["payment"]["amount"] == cart["total"] else None
@@ -80,3 +81,18 @@ def orders_snapshot(app):
         snapshot = [(o.id, o.status, o.amount, o.amount_received, o.amount_refunded, o.refund_due) for o in rows]
         db.session.remove()
     return snapshot
+
+
+def order_status(client, order_id, *statuses):
+    """Wait until the order reaches one of `statuses`; returns the order."""
+
+    def check():
+        order = client.get(f"/api/orders/{order_id}").get_json()
+        return order if order["status"] in statuses else None
+
+    return wait_for(check, message=f"order {order_id} to be {statuses}")
+
+
+def pushed(tab, name):
+    """The payloads of the `name` events a Socket.IO test client received since the last call."""
+    return [e["args"][0] for e in tab.get_received() if e["name"] == name]
