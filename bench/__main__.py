@@ -2,12 +2,14 @@
 
 import argparse
 import asyncio
+import json
 import resource
 import sys
 import tempfile
 from pathlib import Path
 
 from .profiles import PROFILES
+from .report import markdown
 from .run import run
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -17,11 +19,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--out", default=str(RESULTS / "latest.md"), help="markdown table (raw numbers: .json)")
+    parser.add_argument("--render", action="store_true", help="only rewrite the table from the .json next to --out")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.render:
+        text = markdown(json.loads(out.with_suffix(".json").read_text()))
+        out.write_text(text)
+        print(text)
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))  # children inherit it
     logs = tempfile.mkdtemp(prefix="bench-logs-")
-    out = Path(args.out)
     try:
         text = asyncio.run(run(PROFILES[args.profile], out, out.parent, logs))
     except BaseException:

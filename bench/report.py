@@ -53,6 +53,10 @@ def ms(value):
     return f"{value:.1f} ms" if value >= 1 else f"{value:.2f} ms"
 
 
+def signed(value):
+    return ("+" if value >= 0 else "−") + ms(abs(value))
+
+
 def pair(s):
     return f"{ms(s['p50'])} / {ms(s['p99'])}" if s else "n/a"
 
@@ -112,8 +116,9 @@ class Rows:
         search = self.r.get("search", {})
         steps = " · ".join(f"{s['rate']}/s {'✓' if s['sustained'] else '✗ ' + s['why']}"
                            for s in search.get("steps", []))
-        best = search.get("max_sustained")
-        return f"{best or 0}/s ({steps})", _le(300, best or 0)
+        best, tried = search.get("max_sustained"), [s["rate"] for s in search.get("steps", [])]
+        text = f"{best}/s" if best else f"< {min(tried, default=0)}/s"
+        return f"{text} ({steps})", _le(300, best or 0)
 
     def stripe_rate(self):
         parts, peaks = [], []
@@ -170,7 +175,7 @@ class Rows:
         if not cross or not single or cross["p50"] is None or single["p50"] is None:
             return pair(cross), None
         added = cross["p50"] - single["p50"]
-        return f"{pair(cross)} (+{ms(added)} p50, +{ms(cross['p99'] - single['p99'])} p99)", added <= 1
+        return f"{pair(cross)} ({signed(added)} p50, {signed(cross['p99'] - single['p99'])} p99)", added <= 1
 
     def bare(self):
         b100, b300 = self.push(f"bare {self.low}"), self.push(f"bare {self.high}")
@@ -207,6 +212,8 @@ def build(results):
 
 def markdown(results, built=None):
     """The whole report: machine, table, what missed and why, and the profile."""
+    from .explain import explain  # explain words its reasons with this module's formatting
+
     built = built or build(results)
     machine = results["machine"]
     lines = [
@@ -225,7 +232,8 @@ def markdown(results, built=None):
     lines += [f"| {measure} | {target} | {result} | {verdict(ok)} |" for _, measure, target, result, ok in built]
     lines += ["", "## Targets missed, and why", ""]
     missed = [(key, measure) for key, measure, _, _, ok in built if ok is False]
-    lines += [f"- **{measure}**: {results.get('why', {}).get(key, 'see the profile below')}" for key, measure in missed]
+    why = explain(results)
+    lines += [f"- **{measure}**: {why.get(key, 'see the profile below')}" for key, measure in missed]
     if not missed:
         lines.append("- none")
     lines += ["", "## Phases", "", "| Phase | offered/s | achieved/s | push p50 / p99 | server CPU | "

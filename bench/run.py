@@ -72,7 +72,7 @@ class Bench:
         self.secret_key, self.webhook_secret = secrets.token_hex(32), "whsec_" + secrets.token_hex(24)
         self.channel = f"bench-{uuid.uuid4().hex[:12]}"
         self.py_spy = cpu_profile.find_py_spy() if profile.profile_cpu else None
-        self.results = {"profile": profile.name, "machine": machine(), "phases": {}, "why": {},
+        self.results = {"profile": profile.name, "machine": machine(), "phases": {},
                         "carts": profile.carts, "tabs_per_cart": profile.tabs_per_cart,
                         "tabs": profile.carts * profile.tabs_per_cart, "rates": list(profile.rates[:2]),
                         "webhook_rate": profile.webhook_rate}
@@ -128,7 +128,6 @@ class Bench:
                 await self.stop(process)
             await asyncio.to_thread(self.db.drop)
         self.results["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        self.explain()
         return self.results
 
     async def one_process(self):
@@ -304,53 +303,6 @@ class Bench:
             await self.phase(f"bare {rate}/s", server, rate, self.p.phase_seconds, settle=False)
         await self.store.close()
         await self.stop(server)
-
-    def explain(self):
-        """Why each missed target missed, from the measurements and the profile."""
-        why, phases = self.results["why"], self.results["phases"]
-        low, high = (f"{rate}/s" for rate in self.p.rates[:2])
-        steps = self.results.get("search", {}).get("steps", [])
-        failing = next((f"search {s['rate']}/s" for s in steps if not s["sustained"]), high)
-        for key, name in (("push_100", low), ("push_300", high), ("max_rate", failing)):
-            why[key] = cpu_story(name, phases.get(name, {}))
-        why["push_slow"] = ("pushes go out right after the commit and never wait for Stripe; a slow Stripe only "
-                            "keeps more sync tasks waiting, so the difference is noise of the shared machine")
-        why["webhooks"] = ("each event is verified (HMAC), inserted under a unique id and committed before the "
-                           "2xx: PostgreSQL round trips and an fsync'd commit per event on a shared machine")
-        why["webhooks_read"] = ("the spec (mechanism 5) reads each PaymentIntent's current state from Stripe "
-                                "before answering, so the answer time is Stripe's latency (median 300 ms, "
-                                "p99 1.5 s), and Stripe's 25 reads/s cap the rate; acknowledging first and "
-                                "applying the event in the background would meet the target")
-        why["idle_tabs"] = idle_story(self.results.get("idle", {}))
-        why["redis"] = ("a push through Redis is one extra publish, one pub/sub read and a re-emit in the "
-                        "receiving process, each a green-thread switch on a busy shared machine")
-        why["bare"] = ("the storefront does a PostgreSQL transaction (row lock, lines, snapshot, commit) and "
-                       "a rate-limit check before it pushes; the bare server only relays the body")
-        why["stripe_rate"] = "the update budget holds updates to 20/s; a peak above it means a pacing bug"
-        why["coalescing"] = ("a short burst on an idle store is sent at once, then once more after the first "
-                             "update returns: bursts shorter than one Stripe round trip coalesce into two updates")
-
-
-def cpu_story(name, phase):
-    """Why a phase was slow, from its CPU use and profile."""
-    achieved, cpu = phase.get("achieved_rate") or 0, phase.get("server_cpu") or 0
-    text = f"phase {name}: {achieved:.0f} changes/s done with the server at {cpu:.0%} of one core"
-    if achieved:
-        text += f" ({1000 * cpu / achieved:.1f} ms of server CPU per change, its sync and pushes included)"
-    summary = phase.get("profile")
-    if summary:
-        text += "; py-spy self time: " + ", ".join(f"{n} {s:.0%}" for n, s in summary["self"][:5])
-        text += "; inclusive: " + ", ".join(f"`{n}` {s:.0%}" for n, s in summary["storefront"][:3])
-    return text + (". A change is one ORM transaction of about ten PostgreSQL round trips; under eventlet each "
-                   "round trip also waits its turn in the green scheduler, so near saturation transactions "
-                   "hold their pooled connection longer, the pool queues, and latency grows to seconds.")
-
-
-def idle_story(idle):
-    per = idle.get("kib_per_connection")
-    return (f"{per:.0f} KB per connection measured as resident-memory growth; each tab holds an eventlet "
-            "green thread (its stack), a WebSocket, an Engine.IO socket with its queue and the Flask session"
-            if per else "no idle measurement")
 
 
 def sustained(name, phase):
