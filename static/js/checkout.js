@@ -37,26 +37,10 @@
     return Store.money(amount, state.cart.currency);
   }
 
-  function renderLines(cart) {
-    el.lines.replaceChildren.apply(el.lines, cart.items.map(function (item) {
-      const row = document.createElement("li");
-      row.className = "line";
-      row.dataset.testid = "checkout-line-" + item.product_id;
-      const name = document.createElement("span");
-      name.className = "line__name";
-      name.textContent = item.quantity + " × " + item.name;
-      const total = document.createElement("span");
-      total.className = "line__total";
-      total.textContent = Store.money(item.line_total, cart.currency);
-      row.append(name, total);
-      return row;
-    }));
-  }
-
   function render(cart) {
     state.cart = cart;
     if (cart.status === "open") state.ownAttempt = false;
-    renderLines(cart);
+    Store.renderLines(el.lines, cart.items, cart.currency, "checkout-line-");
     el.empty.hidden = cart.items.length > 0;
     el.total.textContent = money(cart.total);
     el.amount.textContent = cart.payment ? money(cart.payment.amount) : "—";

@@ -26,22 +26,6 @@
     refunded: "This order's payment has been refunded.",
   };
 
-  function renderLines(order) {
-    lines.replaceChildren.apply(lines, order.items.map(function (item) {
-      const row = document.createElement("li");
-      row.className = "line";
-      row.dataset.testid = "order-line-" + item.product_id;
-      const name = document.createElement("span");
-      name.className = "line__name";
-      name.textContent = item.quantity + " × " + item.name;
-      const total = document.createElement("span");
-      total.className = "line__total";
-      total.textContent = Store.money(item.line_total, order.currency);
-      row.append(name, total);
-      return row;
-    }));
-  }
-
   function render(order) {
     const text = TEXTS[order.status] ? TEXTS[order.status](order) : "Order status: " + order.status;
     status.textContent = text;
@@ -55,7 +39,7 @@
       detail.append(link);
     }
     detail.hidden = !detail.textContent;
-    renderLines(order);
+    Store.renderLines(lines, order.items, order.currency, "order-line-");
     lines.hidden = order.items.length === 0;
     amount.textContent = Store.money(order.amount, order.currency);
     summary.hidden = false;

@@ -158,6 +158,23 @@
     return result;
   }
 
+  /* Render "quantity × name … line total" rows into a list (checkout summary, order page). */
+  function renderLines(list, items, currency, testidPrefix) {
+    list.replaceChildren.apply(list, items.map(function (item) {
+      const row = document.createElement("li");
+      row.className = "line";
+      row.dataset.testid = testidPrefix + item.product_id;
+      const name = document.createElement("span");
+      name.className = "line__name";
+      name.textContent = item.quantity + " × " + item.name;
+      const total = document.createElement("span");
+      total.className = "line__total";
+      total.textContent = money(item.line_total, currency);
+      row.append(name, total);
+      return row;
+    }));
+  }
+
   function setMessage(element, text, kind) {
     if (!element) return;
     element.textContent = text || "";
@@ -176,6 +193,7 @@
     refreshCart: refreshCart,
     itemCount: itemCount,
     setMessage: setMessage,
+    renderLines: renderLines,
     reconnect: reconnect,
     start: start,
     latestCart: function () { return latest; },

@@ -94,14 +94,19 @@ def test_a_declined_card_unfreezes_the_cart_and_fails_the_order(store):
     assert shopper.post("/api/cart/items", json={"product_id": B, "quantity": 1}).status_code == 200
 
 
+def decline(store, shopper, started, order_id):
+    """Pay with a declined card and wait until the order failed and the cart is open again."""
+    browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, payment_method="pm_card_chargeDeclined")
+    order_status(shopper, order_id, "payment_failed")
+    wait_for(lambda: shopper.get("/api/cart").get_json()["status"] == "open", message="cart to reopen")
+
+
 def test_paying_again_after_a_decline_pays_the_same_order(store):
     shopper = store.client()
     cart = fill(shopper, (A, 1))
     started = checkout(shopper)
     order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
-    browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, payment_method="pm_card_chargeDeclined")
-    order_status(shopper, order_id, "payment_failed")
-    wait_for(lambda: shopper.get("/api/cart").get_json()["status"] == "open", message="cart to reopen")
+    decline(store, shopper, started, order_id)
     retry = confirm(shopper, cart["version"])
     assert retry.status_code == 200 and retry.get_json()["order_id"] == order_id
     assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
@@ -194,9 +199,7 @@ def test_duplicated_and_reordered_webhooks_make_exactly_one_order(store):
     cart = fill(shopper, (A, 3))
     started = checkout(shopper)
     order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
-    browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, payment_method="pm_card_chargeDeclined")
-    order_status(shopper, order_id, "payment_failed")
-    wait_for(lambda: shopper.get("/api/cart").get_json()["status"] == "open", message="cart to reopen")
+    decline(store, shopper, started, order_id)
     assert confirm(shopper, cart["version"]).status_code == 200
     browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)
     order_status(shopper, order_id, "paid")
