@@ -100,6 +100,7 @@ class LiveStore:
 
     def stop(self):
         self.app.extensions["reconciler"].stop()
+        self.app.extensions["sync"].wait_idle(10)
         if self.endpoint is not None:
             requests.delete(f"{self.sandbox.url}/_sandbox/webhook_endpoints/{self.endpoint['id']}", timeout=5)
         self._server.shutdown()

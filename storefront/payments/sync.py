@@ -205,5 +205,15 @@ class BackgroundSync:
         try:
             target, owner = _pending(shop.session, cart_id)
             return owner is None and target is not None
+        except Exception:
+            log.exception("cart %s: could not look for changes left to sync; reconcile will", cart_id)
+            return False
         finally:
             shop.session.remove()
+
+    def wait_idle(self, timeout):
+        """Wait until no sync task of this process is running (for orderly shutdown); True if idle."""
+        deadline = time.monotonic() + timeout
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self._running
