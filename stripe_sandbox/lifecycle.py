@@ -31,6 +31,15 @@ def _statuses(allowed) -> str:
     return ", ".join(allowed)
 
 
+def _require_status(pi: dict, allowed, action: str, done: str) -> None:
+    """Stripe's refusal to `action` a PaymentIntent whose status is not in `allowed`."""
+    if pi["status"] not in allowed:
+        raise errors.unexpected_state(
+            f"You cannot {action} this PaymentIntent because it has a status of {pi['status']}. "
+            f"Only a PaymentIntent with one of the following statuses may be {done}: "
+            f"{_statuses(allowed)}.", copy.deepcopy(pi))
+
+
 def not_updatable(pi: dict, param: str) -> errors.StripeError:
     return errors.unexpected_state(
         f"This PaymentIntent's {param} could not be updated because it has a status of "
@@ -58,11 +67,7 @@ def _needs_return_url(pi: dict, return_url: str | None) -> bool:
 def confirm(txn: Transaction, pm: dict | None, return_url: str | None, base_url: str) -> None:
     """Confirm the PaymentIntent with a PaymentMethod; the outcome follows the test method."""
     pi = txn.pi
-    if pi["status"] not in CONFIRMABLE:
-        raise errors.unexpected_state(
-            f"You cannot confirm this PaymentIntent because it has a status of {pi['status']}. "
-            "Only a PaymentIntent with one of the following statuses may be confirmed: "
-            f"{_statuses(CONFIRMABLE)}.", copy.deepcopy(pi))
+    _require_status(pi, CONFIRMABLE, "confirm", "confirmed")
     pm = _pm_of(txn, pm)
     if _needs_return_url(pi, return_url):
         raise errors.invalid(REDIRECTS_NEED_RETURN_URL, "return_url")
@@ -220,11 +225,7 @@ def capture(txn: Transaction, amount_to_capture: int | None) -> None:
 def cancel(txn: Transaction, reason: str | None) -> None:
     """Cancel the PaymentIntent (releasing a held authorization)."""
     pi = txn.pi
-    if pi["status"] not in CANCELABLE:
-        raise errors.unexpected_state(
-            f"You cannot cancel this PaymentIntent because it has a status of {pi['status']}. "
-            "Only a PaymentIntent with one of the following statuses may be canceled: "
-            f"{_statuses(CANCELABLE)}.", copy.deepcopy(pi))
+    _require_status(pi, CANCELABLE, "cancel", "canceled")
     if pi["status"] == "requires_capture":
         charge = txn.charge(pi["latest_charge"])
         charge.update(refunded=True, amount_refunded=charge["amount"])

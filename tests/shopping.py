@@ -64,6 +64,16 @@ def fill(client, *lines):
     return cart
 
 
+def start_and_confirm(client, *lines):
+    """Fill the cart, start checkout and pass the handshake; returns (cart, checkout answer, order id)."""
+    cart = fill(client, *lines)
+    started = client.post("/api/checkout")
+    assert started.status_code == 200, started.get_json()
+    answer = client.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
+    assert answer.status_code == 200, answer.get_json()
+    return cart, started.get_json(), answer.get_json()["order_id"]
+
+
 def synced(client, timeout=10):
     """Wait until the cart's PaymentIntent charges the cart total; returns the cart."""
 

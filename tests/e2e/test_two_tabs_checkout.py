@@ -42,6 +42,14 @@ def item_quantities(items):
     return {item["product_id"]: item["quantity"] for item in items}
 
 
+def assert_paid(tab, order_id, total, quantities):
+    """The order page turns to paid without a reload, and the order charged exactly `total` for these lines."""
+    expect(tab["order-status"]).to_have_text(f"Paid — order #{order_id}", timeout=20_000)
+    order = tab.order(order_id)
+    assert order["status"] == "paid" and order["amount_received"] == order["amount"] == total
+    assert item_quantities(order["items"]) == quantities
+
+
 def test_seed_story_second_tab_changes_what_the_first_tab_pays(shopper, server, browser, products):
     a, b, _ = products
     first = Tab(shopper.new_page())
@@ -83,15 +91,10 @@ def test_seed_story_second_tab_changes_what_the_first_tab_pays(shopper, server, 
     first.pay()
     order_id = first.wait_for_order_page()
     expect(first["order-status"]).to_have_text("Payment processing…")
-    expect(first["order-status"]).to_have_text(f"Paid — order #{order_id}", timeout=20_000)
+    assert_paid(first, order_id, new_total, {a["id"]: 10, b["id"]: 10})
     expect(first["order-lines"]).to_contain_text(f"10 × {a['name']}")
     expect(first["order-lines"]).to_contain_text(f"10 × {b['name']}")
     first.screenshot("seed-story-paid")
-
-    order = first.order(order_id)
-    assert order["status"] == "paid"
-    assert order["amount"] == order["amount_received"] == new_total
-    assert item_quantities(order["items"]) == {a["id"]: 10, b["id"]: 10}
     expect(first["cart-badge"]).to_have_text("0")
     expect(second["cart-badge"]).to_have_text("0")
     expect(second["cart-empty"]).to_be_visible()
@@ -121,12 +124,9 @@ def test_change_during_sepa_payment_is_refused_on_the_page(shopper, server, prod
 
     payment_intent = paying.order(order_id)["payment_intent_id"]
     server.sandbox("POST", f"/payment_intents/{payment_intent}/settle")
-    expect(paying["order-status"]).to_have_text(f"Paid — order #{order_id}", timeout=15_000)
+    assert_paid(paying, order_id, total, {a["id"]: 2})
     assert paying.was_not_reloaded()
     paying.screenshot("sepa-paid")
-    order = paying.order(order_id)
-    assert order["amount_received"] == order["amount"] == total
-    assert item_quantities(order["items"]) == {a["id"]: 2}
 
 
 def test_declined_card_reopens_the_cart_in_both_tabs(shopper, products):
@@ -174,10 +174,7 @@ def test_three_d_secure_failure_keeps_the_cart_and_completion_pays(shopper, prod
     paying.screenshot("3ds-challenge")
     paying["sandbox-3ds-complete"].click()
     order_id = paying.wait_for_order_page()
-    expect(paying["order-status"]).to_have_text(f"Paid — order #{order_id}", timeout=15_000)
-    order = paying.order(order_id)
-    assert order["amount_received"] == order["amount"] == total
-    assert item_quantities(order["items"]) == {b["id"]: 1}
+    assert_paid(paying, order_id, total, {b["id"]: 1})
 
 
 def test_stale_tab_cannot_pay_the_old_amount(shopper, products):
@@ -203,6 +200,4 @@ def test_stale_tab_cannot_pay_the_old_amount(shopper, products):
     stale.expect_ready_to_pay(new_total)
     stale.pay()
     order_id = stale.wait_for_order_page()
-    expect(stale["order-status"]).to_have_text(f"Paid — order #{order_id}", timeout=15_000)
-    order = stale.order(order_id)
-    assert order["amount_received"] == order["amount"] == new_total
+    assert_paid(stale, order_id, new_total, {a["id"]: 3})

@@ -7,23 +7,15 @@ import pytest
 from storefront.extensions import db
 from storefront.models import Cart
 from tests.conftest import wait_for
-from tests.shopping import browser_confirm, control, fill, order_status, synced
+from tests.shopping import browser_confirm, control, fill, order_status, start_and_confirm, synced
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def start_and_confirm(shopper, *lines):
-    cart = fill(shopper, *lines)
-    started = shopper.post("/api/checkout").get_json()
-    answer = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
-    assert answer.status_code == 200, answer.get_json()
-    return started, answer.get_json()["order_id"]
 
 
 def test_an_abandoned_freeze_is_released_once_stripe_says_nothing_was_paid(make_store, sandbox):
     store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
     shopper = store.client()
-    _, order_id = start_and_confirm(shopper, (1, 1))
+    _, _, order_id = start_and_confirm(shopper, (1, 1))
     answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["status"] == "open"
@@ -33,7 +25,7 @@ def test_an_abandoned_freeze_is_released_once_stripe_says_nothing_was_paid(make_
 def test_an_expired_freeze_holds_while_the_payment_is_processing(make_store, sandbox):
     store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
     shopper = store.client()
-    started, order_id = start_and_confirm(shopper, (1, 1))
+    _, started, order_id = start_and_confirm(shopper, (1, 1))
     browser_confirm(
         sandbox.url,
         sandbox.publishable_key,
@@ -51,7 +43,7 @@ def test_the_periodic_reconcile_settles_a_payment_whose_webhook_was_lost(make_st
     store = make_store(sandbox=sandbox, RECONCILE_INTERVAL_SECONDS=0.2, RECONCILE_AFTER_SECONDS=0)
     store.app.extensions["reconciler"].start()
     shopper = store.client()
-    started, order_id = start_and_confirm(shopper, (1, 2))
+    _, started, order_id = start_and_confirm(shopper, (1, 2))
     assert browser_confirm(sandbox.url, sandbox.publishable_key, started)[0] == 200
     order_status(shopper, order_id, "paid")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.conftest import wait_for
-from tests.shopping import browser_confirm, control, fill, order_status, pushed, sign, synced
+from tests.shopping import browser_confirm, control, fill, order_status, pushed, sign, start_and_confirm, synced
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,9 +82,7 @@ def test_the_handshake_freezes_the_cart_and_every_tab_is_told(store):
 
 def test_a_declined_card_unfreezes_the_cart_and_fails_the_order(store):
     shopper = store.client()
-    cart = fill(shopper, (A, 1))
-    started = checkout(shopper)
-    order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
+    cart, started, order_id = start_and_confirm(shopper, (A, 1))
     status, body = browser_confirm(
         store.sandbox.url, store.sandbox.publishable_key, started, payment_method="pm_card_chargeDeclined"
     )
@@ -103,9 +101,7 @@ def decline(store, shopper, started, order_id):
 
 def test_paying_again_after_a_decline_pays_the_same_order(store):
     shopper = store.client()
-    cart = fill(shopper, (A, 1))
-    started = checkout(shopper)
-    order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
+    cart, started, order_id = start_and_confirm(shopper, (A, 1))
     decline(store, shopper, started, order_id)
     retry = confirm(shopper, cart["version"])
     assert retry.status_code == 200 and retry.get_json()["order_id"] == order_id
@@ -118,9 +114,7 @@ def test_paying_again_after_a_decline_pays_the_same_order(store):
 )
 def test_three_d_secure(store, outcome, final, cart_status):
     shopper = store.client()
-    cart = fill(shopper, (A, 1))
-    started = checkout(shopper)
-    order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
+    cart, started, order_id = start_and_confirm(shopper, (A, 1))
     status, pi = browser_confirm(
         store.sandbox.url, store.sandbox.publishable_key, started, payment_method="pm_card_authenticationRequired"
     )
@@ -139,9 +133,7 @@ def test_three_d_secure(store, outcome, final, cart_status):
 @pytest.mark.parametrize("iban,final", [("AT611904300234573201", "paid"), ("AT861904300235473202", "payment_failed")])
 def test_sepa_stays_processing_until_it_settles(store, iban, final):
     shopper = store.client()
-    cart = fill(shopper, (A, 1))
-    started = checkout(shopper)
-    order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
+    cart, started, order_id = start_and_confirm(shopper, (A, 1))
     status, pi = browser_confirm(
         store.sandbox.url,
         store.sandbox.publishable_key,
@@ -196,9 +188,7 @@ def _orders_of(store, pi_id):
 def test_duplicated_and_reordered_webhooks_make_exactly_one_order(store):
     control(store.sandbox.url, "POST", "/faults", {"webhook_duplicate_rate": 1.0, "webhook_reorder": True})
     shopper = store.client()
-    cart = fill(shopper, (A, 3))
-    started = checkout(shopper)
-    order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
+    cart, started, order_id = start_and_confirm(shopper, (A, 3))
     decline(store, shopper, started, order_id)
     assert confirm(shopper, cart["version"]).status_code == 200
     browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)
@@ -217,9 +207,7 @@ def test_duplicated_and_reordered_webhooks_make_exactly_one_order(store):
 def test_a_lost_webhook_is_found_by_reconcile(store):
     control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
     shopper = store.client()
-    cart = fill(shopper, (A, 1))
-    started = checkout(shopper)
-    order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
+    cart, started, order_id = start_and_confirm(shopper, (A, 1))
     assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
     assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "awaiting_payment"
     result = store.app.test_cli_runner().invoke(args=["reconcile", "--older-than", "0"])
@@ -240,9 +228,7 @@ def test_a_lost_webhook_for_a_payment_without_handshake_is_found_by_reconcile(st
 
 def test_an_amount_that_is_not_the_order_total_is_reviewed_and_the_excess_refunded(store, stripe_client):
     shopper = store.client()
-    cart = fill(shopper, (A, 1))
-    started = checkout(shopper)
-    order_id = confirm(shopper, cart["version"]).get_json()["order_id"]
+    cart, started, order_id = start_and_confirm(shopper, (A, 1))
     # Someone outside the storefront raises the amount after the handshake.
     stripe_client.v1.payment_intents.update(started["payment_intent_id"], params={"amount": cart["total"] + 500})
     browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)
