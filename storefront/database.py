@@ -31,7 +31,11 @@ def engine_options(url):
     """
     if url.startswith("sqlite"):
         return {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
-    return {"pool_pre_ping": True}
+    # Enough kept connections for a busy process's requests and syncs: an overflow connection is closed on
+    # return, and opening one again forks a PostgreSQL backend. No pre-ping: it would cost a round trip on
+    # every checkout (a change and its sync take several); a connection found dead invalidates the pool,
+    # so after a database restart only the requests already holding a connection fail.
+    return {"pool_size": 10, "max_overflow": 15, "pool_recycle": 3600}
 
 
 def configure_engine(engine):

@@ -22,12 +22,17 @@ class Product(db.Model):
 
 
 class Cart(db.Model):
-    """A shopper's cart; `version` counts content changes, the PaymentIntent columns mirror Stripe."""
+    """A shopper's cart; `version` counts content changes, the PaymentIntent columns mirror Stripe.
+
+    `total` is the current version's total (its snapshot's), kept on the row so that "does the
+    PaymentIntent lag behind the cart?" is a condition on one row.
+    """
 
     __tablename__ = "carts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(default=1)
+    total: Mapped[int] = mapped_column(default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(16), default="open")
     currency: Mapped[str] = mapped_column(String(3))
     frozen_at: Mapped[datetime | None]

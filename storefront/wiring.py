@@ -3,8 +3,9 @@
 from flask import current_app, session
 
 from .cart.service import create_cart
+from .errors import NotFound
 from .extensions import db
-from .models import Cart, utcnow
+from .models import utcnow
 from .shop import Shop
 
 
@@ -22,12 +23,20 @@ def current_shop():
     )
 
 
-def session_cart_id(shop):
-    """The session's cart id, creating the cart (and setting the cookie) on first use."""
+def with_session_cart(shop, use):
+    """`use(cart_id)` on the session's cart, starting a new cart (and setting the cookie) when it has none.
+
+    The signed cookie's id is trusted without a lookup: the use case reads the cart anyway, and one that
+    no longer exists (cart_not_found) is replaced by a new one, as a first visit would be.
+    """
     cart_id = session.get("cart_id")
-    if isinstance(cart_id, int) and shop.session.get(Cart, cart_id) is not None:
-        return cart_id
+    if isinstance(cart_id, int):
+        try:
+            return use(cart_id)
+        except NotFound as err:
+            if err.code != "cart_not_found":
+                raise
     cart = create_cart(shop)
     session["cart_id"] = cart.id
     session.permanent = True
-    return cart.id
+    return use(cart.id)

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..extensions import limiter
 from ..guards import json_body
-from ..wiring import current_shop, session_cart_id
+from ..wiring import current_shop, with_session_cart
 from . import domain, service
 
 bp = Blueprint("cart", __name__, url_prefix="/api/cart")
@@ -21,7 +21,7 @@ _mutations = limiter.shared_limit(_mutation_limit, scope="cart_mutation")
 @bp.get("")
 def get_cart():
     shop = current_shop()
-    return jsonify(service.read_cart(shop, session_cart_id(shop)))
+    return jsonify(with_session_cart(shop, lambda cart_id: service.read_cart(shop, cart_id)))
 
 
 @bp.post("/items")
@@ -31,7 +31,7 @@ def add_item():
     product_id = domain.parse_product_id(body.get("product_id"))
     quantity = domain.parse_quantity(body.get("quantity", 1))
     shop = current_shop()
-    return jsonify(service.add_item(shop, session_cart_id(shop), product_id, quantity))
+    return jsonify(with_session_cart(shop, lambda cart_id: service.add_item(shop, cart_id, product_id, quantity)))
 
 
 @bp.put("/items/<product_id>")
@@ -40,7 +40,7 @@ def set_quantity(product_id):
     product_id = domain.parse_product_id(product_id)
     quantity = domain.parse_quantity(json_body().get("quantity"), allow_zero=True)
     shop = current_shop()
-    return jsonify(service.set_quantity(shop, session_cart_id(shop), product_id, quantity))
+    return jsonify(with_session_cart(shop, lambda cart_id: service.set_quantity(shop, cart_id, product_id, quantity)))
 
 
 @bp.delete("/items/<product_id>")
@@ -48,4 +48,4 @@ def set_quantity(product_id):
 def remove_item(product_id):
     product_id = domain.parse_product_id(product_id)
     shop = current_shop()
-    return jsonify(service.remove_item(shop, session_cart_id(shop), product_id))
+    return jsonify(with_session_cart(shop, lambda cart_id: service.remove_item(shop, cart_id, product_id)))

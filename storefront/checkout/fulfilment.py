@@ -4,8 +4,9 @@ import logging
 
 from sqlalchemy import select
 
+from ..cart import repository
 from ..cart.domain import without_snapshot
-from ..cart.service import cart_view, lock_cart, replace_lines
+from ..cart.service import cart_view, lock_cart
 from ..models import Cart, CartSnapshot, Order
 from ..payments.gateway import PaymentError
 from . import domain
@@ -75,11 +76,12 @@ def _fulfil(session, cart, pi, version):
     superseded = [o for o in orders if o is not order and o.status == "awaiting_payment"]
     for other in superseded:
         other.status = "payment_failed"
-    quantities = {line.product_id: line.quantity for line in cart.lines}
     if cart.payment_intent_id == pi.id:
         _forget_payment_intent(cart)
-    replace_lines(session, cart, without_snapshot(quantities, order.items))
     session.flush()
+    state = repository.state_of(cart)
+    repository.write_lines(session, state, without_snapshot(state.quantities, order.items), {})
+    session.expire(cart)  # written in Core above: the model reloads its version and lines
     log.info("order %s for cart %s v%s is %s (received %s of %s)",
              order.id, cart.id, version, order.status, pi.amount_received, order.amount)
     refund = (order.id, pi.id, order.refund_due) if order.refund_due else None

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..guards import json_body
 from ..payments.sync import sync_until_current
-from ..wiring import current_shop, session_cart_id
+from ..wiring import current_shop, with_session_cart
 from . import domain, service
 
 bp = Blueprint("checkout", __name__, url_prefix="/api")
@@ -13,7 +13,7 @@ bp = Blueprint("checkout", __name__, url_prefix="/api")
 @bp.post("/checkout")
 def start_checkout():
     shop = current_shop()
-    answer = service.start_checkout(shop, session_cart_id(shop))
+    answer = with_session_cart(shop, lambda cart_id: service.start_checkout(shop, cart_id))
     return jsonify({**answer, "publishable_key": current_app.config["STRIPE_PUBLISHABLE_KEY"]})
 
 
@@ -26,10 +26,10 @@ def confirm():
     def sync_now(cart_id):
         return sync_until_current(shop, cart_id, wait_seconds=lease, lease_seconds=lease)
 
-    return jsonify(service.confirm(shop, session_cart_id(shop), shown_version, sync_now))
+    return jsonify(with_session_cart(shop, lambda cart_id: service.confirm(shop, cart_id, shown_version, sync_now)))
 
 
 @bp.get("/orders/<int(max=2147483647):order_id>")
 def get_order(order_id):
     shop = current_shop()
-    return jsonify(service.read_order(shop, session_cart_id(shop), order_id))
+    return jsonify(with_session_cart(shop, lambda cart_id: service.read_order(shop, cart_id, order_id)))

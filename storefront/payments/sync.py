@@ -11,72 +11,96 @@ import time
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 
-from ..cart.service import cart_view, lock_cart
+from ..cart import repository
 from ..checkout.domain import REUSABLE_PI_STATUSES
-from ..models import Cart, CartSnapshot
 from .gateway import AmountLocked, PaymentError, PaymentIntentMissing
 
 log = logging.getLogger(__name__)
 
 DONE, BUSY, FAILED = "done", "busy", "failed"
 
+carts = repository.carts
+# The PaymentIntent lags behind the cart: it can still change, the cart has something to charge, and
+# Stripe has not been told this version's amount. One condition on one row, so a claim is one statement.
+LAGGING = and_(
+    carts.c.payment_intent_id.is_not(None),
+    carts.c.pi_status.in_(sorted(REUSABLE_PI_STATUSES)),
+    carts.c.total > 0,
+    or_(carts.c.pi_version.is_(None), carts.c.pi_version != carts.c.version,
+        carts.c.pi_amount.is_(None), carts.c.pi_amount != carts.c.total),
+)
 
-def pending_target(session, cart_id):
-    """(PaymentIntent id, version, amount) still to be sent to Stripe, or None when nothing is."""
-    return _pending(session, cart_id)[0]
+
+_IS_LAGGING = select(exists().where(carts.c.id == bindparam("cart_id"), LAGGING))
+_OURS = carts.c.sync_owner == bindparam("owner")
+_CLAIM = (
+    update(carts)
+    .where(carts.c.id == bindparam("cart_id"), LAGGING,
+           or_(carts.c.sync_owner.is_(None), _OURS, carts.c.sync_lease_until < bindparam("now")))
+    .values(sync_owner=bindparam("owner"), sync_lease_until=bindparam("until"))
+    .returning(carts.c.payment_intent_id, carts.c.version, carts.c.total)
+)
+# Mirror an update Stripe accepted, only forward (a newer version, of the cart's current PaymentIntent),
+# and release the lease if it is still ours: one statement, returning the row for the push.
+_NEWER = and_(carts.c.payment_intent_id == bindparam("pi_id"),
+              func.coalesce(carts.c.pi_version, 0) <= bindparam("recorded_version"))
+_RECORD = (
+    update(carts)
+    .where(carts.c.id == bindparam("cart_id"))
+    .values(
+        pi_amount=case((_NEWER, bindparam("new_amount")), else_=carts.c.pi_amount),
+        pi_version=case((_NEWER, bindparam("recorded_version")), else_=carts.c.pi_version),
+        pi_status=case((_NEWER, bindparam("new_status")), else_=carts.c.pi_status),
+        sync_owner=case((_OURS, None), else_=carts.c.sync_owner),
+        sync_lease_until=case((_OURS, None), else_=carts.c.sync_lease_until),
+    )
+    .returning(*repository.CART_COLUMNS)
+)
+_RELEASE = update(carts).where(carts.c.id == bindparam("cart_id"), _OURS).values(sync_owner=None,
+                                                                                  sync_lease_until=None)
 
 
-def _pending(session, cart_id):
-    """(pending target or None, the lease's owner): the cart and its current snapshot in one query."""
-    row = session.execute(
-        select(Cart.payment_intent_id, Cart.pi_status, Cart.version, Cart.pi_version, Cart.pi_amount,
-               Cart.sync_owner, CartSnapshot.total)
-        .outerjoin(CartSnapshot, and_(CartSnapshot.cart_id == Cart.id, CartSnapshot.version == Cart.version))
-        .where(Cart.id == cart_id)
-    ).one_or_none()
-    if row is None:
-        return None, None
-    if not row.payment_intent_id or row.pi_status not in REUSABLE_PI_STATUSES or not row.total or row.total <= 0:
-        return None, row.sync_owner
-    if row.pi_version == row.version and row.pi_amount == row.total:
-        return None, row.sync_owner
-    return (row.payment_intent_id, row.version, row.total), row.sync_owner
+def is_current(session, cart_id):
+    """True when the cart's PaymentIntent charges its latest version (or there is nothing to charge)."""
+    lagging = session.connection().execute(_IS_LAGGING, {"cart_id": cart_id}).scalar()
+    session.commit()
+    return not lagging
 
 
 def sync_cart(shop, cart_id, owner, lease_seconds=30.0, budget=None):
     """Update Stripe until the PaymentIntent matches the cart, holding the cart's lease; DONE, BUSY or FAILED.
 
-    Nothing pending means no lease to take. With a `budget`, each update first waits for its store-wide
-    slot; the lease is taken (or renewed) after the wait and the version to send read after that, so an
-    update carries every change made while it waited.
+    The lease is taken only when there is something to send, in the statement that reads what to send.
+    With a `budget`, each update then waits for its store-wide slot; a wait renews the lease and reads
+    the version again, so the update carries every change made while it waited. Recording an update
+    releases the lease; the claim that follows is the look for changes committed meanwhile.
     """
-    if _read_target(shop, cart_id) is None:
-        return DONE
-    claimed = False
+    target = _claim(shop, cart_id, owner, lease_seconds)
+    if target is None:
+        return DONE if is_current(shop.session, cart_id) else BUSY
+    held = True
     try:
-        while True:
-            if budget is not None:
-                budget.wait()
-            if not _claim(shop, cart_id, owner, lease_seconds):
-                return BUSY
-            claimed = True
-            target = _read_target(shop, cart_id)
-            if target is None:
-                return DONE
-            outcome = _send(shop, cart_id, target)
-            if outcome is not None:
+        while target is not None:
+            if budget is not None and budget.wait() > 0:
+                target = _claim(shop, cart_id, owner, lease_seconds)
+                if target is None:
+                    return DONE
+            outcome = _send(shop, cart_id, owner, target)
+            held = outcome is not None
+            if held:
                 return outcome
-            if _read_target(shop, cart_id) is None:
-                return DONE
+            target = _claim(shop, cart_id, owner, lease_seconds)
+            held = target is not None
+        return DONE
     finally:
-        if claimed:
+        if held:
             _release(shop, cart_id, owner)
 
 
-def _send(shop, cart_id, target):
-    """One PaymentIntent update, recorded and pushed; None to go on, or how the sync ends."""
+def _send(shop, cart_id, owner, target):
+    """One PaymentIntent update, recorded (lease released) and pushed; None to go on, or how the sync ends."""
     pi_id, version, amount = target
     try:
         pi = shop.gateway.set_amount(pi_id, cart_id=cart_id, version=version, amount=amount)
@@ -93,44 +117,36 @@ def _send(shop, cart_id, target):
     except PaymentError as err:
         log.warning("cart %s v%s: PaymentIntent %s update failed: %s", cart_id, version, pi_id, err)
         return FAILED
-    _record(shop, cart_id, pi)
+    _record(shop, cart_id, owner, pi)
     return None
 
 
-def _read_target(shop, cart_id):
-    target = pending_target(shop.session, cart_id)
-    shop.session.commit()
-    return target
+def _claim(shop, cart_id, owner, lease_seconds):
+    """Take or renew the lease if the PaymentIntent lags: (PaymentIntent id, version, amount), else None."""
+    session, now = shop.session, shop.now()
+    row = session.connection().execute(_CLAIM, {
+        "cart_id": cart_id, "owner": owner, "now": now, "until": now + timedelta(seconds=lease_seconds),
+    }).one_or_none()
+    session.commit()
+    return tuple(row) if row is not None else None
 
 
-def _record(shop, cart_id, pi):
-    cart = lock_cart(shop.session, cart_id)
-    version = pi.cart_ref[1]
-    if cart.payment_intent_id == pi.id and (cart.pi_version or 0) <= version:
-        cart.pi_amount, cart.pi_version, cart.pi_status = pi.amount, version, pi.status
-    view = cart_view(cart)
-    shop.session.commit()
+def _record(shop, cart_id, owner, pi):
+    """Mirror an update Stripe accepted onto the cart, release the lease, and push the cart: one transaction."""
+    session, version = shop.session, pi.cart_ref[1]
+    row = session.connection().execute(_RECORD, {
+        "cart_id": cart_id, "owner": owner, "pi_id": pi.id, "recorded_version": version, "new_amount": pi.amount,
+        "new_status": pi.status,
+    }).one()
+    view = repository.with_lines(session, row)[0].view()
+    session.commit()
     log.info("cart %s v%s: PaymentIntent %s now charges %s", cart_id, version, pi.id, pi.amount)
     shop.publish.cart(view)
 
 
-def _claim(shop, cart_id, owner, lease_seconds):
-    now = shop.now()
-    free = or_(Cart.sync_owner.is_(None), Cart.sync_owner == owner, Cart.sync_lease_until < now)
-    result = shop.session.execute(
-        update(Cart)
-        .where(Cart.id == cart_id, free)
-        .values(sync_owner=owner, sync_lease_until=now + timedelta(seconds=lease_seconds))
-    )
-    shop.session.commit()
-    return result.rowcount == 1
-
-
 def _release(shop, cart_id, owner):
     shop.session.rollback()
-    shop.session.execute(
-        update(Cart).where(Cart.id == cart_id, Cart.sync_owner == owner).values(sync_owner=None, sync_lease_until=None)
-    )
+    shop.session.connection().execute(_RELEASE, {"cart_id": cart_id, "owner": owner})
     shop.session.commit()
 
 
@@ -142,10 +158,8 @@ def sync_until_current(shop, cart_id, *, wait_seconds, lease_seconds=30.0):
         outcome = sync_cart(shop, cart_id, owner, lease_seconds)
         if outcome == FAILED:
             return False
-        if outcome == DONE and pending_target(shop.session, cart_id) is None:
-            shop.session.commit()
+        if outcome == DONE and is_current(shop.session, cart_id):
             return True
-        shop.session.commit()
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -160,6 +174,7 @@ class BackgroundSync:
         self._shop_factory = shop_factory
         self._budget = budget
         self._running = set()
+        self._again = set()
         self._lock = threading.Lock()
         self.coalesce_seconds = app.config["SYNC_COALESCE_SECONDS"]
         self.lease_seconds = app.config["SYNC_LEASE_SECONDS"]
@@ -168,6 +183,8 @@ class BackgroundSync:
         """Ask for the cart's PaymentIntent to follow its latest version, soon and in the background."""
         with self._lock:
             if cart_id in self._running:
+                # The running task may already have made its last look: it runs once more when it ends.
+                self._again.add(cart_id)
                 return
             self._running.add(cart_id)
         self._start_task(self._run, cart_id)
@@ -181,12 +198,13 @@ class BackgroundSync:
             except Exception:
                 log.exception("cart %s: background PaymentIntent sync crashed", cart_id)
             finally:
+                shop.session.remove()
                 with self._lock:
                     self._running.discard(cart_id)
-                shop.session.remove()
-            # A change may have committed after the last look and before the release: look again.
-            if outcome != FAILED and self._still_pending(shop, cart_id):
-                self.schedule(cart_id)
+                    again = cart_id in self._again and outcome != FAILED
+                    self._again.discard(cart_id)
+        if again:
+            self.schedule(cart_id)
 
     def _sync(self, shop, cart_id):
         owner = uuid.uuid4().hex
@@ -200,16 +218,6 @@ class BackgroundSync:
             time.sleep(delay)
             delay *= 2
         return outcome
-
-    def _still_pending(self, shop, cart_id):
-        try:
-            target, owner = _pending(shop.session, cart_id)
-            return owner is None and target is not None
-        except Exception:
-            log.exception("cart %s: could not look for changes left to sync; reconcile will", cart_id)
-            return False
-        finally:
-            shop.session.remove()
 
     def wait_idle(self, timeout):
         """Wait until no sync task of this process is running (for orderly shutdown); True if idle."""
