@@ -36,7 +36,7 @@ def with_session_cart(shop, use):
         except NotFound as err:
             if err.code != "cart_not_found":
                 raise
-    cart = create_cart(shop)
-    session["cart_id"] = cart.id
+    cart_id = create_cart(shop)
+    session["cart_id"] = cart_id
     session.permanent = True
-    return use(cart.id)
+    return use(cart_id)

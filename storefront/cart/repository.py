@@ -5,9 +5,10 @@ line that changed, the new version and its snapshot, commit. The ORM's unit of w
 that in CPU and round trips per change; the rarer paths (checkout, fulfilment) still use the models.
 """
 
+import json
 from dataclasses import dataclass, replace
 
-from sqlalchemy import bindparam, delete, insert, literal, null, select, union_all, update
+from sqlalchemy import bindparam, delete, insert, null, select, text, union_all, update
 
 from ..errors import NotFound
 from ..models import Cart, CartLine, CartSnapshot, Product
@@ -76,16 +77,10 @@ _READ = (
                  .outerjoin(products, products.c.id == lines_table.c.product_id))
     .where(carts.c.id == bindparam("cart_id"))
 )
-_LOCK = select(*CART_COLUMNS).where(carts.c.id == bindparam("cart_id")).with_for_update()
-_LINES = (
-    select(lines_table.c.product_id, products.c.name, products.c.unit_amount, lines_table.c.quantity,
-           lines_table.c.position)
-    .join(products, products.c.id == lines_table.c.product_id)
-    .where(lines_table.c.cart_id == bindparam("cart_id"))
-)
-_LINES_AND_PRODUCT = union_all(
-    _LINES,
-    select(products.c.id, products.c.name, products.c.unit_amount, null(), literal(0))
+# The same, plus a row for the product a change names (its cart columns null), still one statement.
+_READ_WITH_PRODUCT = union_all(
+    _READ,
+    select(*(null() for _ in CART_COLUMNS), products.c.id, products.c.name, products.c.unit_amount, null(), null())
     .where(products.c.id == bindparam("product_id")),
 )
 _DELETE_LINES = delete(lines_table).where(lines_table.c.cart_id == bindparam("cart_id"),
@@ -96,40 +91,46 @@ _SET_QUANTITY = update(lines_table).where(
 _ADD_LINES = insert(lines_table)
 _BUMP = update(carts).where(carts.c.id == bindparam("cart_id")).values(
     version=bindparam("new_version"), total=bindparam("new_total"))
+_BUMP_IF_CURRENT = _BUMP.where(carts.c.version == bindparam("old_version"), carts.c.status == "open")
 _ADD_SNAPSHOT = insert(snapshots)
 
+# PostgreSQL: a whole change as one statement, which commits by itself. The version guard makes it
+# optimistic: if another change (or a freeze) came first, `bumped` is empty and nothing is written.
+_CHANGE_IN_ONE_STATEMENT = text("""
+WITH bumped AS (
+    UPDATE carts SET version = :new_version, total = :new_total
+    WHERE id = :cart_id AND version = :old_version AND status = 'open'
+    RETURNING id
+), removed AS (
+    DELETE FROM cart_lines
+    WHERE cart_id IN (SELECT id FROM bumped) AND product_id = ANY(CAST(:removed AS integer[]))
+), written AS (
+    INSERT INTO cart_lines (cart_id, product_id, quantity, position)
+    SELECT bumped.id, w.product_id, w.quantity, w.position
+    FROM bumped, unnest(CAST(:product_ids AS integer[]), CAST(:quantities AS integer[]),
+                        CAST(:positions AS integer[])) AS w(product_id, quantity, position)
+    ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity
+), snapshot AS (
+    INSERT INTO cart_snapshots (cart_id, version, items, total, currency)
+    SELECT id, :new_version, CAST(:items AS json), :new_total, :currency FROM bumped
+)
+SELECT count(*) FROM bumped
+""")
 
-def read(session, cart_id):
-    """The cart as committed, in one statement (one snapshot of cart row and lines, no lock)."""
-    rows = session.connection().execute(_READ, {"cart_id": cart_id}).all()
-    if not rows:
-        raise NotFound("This cart does not exist.", code="cart_not_found")
-    lines = sorted((row for row in rows if row.quantity is not None), key=lambda row: row.position)
-    return _state(rows[0], lines)
 
-
-def lock(session, cart_id, product_id=None):
-    """The cart locked until commit, and the product asked for (None if it does not exist).
-
-    Two statements on purpose: the lines are read after the row lock is granted, so they are the
-    lines of the version just locked (a join under FOR UPDATE could return lines from before the wait).
-    """
-    row = session.connection().execute(_LOCK, {"cart_id": cart_id}).one_or_none()
-    if row is None:
-        raise NotFound("This cart does not exist.", code="cart_not_found")
-    return with_lines(session, row, product_id)
-
-
-def with_lines(session, row, product_id=None):
-    """The state of a cart row this transaction has locked (its CART_COLUMNS), with its lines read now."""
-    conn = session.connection()
+def read(conn, cart_id, product_id=None):
+    """The cart as committed, in one statement (one snapshot of row and lines, no lock), and the product
+    named by `product_id` as a Line of quantity 0 (None if there is no such product)."""
     if product_id is None:
-        rows = conn.execute(_LINES, {"cart_id": row.id}).all()
+        rows = conn.execute(_READ, {"cart_id": cart_id}).all()
     else:
-        rows = conn.execute(_LINES_AND_PRODUCT, {"cart_id": row.id, "product_id": product_id}).all()
-    lines = sorted((r for r in rows if r.quantity is not None), key=lambda r: r.position)
-    product = next((domain.Line(r.product_id, r.name, r.unit_amount, 0) for r in rows if r.quantity is None), None)
-    return _state(row, lines), product
+        rows = conn.execute(_READ_WITH_PRODUCT, {"cart_id": cart_id, "product_id": product_id}).all()
+    cart_rows = [row for row in rows if row.id is not None]
+    if not cart_rows:
+        raise NotFound("This cart does not exist.", code="cart_not_found")
+    product = next((domain.Line(r.product_id, r.name, r.unit_amount, 0) for r in rows if r.id is None), None)
+    lines = sorted((row for row in cart_rows if row.quantity is not None), key=lambda row: row.position)
+    return _state(cart_rows[0], lines), product
 
 
 def _state(row, line_rows):
@@ -139,30 +140,74 @@ def _state(row, line_rows):
                      row.pi_status, lines, next_position)
 
 
-def write_lines(session, state, quantities, products_by_id):
-    """Write new quantities, bump the version and record its snapshot in the caller's transaction.
+@dataclass(frozen=True)
+class _Edit:
+    """What turning `state` into `new` writes: lines removed, lines set (existing or new), the new state."""
 
-    `products_by_id` names (as domain Lines) any product not already in the cart; the new state is returned.
-    """
-    conn, before = session.connection(), state.quantities
-    removed = [pid for pid in before if pid not in quantities]
-    if removed:
-        conn.execute(_DELETE_LINES, {"cart_id": state.id, "product_ids": removed})
-    changed = [{"line_cart": state.id, "line_product": pid, "new_quantity": q}
-               for pid, q in quantities.items() if pid in before and before[pid] != q]
-    if changed:
-        conn.execute(_SET_QUANTITY, _one_or_many(changed))
+    new: CartState
+    removed: list
+    changed: list
+    added: list
+
+
+def _edit(state, quantities, products_by_id):
+    before = state.quantities
     kept = [replace(line, quantity=quantities[line.product_id]) for line in state.lines
             if line.product_id in quantities]
     added = [replace(products_by_id[pid], quantity=q) for pid, q in quantities.items() if pid not in before]
-    position = state.next_position
-    if added:
-        conn.execute(_ADD_LINES, _one_or_many([
-            {"cart_id": state.id, "product_id": line.product_id, "quantity": line.quantity, "position": position + i}
-            for i, line in enumerate(added)
-        ]))
-    new = replace(state, version=state.version + 1, lines=tuple(kept + added), next_position=position + len(added))
-    conn.execute(_BUMP, {"cart_id": state.id, "new_version": new.version, "new_total": new.total})
+    new = replace(state, version=state.version + 1, lines=tuple(kept + added),
+                  next_position=state.next_position + len(added))
+    return _Edit(
+        new=new,
+        removed=[pid for pid in before if pid not in quantities],
+        changed=[(pid, q) for pid, q in quantities.items() if pid in before and before[pid] != q],
+        added=[(line.product_id, line.quantity, state.next_position + i) for i, line in enumerate(added)],
+    )
+
+
+def write_change(conn, state, quantities, products_by_id):
+    """Write a change to the cart read as `state`, only if it is still that version and open.
+
+    Returns the new state, or None when the cart moved on (the caller reads it again). On PostgreSQL
+    `conn` is in autocommit and this is one statement; elsewhere it runs in the caller's transaction.
+    """
+    edit = _edit(state, quantities, products_by_id)
+    if conn.dialect.name != "postgresql":
+        return _write(conn, state, edit, if_current=True)
+    set_lines = [(pid, q, 0) for pid, q in edit.changed] + edit.added
+    written = conn.execute(_CHANGE_IN_ONE_STATEMENT, {
+        "cart_id": state.id, "old_version": state.version, "new_version": edit.new.version,
+        "new_total": edit.new.total, "currency": state.currency, "removed": edit.removed,
+        "product_ids": [pid for pid, _, _ in set_lines], "quantities": [q for _, q, _ in set_lines],
+        "positions": [position for _, _, position in set_lines],
+        "items": json.dumps([line.as_dict() for line in edit.new.lines]),
+    }).scalar()
+    return edit.new if written else None
+
+
+def write_lines(conn, state, quantities, products_by_id=None):
+    """Write new quantities, bump the version and record its snapshot, in the caller's transaction, which
+    holds the cart's row lock. `products_by_id` names (as domain Lines) any product not already in the cart."""
+    return _write(conn, state, _edit(state, quantities, products_by_id or {}), if_current=False)
+
+
+def _write(conn, state, edit, *, if_current):
+    new = edit.new
+    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total}
+    if if_current:
+        if conn.execute(_BUMP_IF_CURRENT, {**bump, "old_version": state.version}).rowcount != 1:
+            return None
+    else:
+        conn.execute(_BUMP, bump)
+    if edit.removed:
+        conn.execute(_DELETE_LINES, {"cart_id": state.id, "product_ids": edit.removed})
+    if edit.changed:
+        conn.execute(_SET_QUANTITY, _one_or_many(
+            [{"line_cart": state.id, "line_product": pid, "new_quantity": q} for pid, q in edit.changed]))
+    if edit.added:
+        conn.execute(_ADD_LINES, _one_or_many(
+            [{"cart_id": state.id, "product_id": pid, "quantity": q, "position": position}
+             for pid, q, position in edit.added]))
     conn.execute(_ADD_SNAPSHOT, {"cart_id": state.id, "version": new.version, "currency": state.currency,
                                  "items": [line.as_dict() for line in new.lines], "total": new.total})
     return new

@@ -1,10 +1,14 @@
-"""Cart use cases: lock, apply a rule, write the new version, commit, then publish."""
+"""Cart use cases: read, apply a rule, write the new version if the cart is still the one read, then publish."""
 
 from sqlalchemy import select
 
-from ..errors import CheckoutInProgress, NotFound
+from ..database import statement_connection
+from ..errors import CartChanged, CheckoutInProgress, NotFound
 from ..models import Cart, CartSnapshot
 from . import domain, repository
+
+# A change that finds its cart moved on (another tab's change came first) reads it again; this many times.
+CHANGE_ATTEMPTS = 20
 
 
 def lock_cart(session, cart_id):
@@ -23,19 +27,20 @@ def cart_view(cart):
 
 
 def create_cart(shop):
-    """A new empty cart with its first snapshot."""
+    """A new empty cart with its first snapshot; its id."""
     cart = Cart(version=1, total=0, status="open", currency=shop.currency)
     shop.session.add(cart)
     shop.session.flush()
-    shop.session.add(CartSnapshot(cart_id=cart.id, version=1, items=[], total=0, currency=cart.currency))
+    cart_id = cart.id  # read before the commit expires it: reading it after would open a new transaction
+    shop.session.add(CartSnapshot(cart_id=cart_id, version=1, items=[], total=0, currency=cart.currency))
     shop.session.commit()
-    return cart
+    return cart_id
 
 
 def read_cart(shop, cart_id):
     """The cart's current view."""
     try:
-        return repository.read(shop.session, cart_id).view()
+        return repository.read(statement_connection(shop.session), cart_id)[0].view()
     finally:
         shop.session.commit()
 
@@ -67,22 +72,26 @@ def _change(shop, cart_id, product_id, rule):
 
 
 def _apply(shop, cart_id, product_id, rule):
+    """Read, apply the rule, write if the cart is still the version read (else read again), then push."""
     session = shop.session
-    try:
-        state, product = repository.lock(session, cart_id, product_id)
-        if product is None:
-            raise NotFound(f"No product with id {product_id}.", code="product_not_found")
-        domain.ensure_editable(state.status)
-        after = rule(state.quantities)
-        if after == state.quantities:
+    for _ in range(CHANGE_ATTEMPTS):
+        try:
+            state, product = repository.read(statement_connection(session), cart_id, product_id)
+            if product is None:
+                raise NotFound(f"No product with id {product_id}.", code="product_not_found")
+            domain.ensure_editable(state.status)
+            after = rule(state.quantities)
+            if after == state.quantities:
+                session.commit()
+                return state.view()
+            new = repository.write_change(session.connection(), state, after, {product_id: product})
             session.commit()
-            return state.view()
-        state = repository.write_lines(session, state, after, {product_id: product})
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    view = state.view()
-    shop.publish.cart(view)
-    shop.schedule_sync(cart_id)
-    return view
+        except Exception:
+            session.rollback()
+            raise
+        if new is not None:
+            view = new.view()
+            shop.publish.cart(view)
+            shop.schedule_sync(cart_id)
+            return view
+    raise CartChanged("Your cart is changing in another tab; please try again.")

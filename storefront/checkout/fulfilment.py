@@ -80,7 +80,7 @@ def _fulfil(session, cart, pi, version):
         _forget_payment_intent(cart)
     session.flush()
     state = repository.state_of(cart)
-    repository.write_lines(session, state, without_snapshot(state.quantities, order.items), {})
+    repository.write_lines(session.connection(), state, without_snapshot(state.quantities, order.items))
     session.expire(cart)  # written in Core above: the model reloads its version and lines
     log.info("order %s for cart %s v%s is %s (received %s of %s)",
              order.id, cart.id, version, order.status, pi.amount_received, order.amount)

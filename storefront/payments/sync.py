@@ -15,6 +15,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 
 from ..cart import repository
 from ..checkout.domain import REUSABLE_PI_STATUSES
+from ..database import statement_connection
 from .gateway import AmountLocked, PaymentError, PaymentIntentMissing
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _CLAIM = (
     .returning(carts.c.payment_intent_id, carts.c.version, carts.c.total)
 )
 # Mirror an update Stripe accepted, only forward (a newer version, of the cart's current PaymentIntent),
-# and release the lease if it is still ours: one statement, returning the row for the push.
+# and release the lease if it is still ours: one statement.
 _NEWER = and_(carts.c.payment_intent_id == bindparam("pi_id"),
               func.coalesce(carts.c.pi_version, 0) <= bindparam("recorded_version"))
 _RECORD = (
@@ -56,7 +57,6 @@ _RECORD = (
         sync_owner=case((_OURS, None), else_=carts.c.sync_owner),
         sync_lease_until=case((_OURS, None), else_=carts.c.sync_lease_until),
     )
-    .returning(*repository.CART_COLUMNS)
 )
 _RELEASE = update(carts).where(carts.c.id == bindparam("cart_id"), _OURS).values(sync_owner=None,
                                                                                   sync_lease_until=None)
@@ -64,7 +64,7 @@ _RELEASE = update(carts).where(carts.c.id == bindparam("cart_id"), _OURS).values
 
 def is_current(session, cart_id):
     """True when the cart's PaymentIntent charges its latest version (or there is nothing to charge)."""
-    lagging = session.connection().execute(_IS_LAGGING, {"cart_id": cart_id}).scalar()
+    lagging = statement_connection(session).execute(_IS_LAGGING, {"cart_id": cart_id}).scalar()
     session.commit()
     return not lagging
 
@@ -124,7 +124,7 @@ def _send(shop, cart_id, owner, target):
 def _claim(shop, cart_id, owner, lease_seconds):
     """Take or renew the lease if the PaymentIntent lags: (PaymentIntent id, version, amount), else None."""
     session, now = shop.session, shop.now()
-    row = session.connection().execute(_CLAIM, {
+    row = statement_connection(session).execute(_CLAIM, {
         "cart_id": cart_id, "owner": owner, "now": now, "until": now + timedelta(seconds=lease_seconds),
     }).one_or_none()
     session.commit()
@@ -132,13 +132,14 @@ def _claim(shop, cart_id, owner, lease_seconds):
 
 
 def _record(shop, cart_id, owner, pi):
-    """Mirror an update Stripe accepted onto the cart, release the lease, and push the cart: one transaction."""
+    """Mirror an update Stripe accepted onto the cart, release the lease, and push the cart as it now is."""
     session, version = shop.session, pi.cart_ref[1]
-    row = session.connection().execute(_RECORD, {
+    conn = statement_connection(session)
+    conn.execute(_RECORD, {
         "cart_id": cart_id, "owner": owner, "pi_id": pi.id, "recorded_version": version, "new_amount": pi.amount,
         "new_status": pi.status,
-    }).one()
-    view = repository.with_lines(session, row)[0].view()
+    })
+    view = repository.read(conn, cart_id)[0].view()
     session.commit()
     log.info("cart %s v%s: PaymentIntent %s now charges %s", cart_id, version, pi.id, pi.amount)
     shop.publish.cart(view)
@@ -146,7 +147,7 @@ def _record(shop, cart_id, owner, pi):
 
 def _release(shop, cart_id, owner):
     shop.session.rollback()
-    shop.session.connection().execute(_RELEASE, {"cart_id": cart_id, "owner": owner})
+    statement_connection(shop.session).execute(_RELEASE, {"cart_id": cart_id, "owner": owner})
     shop.session.commit()
 
 

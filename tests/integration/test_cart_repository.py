@@ -1,0 +1,89 @@
+"""The cart's write path on both databases: a change lands only on the version it was computed from."""
+
+import pytest
+from sqlalchemy import select
+
+from storefront.cart import repository
+from storefront.database import statement_connection
+from storefront.extensions import db
+from storefront.models import Cart, CartLine, CartSnapshot
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def app(request, make_store, tmp_path):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    store = make_store(database_url=url, STRIPE_SECRET_KEY="sk_test_unused")
+    client = store.client()
+    assert client.post("/api/cart/items", json={"product_id": 1, "quantity": 2}).status_code == 200
+    with store.app.app_context():
+        cart_id = db.session.execute(select(Cart.id)).scalar_one()
+        db.session.commit()
+        yield store.app, cart_id
+        db.session.remove()
+
+
+def read(cart_id, product_id=None):
+    session = db.session
+    try:
+        return repository.read(statement_connection(session), cart_id, product_id)
+    finally:
+        session.commit()
+
+
+def write(state, quantities, product):
+    session = db.session
+    try:
+        return repository.write_change(statement_connection(session), state, quantities, {product.product_id: product})
+    finally:
+        session.commit()
+
+
+def stored(cart_id):
+    session = db.session
+    lines = dict(session.execute(
+        select(CartLine.product_id, CartLine.quantity).where(CartLine.cart_id == cart_id)).all())
+    cart = session.get(Cart, cart_id, populate_existing=True)
+    versions = session.execute(select(CartSnapshot.version).where(CartSnapshot.cart_id == cart_id)).scalars().all()
+    answer = (cart.version, cart.total, lines, sorted(versions))
+    session.commit()
+    return answer
+
+
+def test_a_change_writes_lines_version_total_and_snapshot_together(app):
+    _, cart_id = app
+    state, product = read(cart_id, 2)
+    new = write(state, {1: 3, 2: 1}, product)
+    assert new.version == state.version + 1
+    version, total, lines, versions = stored(cart_id)
+    assert (version, total, lines) == (new.version, new.total, {1: 3, 2: 1})
+    assert versions == list(range(1, new.version + 1))
+    assert read(cart_id)[0] == new, "what the write returned is what a read sees"
+
+
+def test_a_change_computed_from_an_old_version_writes_nothing(app):
+    _, cart_id = app
+    old, product = read(cart_id, 2)
+    assert write(old, {1: 5}, product) is not None
+    before = stored(cart_id)
+    assert write(old, {1: 2, 2: 7}, product) is None, "the cart moved on: the caller must read again"
+    assert stored(cart_id) == before
+
+
+def test_a_change_to_a_frozen_cart_writes_nothing(app):
+    _, cart_id = app
+    state, product = read(cart_id, 2)
+    db.session.execute(Cart.__table__.update().where(Cart.id == cart_id).values(status="frozen"))
+    db.session.commit()
+    before = stored(cart_id)
+    assert write(state, {1: 2, 2: 1}, product) is None
+    assert stored(cart_id) == before
+
+
+def test_removing_the_last_line_leaves_an_empty_cart_at_the_next_version(app):
+    _, cart_id = app
+    state, product = read(cart_id, 1)
+    new = write(state, {}, product)
+    assert stored(cart_id)[:3] == (new.version, 0, {})
+    assert read(cart_id)[0].lines == ()
