@@ -13,6 +13,7 @@ import eventlet
 eventlet.monkey_patch()
 
 import atexit
+import gc
 import os
 import secrets
 import signal
@@ -66,6 +67,10 @@ def main():
             )
     app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
     app.extensions["reconciler"].start()
+    # Everything built so far lives as long as the process: keep it out of the collector's full passes,
+    # each of which would otherwise walk it all while every green thread waits.
+    gc.collect()
+    gc.freeze()
     mode = "offline Stripe sandbox" if offline else "Stripe test mode"
     print(f"Storefront ({mode}) on http://{host}:{port}/", flush=True)
     # Every open tab holds one of eventlet's connections, and eventlet serves 1,024 at once unless told.

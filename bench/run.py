@@ -89,9 +89,12 @@ class Bench:
         self.processes.remove(process)
 
     def store_process(self, name, module=None, **extra):
+        extra.setdefault("channel", self.channel)  # the run's own Redis keys (budget, rate limits)
+        # Redis holds the rate limits and the Stripe update budget, as in production (docs/scale.md):
+        # Flask-Limiter's memory storage sweeps every key every 10 ms while requests come in.
         env = store_env(port=free_port(), database_url=self.db.url, sandbox_port=self.sandbox.port,
                         webhook_secret=self.webhook_secret, secret_key=self.secret_key,
-                        LOG_LEVEL="WARNING", **extra)
+                        LOG_LEVEL="WARNING", REDIS_URL=REDIS_URL, **extra)
         command = [sys.executable, "-m", module] if module else [sys.executable, "wsgi.py"]
         return ServerProcess(name, command, env, self.logs, int(env["PORT"]))
 

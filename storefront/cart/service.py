@@ -68,6 +68,7 @@ def _change(shop, cart_id, product_id, rule):
     except CheckoutInProgress:
         if not release_expired_freeze(shop, cart_id):
             raise
+    shop.session.rollback()  # the release committed; its pushes may since have re-read models
     return _apply(shop, cart_id, product_id, rule)
 
 

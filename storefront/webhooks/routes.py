@@ -4,9 +4,11 @@ import logging
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..checkout.fulfilment import apply_payment_intent, record_refunds
+from ..database import statement_connection
 from ..errors import error_body
 from ..models import WebhookEvent, utcnow
 from ..payments.gateway import GatewayUnavailable, InvalidSignature, PaymentIntentMissing
@@ -70,12 +72,13 @@ def stripe_webhook():
     event_id, event_type = event.get("id"), event.get("type")
     if not is_stripe_id(event_id) or not is_stripe_id(event_type):
         return jsonify(error_body("invalid_event", "The event has no id or type.")), 400
-    if not _record(shop.session, event_id, event_type):
-        return jsonify({"received": True, "duplicate": True})
     handler = HANDLERS.get(event_type)
+    if not _record(shop.session, event_id, event_type, acted_on=handler is not None):
+        return jsonify({"received": True, "duplicate": True})
+    if handler is None:
+        return jsonify({"received": True})
     try:
-        if handler:
-            handler(shop, event)
+        handler(shop, event)
     except GatewayUnavailable as err:
         shop.session.rollback()
         log.warning("event %s: Stripe unavailable (%s); asking for redelivery", event_id, err)
@@ -87,22 +90,35 @@ def stripe_webhook():
     return jsonify({"received": True})
 
 
-def _record(session, event_id, event_type):
-    """Insert the event id; False when an earlier delivery already processed it."""
-    session.add(WebhookEvent(id=event_id, type=event_type[:64]))
+_events = WebhookEvent.__table__
+_INSERT_EVENT = {name: dialect_insert(_events).on_conflict_do_nothing().returning(_events.c.id)
+                 for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_PROCESSED_AT = select(_events.c.processed_at).where(_events.c.id == bindparam("event_id"))
+_MARK_PROCESSED = update(_events).where(_events.c.id == bindparam("event_id"), _events.c.processed_at.is_(None)) \
+    .values(processed_at=bindparam("now"))
+
+
+def _record(session, event_id, event_type, *, acted_on):
+    """Insert the event id, already processed when no handler acts on its type (one statement either way).
+
+    False when an earlier delivery already processed it; an event recorded but never processed (its
+    delivery failed half-way) is processed again.
+    """
+    conn = statement_connection(session)
     try:
+        row = {"id": event_id, "type": event_type[:64], "received_at": utcnow(),
+               "processed_at": None if acted_on else utcnow()}
+        if conn.execute(_INSERT_EVENT[conn.dialect.name], row).first() is not None:
+            return True
+        return conn.execute(_PROCESSED_AT, {"event_id": event_id}).scalar() is None
+    finally:
         session.commit()
-        return True
-    except IntegrityError:
-        session.rollback()
-    seen = session.get(WebhookEvent, event_id)
-    processed = seen is not None and seen.processed_at is not None
-    session.commit()
-    return not processed
 
 
 def _mark_processed(session, event_id):
-    seen = session.get(WebhookEvent, event_id)
-    if seen is not None and seen.processed_at is None:
-        seen.processed_at = utcnow()
-    session.commit()
+    # The handler committed its work; its pushes may since have re-read models (a read-only transaction).
+    session.rollback()
+    try:
+        statement_connection(session).execute(_MARK_PROCESSED, {"event_id": event_id, "now": utcnow()})
+    finally:
+        session.commit()

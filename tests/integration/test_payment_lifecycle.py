@@ -12,8 +12,10 @@ from tests.shopping import browser_confirm, control, fill, order_status, start_a
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_an_abandoned_freeze_is_released_once_stripe_says_nothing_was_paid(make_store, sandbox):
-    store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_abandoned_freeze_is_released_once_stripe_says_nothing_was_paid(make_store, sandbox, database, request):
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else None
+    store = make_store(sandbox=sandbox, database_url=url, FREEZE_SECONDS=0)
     shopper = store.client()
     _, _, order_id = start_and_confirm(shopper, (1, 1))
     answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
