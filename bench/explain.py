@@ -40,10 +40,13 @@ def cpu_story(name, phase):
     if summary:
         text += "; py-spy self time: " + ", ".join(f"{n} {s:.0%}" for n, s in summary["self"][:5])
         text += "; inclusive: " + ", ".join(f"`{n}` {s:.0%}" for n, s in summary["storefront"][:3])
-    return text + (". A change is one ORM transaction of about ten PostgreSQL round trips, its PaymentIntent "
-                   "sync a few more; under eventlet each round trip also waits its turn in the green scheduler, "
-                   "so near saturation transactions hold their pooled connection longer, the pool queues and "
-                   "latency grows to seconds. The bare server does none of this: an HTTP request and an emit.")
+    return text + (". A change is two PostgreSQL statements (a read, and one version-guarded write that commits "
+                   "itself) and an emit to its room; its PaymentIntent sync a few one-statement claims and records "
+                   "around a Stripe call, paced to 20 updates/s. What remains is per-request cost in one Python "
+                   "process: the eventlet hub switching green threads at every socket wait, SQLAlchemy and psycopg "
+                   "per statement, Flask/Werkzeug and the rate limiter per request; past the knee requests queue "
+                   "for the one core and latency grows to seconds. The bare server does an HTTP request and an "
+                   "emit.")
 
 
 def slow_story(slow, normal, cluster):
@@ -70,5 +73,6 @@ def burst_story(bursts):
 
 def webhook_story(hooks):
     return (f"one process acknowledges at most {hooks.get('max_per_second', 0):.0f} events/s: each is verified "
-            "(HMAC), its id inserted and committed, then marked processed and committed, two transactions on the "
-            "process's one core; near that rate the answers queue")
+            "(HMAC, and the SDK parses it into an Event), then recorded by one INSERT … ON CONFLICT DO NOTHING "
+            "that commits itself; the rest is per-request CPU (Flask, the SDK's parse, SQLAlchemy) on the "
+            "process's one core, and near that rate the answers queue")
