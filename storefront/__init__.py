@@ -5,6 +5,7 @@ import logging
 import flask_migrate
 from flask import Flask
 
+from . import redis_pools
 from .config import Config, check_production_safety
 from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
@@ -46,12 +47,16 @@ def register_extensions(app):
                 from .catalog.routes import seed_catalog
 
                 seed_catalog(db.session, app.config["CURRENCY"])
+    if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://")):
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {
+            "connection_pool": redis_pools.blocking_pool(app.config["RATELIMIT_STORAGE_URI"])})
     limiter.init_app(app)
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
-        channel=app.config.get("SOCKETIO_CHANNEL", "flask-socketio"),
+        # Always given (None without a queue): the singleton would otherwise keep an earlier app's manager.
+        client_manager=redis_pools.push_queue(app.config["SOCKETIO_MESSAGE_QUEUE"],
+                                              app.config.get("SOCKETIO_CHANNEL", "flask-socketio")),
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
         manage_session=False,
     )

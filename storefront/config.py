@@ -58,6 +58,9 @@ class Config:
         self.STRIPE_UPDATES_PER_SECOND = _env_float("STRIPE_UPDATES_PER_SECOND", 20)
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or self.REDIS_URL or "memory://"
         self.RATELIMIT_KEY_PREFIX = self.SOCKETIO_CHANNEL
+        # A rate-limit store that fails (Redis down or saturated) lets the request through, logged:
+        # the limits protect the Stripe budget, which the update budget also paces, not correctness.
+        self.RATELIMIT_SWALLOW_ERRORS = True
         self.MAX_CONTENT_LENGTH = 16 * 1024
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_HTTPONLY = True

@@ -1,8 +1,12 @@
 """Cart rows read and written in a few Core statements: the path every cart change and every sync takes.
 
-A change is: lock the cart row, read its lines (and the product asked for) in one query, write the one
-line that changed, the new version and its snapshot, commit. The ORM's unit of work cost several times
-that in CPU and round trips per change; the rarer paths (checkout, fulfilment) still use the models.
+A change reads the cart, its lines and the product it names in one statement, applies the rule, and
+writes the new lines, version, total and snapshot guarded by the version it read (and the cart being
+open). Changes of one cart stay serialised: the guarded write takes the cart's row lock, and a write
+computed from a version that has since moved on writes nothing, so the caller reads again. On
+PostgreSQL the read and the write are one statement each, in autocommit; SQLite runs the same steps
+in its write transaction. The ORM's unit of work cost several times that in CPU and round trips; the
+rarer paths (checkout, fulfilment) keep using the models, under a row lock.
 """
 
 import json

@@ -85,13 +85,10 @@ def update_budget(config, sleep):
     if per_second <= 0:
         return None
     if config.get("REDIS_URL"):
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
+        from ..redis_pools import fail_fast_client
 
-        # Fail fast (one quick retry): a sync waiting on a Redis outage would rather pace itself locally.
-        client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=1,
-                                      retry=Retry(NoBackoff(), 1))
+        # Fail fast: a sync waiting on a Redis outage would rather pace itself locally.
+        client = fail_fast_client(config["REDIS_URL"])
         key = f"{config.get('SOCKETIO_CHANNEL', 'storefront')}:stripe-update-slots"
         return RedisBudget(client, key, per_second, sleep)
     return LocalBudget(per_second, sleep)

@@ -145,3 +145,26 @@ def test_one_event_delivered_to_both_processes_makes_one_paid_order(cluster, sho
     finally:
         engine.dispose()
     assert orders == [("paid", cart["total"])]
+
+
+def test_hundreds_of_changes_at_once_on_one_process_all_succeed(cluster):
+    """More requests mid-flight than redis-py's default pool allows (100): the rate limiter's Redis calls
+    and the pushes through Redis wait for a connection instead of failing the change."""
+    import threading
+
+    shoppers = [requests.Session() for _ in range(300)]
+    for http in shoppers:
+        assert http.get(f"{cluster[0].url}/api/cart", timeout=20).status_code == 200
+    barrier, statuses = threading.Barrier(len(shoppers)), []
+
+    def change(http):
+        barrier.wait(timeout=60)
+        answer = http.put(f"{cluster[0].url}/api/cart/items/1", json={"quantity": 3}, timeout=60)
+        statuses.append((answer.status_code, answer.json().get("version")))
+
+    threads = [threading.Thread(target=change, args=(http,)) for http in shoppers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert sorted(statuses) == [(200, 2)] * len(shoppers)
