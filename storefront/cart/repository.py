@@ -3,7 +3,8 @@
 A change reads the cart, its lines and the product it names in one statement, applies the rule, and
 writes the new lines, version, total and snapshot guarded by the version it read (and the cart being
 open). Changes of one cart stay serialised: the guarded write takes the cart's row lock, and a write
-computed from a version that has since moved on writes nothing, so the caller reads again. On
+computed from a version that has since moved on writes nothing, so the caller reads again (and, if
+the cart keeps moving, locks it first). On
 PostgreSQL the read and the write are one statement each, in autocommit; SQLite runs the same steps
 in its write transaction. The ORM's unit of work cost several times that in CPU and round trips; the
 rarer paths (checkout, fulfilment) keep using the models, under a row lock.
@@ -81,6 +82,7 @@ _READ = (
                  .outerjoin(products, products.c.id == lines_table.c.product_id))
     .where(carts.c.id == bindparam("cart_id"))
 )
+_LOCK = select(carts.c.id).where(carts.c.id == bindparam("cart_id")).with_for_update()
 # The same, plus a row for the product a change names (its cart columns null), still one statement.
 _READ_WITH_PRODUCT = union_all(
     _READ,
@@ -135,6 +137,12 @@ def read(conn, cart_id, product_id=None):
     product = next((domain.Line(r.product_id, r.name, r.unit_amount, 0) for r in rows if r.id is None), None)
     lines = sorted((row for row in cart_rows if row.quantity is not None), key=lambda row: row.position)
     return _state(cart_rows[0], lines), product
+
+
+def lock(conn, cart_id):
+    """Hold the cart's row lock until the caller's transaction ends (SQLite's write transaction already
+    serialises); a read after it sees the latest committed version, and a write from that read lands."""
+    conn.execute(_LOCK, {"cart_id": cart_id})
 
 
 def _state(row, line_rows):

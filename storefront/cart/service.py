@@ -3,12 +3,13 @@
 from sqlalchemy import select
 
 from ..database import statement_connection
-from ..errors import CartChanged, CheckoutInProgress, NotFound
+from ..errors import CheckoutInProgress, NotFound
 from ..models import Cart, CartSnapshot
 from . import domain, repository
 
-# A change that finds its cart moved on (another tab's change came first) reads it again; this many times.
-CHANGE_ATTEMPTS = 20
+# A change that finds its cart moved on (another tab's change came first) reads it again this many
+# times, then takes the cart's row lock.
+OPTIMISTIC_ATTEMPTS = 3
 
 
 def lock_cart(session, cart_id):
@@ -73,26 +74,40 @@ def _change(shop, cart_id, product_id, rule):
 
 
 def _apply(shop, cart_id, product_id, rule):
-    """Read, apply the rule, write if the cart is still the version read (else read again), then push."""
-    session = shop.session
-    for _ in range(CHANGE_ATTEMPTS):
-        try:
-            state, product = repository.read(statement_connection(session), cart_id, product_id)
-            if product is None:
-                raise NotFound(f"No product with id {product_id}.", code="product_not_found")
-            domain.ensure_editable(state.status)
-            after = rule(state.quantities)
-            if after == state.quantities:
-                session.commit()
-                return state.view()
-            new = repository.write_change(session.connection(), state, after, {product_id: product})
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-        if new is not None:
-            view = new.view()
-            shop.publish.cart(view)
-            shop.schedule_sync(cart_id)
+    """Read, apply the rule, write if the cart is still the version read; a cart that keeps changing under
+    the change (many tabs at once) is then locked, so the change waits its turn instead of racing again."""
+    for _ in range(OPTIMISTIC_ATTEMPTS):
+        view = _attempt(shop, cart_id, product_id, rule, lock=False)
+        if view is not None:
             return view
-    raise CartChanged("Your cart is changing in another tab; please try again.")
+    return _attempt(shop, cart_id, product_id, rule, lock=True)
+
+
+def _attempt(shop, cart_id, product_id, rule, *, lock):
+    """One try: the new cart's view, pushed and synced; None when another change came first."""
+    session = shop.session
+    try:
+        if lock:
+            conn = session.connection()
+            repository.lock(conn, cart_id)
+        else:
+            conn = statement_connection(session)
+        state, product = repository.read(conn, cart_id, product_id)
+        if product is None:
+            raise NotFound(f"No product with id {product_id}.", code="product_not_found")
+        domain.ensure_editable(state.status)
+        after = rule(state.quantities)
+        if after == state.quantities:
+            session.commit()
+            return state.view()
+        new = repository.write_change(conn, state, after, {product_id: product})
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    if new is None:
+        return None
+    view = new.view()
+    shop.publish.cart(view)
+    shop.schedule_sync(cart_id)
+    return view

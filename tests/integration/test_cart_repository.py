@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import select
 
-from storefront.cart import repository
+from storefront.cart import repository, service
 from storefront.database import statement_connection
 from storefront.extensions import db
 from storefront.models import Cart, CartLine, CartSnapshot
@@ -87,3 +87,17 @@ def test_removing_the_last_line_leaves_an_empty_cart_at_the_next_version(app):
     new = write(state, {}, product)
     assert stored(cart_id)[:3] == (new.version, 0, {})
     assert read(cart_id)[0].lines == ()
+
+
+def test_a_change_that_keeps_losing_the_race_waits_for_the_cart_lock_and_lands(app, monkeypatch):
+    """After its optimistic tries a change takes the row lock; here it goes there at once."""
+    store_app, cart_id = app
+    monkeypatch.setattr(service, "OPTIMISTIC_ATTEMPTS", 0)
+    before = stored(cart_id)
+    client = store_app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["cart_id"] = cart_id
+    answer = client.put("/api/cart/items/2", json={"quantity": 4})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["version"] == before[0] + 1
+    assert stored(cart_id)[:3] == (before[0] + 1, answer.get_json()["total"], {1: 2, 2: 4})
