@@ -28,6 +28,26 @@ def session_cookie(headers):
     return value.split(";", 1)[0] if value else None
 
 
+async def paced(rate, seconds, next_work, counts, skipped):
+    """Open loop: every 1/`rate` s for `seconds`, start `next_work()` (a coroutine, or None when no worker is
+    free, counted under `skipped`); then wait for what was started. Counts the slots under "offered"."""
+    tasks, start, n = set(), time.monotonic(), 0
+    while (due := start + n / rate) < start + seconds:
+        if (delay := due - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        n += 1
+        work = next_work()
+        if work is None:
+            counts[skipped] += 1
+            continue
+        task = asyncio.create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    counts["offered"] += n
+    if tasks:
+        await asyncio.wait(tasks, timeout=60)
+
+
 @dataclass
 class Sent:
     at: float
@@ -196,23 +216,16 @@ class Store:
 
     async def drive(self, rate, seconds, phase):
         """Offer `rate` changes a second for `seconds` (open loop); a cart has one change in flight at most."""
-        counts = self.recorder.counts[phase]
-        tasks, start, n = set(), time.monotonic(), 0
-        while (due := start + n / rate) < start + seconds:
-            if (delay := due - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
-            n += 1
+        counts, start = self.recorder.counts[phase], time.monotonic()
+
+        def next_change():
             if not self.idle:
-                counts["skipped_all_carts_busy"] += 1
-                continue
+                return None
             index = random.randrange(len(self.idle))
             self.idle[index], self.idle[-1] = self.idle[-1], self.idle[index]
-            task = asyncio.create_task(self._change_then_free(self.idle.pop(), phase))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        counts["offered"] += n
-        if tasks:
-            await asyncio.wait(tasks, timeout=60)
+            return self._change_then_free(self.idle.pop(), phase)
+
+        await paced(rate, seconds, next_change, counts, "skipped_all_carts_busy")
         return time.monotonic() - start
 
     async def _change_then_free(self, cart, phase):
@@ -312,21 +325,12 @@ class Webhooks:
 
     async def open_loop(self, rate, seconds, kinds):
         """Offer `rate` events/s; returns (response times ms, counts)."""
-        times, counts, tasks = [], Counter(), set()
-        start, n = time.monotonic(), 0
-        while (due := start + n / rate) < start + seconds:
-            if (delay := due - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
-            n += 1
-            if not self.idle:
-                counts["skipped_no_free_connection"] += 1
-                continue
-            task = asyncio.create_task(self._post(self.idle.pop(), self._event(kinds), times, counts))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.wait(tasks, timeout=60)
-        counts["offered"] = n
+        times, counts = [], Counter()
+
+        def next_event():
+            return self._post(self.idle.pop(), self._event(kinds), times, counts) if self.idle else None
+
+        await paced(rate, seconds, next_event, counts, "skipped_no_free_connection")
         return times, counts
 
     async def closed_loop(self, seconds, kinds):
