@@ -80,7 +80,10 @@ def test_the_link_checker_finds_what_it_must(tmp_path):
     """The checks above would catch a broken link, an escape, a missing anchor and an issue number."""
     doc = ROOT / "docs" / "protocol.md"
     assert links("see [a](docs/a.md), ![b](b.png) and `[c](not-a-link)`\n\n[d]: ../d.md\n") == [
-        "docs/a.md", "b.png", "../d.md"]
+        "docs/a.md",
+        "b.png",
+        "../d.md",
+    ]
     assert "invariants" in anchors(doc)
     assert slug("Running it: `python wsgi.py`") == "running-it-python-wsgipy"
     assert ISSUE_NUMBER.findall("Issue 6 asks; see #12; order #N is fine") == ["Issue 6", "#12"]
@@ -135,7 +138,10 @@ def test_every_setting_the_store_reads_is_in_the_readme_configuration_table(modu
 
 
 def test_every_setting_the_sandbox_reads_is_in_its_doc_table():
-    read = environment_variables((ROOT / "stripe_sandbox" / "__main__.py").read_text(), {"_env": "STRIPE_SANDBOX_", "_env_list": "STRIPE_SANDBOX_"})
+    read = environment_variables(
+        (ROOT / "stripe_sandbox" / "__main__.py").read_text(),
+        {"_env": "STRIPE_SANDBOX_", "_env_list": "STRIPE_SANDBOX_"},
+    )
     assert read
     table = (ROOT / "docs" / "stripe-sandbox.md").read_text()
     assert sorted(name for name in read if f"`{name}`" not in table) == []
@@ -144,5 +150,34 @@ def test_every_setting_the_sandbox_reads_is_in_its_doc_table():
 def test_the_settings_parser_sees_every_form_the_code_uses():
     source = 'import os\nenv = os.environ\nenv.get("A")\nos.environ["B"]\nos.environ.setdefault("C", "")\n_f("D")\n'
     assert environment_variables(source, {"_f": "P_"}) == {"A", "B", "C", "P_D"}
-    assert table_names("x\n## Configuration\n\n| a | b |\n|---|---|\n| `X`, `Y` | `Z` |\n## Next\n| `W` |",
-                       "Configuration") == {"X", "Y"}
+    assert table_names(
+        "x\n## Configuration\n\n| a | b |\n|---|---|\n| `X`, `Y` | `Z` |\n## Next\n| `W` |", "Configuration"
+    ) == {"X", "Y"}
+
+
+def handled_event_types():
+    """The event types storefront/webhooks/routes.py dispatches (the keys of its HANDLERS dict)."""
+    tree = ast.parse((ROOT / "storefront" / "webhooks" / "routes.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "HANDLERS" for t in node.targets):
+            return {key.value for key in node.value.keys}
+    raise AssertionError("storefront/webhooks/routes.py has no HANDLERS dict")
+
+
+def real_stripe_section():
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n### With real Stripe", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def test_the_readme_lists_exactly_the_events_a_dashboard_endpoint_must_send():
+    listed = set(re.findall(r"^- `([a-z_]+\.[a-z_.]+)`$", real_stripe_section(), re.M))
+    assert listed == handled_event_types()
+
+
+def test_the_real_stripe_steps_get_the_signing_secret_before_exporting_it():
+    steps = real_stripe_section()
+    order = [
+        steps.index(step)
+        for step in ("stripe login", "stripe listen --forward-to", "STRIPE_WEBHOOK_SECRET=", "wsgi.py")
+    ]
+    assert order == sorted(order)
