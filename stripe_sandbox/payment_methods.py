@@ -133,4 +133,7 @@ def public(pm: dict) -> dict:
 def details(pm: dict) -> dict:
     """`payment_method_details` for a charge made with this PaymentMethod."""
     kind = pm["type"]
-    return {"type": kind, kind: dict(pm[kind])}
+    fields = dict(pm[kind])
+    # `three_d_secure_usage` describes a PaymentMethod's card; a charge's card has no such field.
+    fields.pop("three_d_secure_usage", None)
+    return {"type": kind, kind: fields}
