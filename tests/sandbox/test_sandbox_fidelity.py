@@ -181,3 +181,22 @@ def test_invalid_stripe_version_is_refused(sandbox, version):
     err = refused(client.v1.payment_intents.list)
     assert err.user_message == f"Invalid Stripe API version: {version}"
     assert err.error.type == "invalid_request_error"
+
+
+def test_expand_nests_and_a_list_expands_each_item(stripe_client):
+    pi = paid(stripe_client)
+    again = stripe_client.v1.payment_intents.retrieve(
+        pi.id, params={"expand": ["latest_charge.payment_intent"]})
+    assert again.latest_charge.payment_intent.id == pi.id
+    assert isinstance(again.latest_charge.payment_intent.latest_charge, str)
+    charges = stripe_client.v1.charges.list(params={"expand": ["data.payment_intent"]})
+    assert charges.data[0].payment_intent.object == "payment_intent"
+    err = refused(stripe_client.v1.payment_intents.retrieve, pi.id,
+                  params={"expand": ["a.b.c.d.e"]})
+    assert "more than 4 levels" in err.user_message
+
+
+def test_a_customer_the_sandbox_does_not_have_cannot_be_expanded(stripe_client):
+    pi = create(stripe_client, customer="cus_123")
+    err = refused(stripe_client.v1.payment_intents.retrieve, pi.id, params={"expand": ["customer"]})
+    assert "cannot be expanded (customer)" in err.user_message
