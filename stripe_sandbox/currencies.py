@@ -1,8 +1,9 @@
 """Stripe's currencies: which ones it takes, their minor units, minimum and maximum amounts.
 
-Sources (see docs/stripe-sandbox.md): Stripe's "Supported currencies" page (the minimum charge
-table, the maximum digits, the zero-decimal list and the ISK/UGX special cases) and the
-currency list Stripe prints in its own "Invalid currency" error.
+Sources: Stripe's "Supported currencies" page (docs.stripe.com/currencies: the minimum charge
+table, the maximum digits, the ISK/UGX special cases and its zero-decimal list); the presentment
+list as WooPayments (built on Stripe) documents it, checked against the list Stripe prints in its
+own "Invalid currency" error.
 """
 
 from __future__ import annotations

@@ -68,10 +68,16 @@ def apply(obj: dict, paths: list[str]) -> dict:
     return obj
 
 
-def validate(kind: str, listed: bool = False) -> None:
+# With a publishable key (Stripe.js) a PaymentIntent shows fewer fields; only this one expands.
+PUBLISHABLE_EXPANDABLE = {"payment_method"}
+
+
+def validate(kind: str, listed: bool = False, publishable: bool = False) -> None:
     """Refuse, before anything executes, an expansion no `kind` object (or list of them) allows."""
     for path in requested():
         parts = path.split(".")
+        if publishable and parts[0] not in PUBLISHABLE_EXPANDABLE:
+            raise _cannot(path)
         if listed:
             if parts[0] != "data" or len(parts) < 2:
                 raise _cannot(path, list_hint=parts[0] != "data")

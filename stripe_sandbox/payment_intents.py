@@ -56,7 +56,7 @@ def answers_publishable(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         try:
-            expand.validate("payment_intent")
+            expand.validate("payment_intent", publishable=not auth.is_secret())
             return expand.respond(present(view(*args, **kwargs)))
         except errors.StripeError as err:
             if "payment_intent" in err.extra:

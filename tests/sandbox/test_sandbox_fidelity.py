@@ -200,3 +200,18 @@ def test_a_customer_the_sandbox_does_not_have_cannot_be_expanded(stripe_client):
     pi = create(stripe_client, customer="cus_123")
     err = refused(stripe_client.v1.payment_intents.retrieve, pi.id, params={"expand": ["customer"]})
     assert "cannot be expanded (customer)" in err.user_message
+
+
+def test_a_publishable_key_expands_only_the_payment_method(sandbox, stripe_client):
+    pi = create(stripe_client, **CARD_ONLY)
+    public = stripe.StripeClient(sandbox.publishable_key, base_addresses={"api": sandbox.url},
+                                 max_network_retries=0)
+    err = refused(public.v1.payment_intents.confirm, pi.id, params={
+        "client_secret": pi.client_secret, "payment_method": "pm_card_visa",
+        "expand": ["latest_charge"]})
+    assert "cannot be expanded (latest_charge)" in err.user_message
+    assert stripe_client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
+    done = public.v1.payment_intents.confirm(pi.id, params={
+        "client_secret": pi.client_secret, "payment_method": "pm_card_visa",
+        "expand": ["payment_method"]})
+    assert done.status == "succeeded" and done.payment_method.card.last4 == "4242"
