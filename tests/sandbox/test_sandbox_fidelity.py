@@ -215,3 +215,16 @@ def test_a_publishable_key_expands_only_the_payment_method(sandbox, stripe_clien
         "client_secret": pi.client_secret, "payment_method": "pm_card_visa",
         "expand": ["payment_method"]})
     assert done.status == "succeeded" and done.payment_method.card.last4 == "4242"
+
+
+def test_lists_filter_on_created(stripe_client):
+    pi = paid(stripe_client)
+    listing = stripe_client.v1.payment_intents.list
+    assert [p.id for p in listing(params={"created": {"gte": pi.created}}).data] == [pi.id]
+    assert listing(params={"created": {"gt": pi.created}}).data == []
+    assert [p.id for p in listing(params={"created": pi.created}).data] == [pi.id]
+    assert stripe_client.v1.charges.list(params={"created": {"lt": pi.created}}).data == []
+    assert stripe_client.v1.events.list(params={"created": {"lte": pi.created - 1}}).data == []
+    assert len(stripe_client.v1.events.list(params={"created": {"gte": pi.created}}).data) >= 3
+    err = refused(listing, params={"created": {"after": 1}})
+    assert (err.code, err.param) == ("parameter_unknown", "created[after]")
