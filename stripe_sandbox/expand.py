@@ -12,12 +12,13 @@ from .payment_methods import public
 
 # Per object type: the fields Stripe lets you expand and the kind of object each names.
 EXPANDABLE = {
-    "payment_intent": {"latest_charge": "charge", "payment_method": "payment_method",
-                       "customer": "customer"},
-    "charge": {"payment_intent": "payment_intent", "balance_transaction": "balance_transaction",
-               "customer": "customer"},
-    "refund": {"charge": "charge", "payment_intent": "payment_intent",
-               "balance_transaction": "balance_transaction"},
+    "payment_intent": {"latest_charge": "charge", "payment_method": "payment_method", "customer": "customer"},
+    "charge": {
+        "payment_intent": "payment_intent",
+        "balance_transaction": "balance_transaction",
+        "customer": "customer",
+    },
+    "refund": {"charge": "charge", "payment_intent": "payment_intent", "balance_transaction": "balance_transaction"},
 }
 MAX_DEPTH = 4  # Stripe: "You cannot expand more than 4 levels of a property."
 
@@ -31,13 +32,15 @@ def _cannot(path: str, list_hint: bool = False) -> errors.StripeError:
 
 def _fetch(kind: str, object_id: str, path: str) -> dict:
     state = current_app.config["SANDBOX_STATE"]
-    store = {"charge": state.charges, "payment_intent": state.payment_intents,
-             "payment_method": state.payment_methods}.get(kind)
+    store = {
+        "charge": state.charges,
+        "payment_intent": state.payment_intents,
+        "payment_method": state.payment_methods,
+    }.get(kind)
     found = store.get(object_id) if store is not None else None
     if found is None:
         # The sandbox keeps no customers or balance transactions: only a null one expands.
-        raise errors.invalid(f"This property cannot be expanded ({path}): the sandbox has no "
-                             f"{kind} objects.")
+        raise errors.invalid(f"This property cannot be expanded ({path}): the sandbox has no {kind} objects.")
     return public(copy.deepcopy(found)) if kind == "payment_method" else copy.deepcopy(found)
 
 
@@ -83,8 +86,7 @@ def validate(kind: str, listed: bool = False, publishable: bool = False) -> None
                 raise _cannot(path, list_hint=parts[0] != "data")
             parts = parts[1:]
         if len(parts) > MAX_DEPTH:
-            raise errors.invalid(f"You cannot expand more than {MAX_DEPTH} levels of a property. "
-                                 f"Property: {path}")
+            raise errors.invalid(f"You cannot expand more than {MAX_DEPTH} levels of a property. Property: {path}")
         current = kind
         for part in parts:
             current = EXPANDABLE.get(current, {}).get(part)

@@ -38,6 +38,5 @@ def requested(header: str | None) -> str:
     date = _release_date(version)
     named = "." in version
     if date is None or date > LATEST or named != (date >= FIRST_NAMED_RELEASE):
-        raise errors.StripeError(400, f"Invalid Stripe API version: {header}",
-                                 before_execution=True)
+        raise errors.StripeError(400, f"Invalid Stripe API version: {header}", before_execution=True)
     return version

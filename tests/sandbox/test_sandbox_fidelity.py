@@ -13,8 +13,7 @@ CARD_ONLY = {"payment_method_types": ["card"]}
 
 
 def create(client, amount=5000, currency="usd", **params):
-    return client.v1.payment_intents.create(
-        params={"amount": amount, "currency": currency, **params})
+    return client.v1.payment_intents.create(params={"amount": amount, "currency": currency, **params})
 
 
 def refused(call, *args, **kwargs) -> stripe.InvalidRequestError:
@@ -26,11 +25,13 @@ def refused(call, *args, **kwargs) -> stripe.InvalidRequestError:
 
 # --- currency ---------------------------------------------------------------------------------
 
+
 def test_unknown_currency_is_refused_in_stripes_words(stripe_client):
     err = refused(create, stripe_client, currency="xyz")
     assert err.param == "currency" and err.error.type == "invalid_request_error"
-    assert err.user_message.startswith("Invalid currency: xyz. Stripe currently supports these "
-                                       "currencies: usd, aed, afn,")
+    assert err.user_message.startswith(
+        "Invalid currency: xyz. Stripe currently supports these currencies: usd, aed, afn,"
+    )
     assert refused(create, stripe_client, currency="us").param == "currency"
 
 
@@ -44,10 +45,19 @@ def test_currency_is_lowercased_and_checked_on_update(stripe_client):
 
 # --- minimum and maximum amounts ---------------------------------------------------------------
 
-@pytest.mark.parametrize("currency, minimum, written", [
-    ("usd", 50, "$0.50"), ("eur", 50, "€0.50"), ("gbp", 30, "£0.30"), ("jpy", 50, "¥50"),
-    ("huf", 17500, "175.00 Ft"), ("mxn", 1000, "$10"), ("hkd", 400, "$4.00"),
-])
+
+@pytest.mark.parametrize(
+    "currency, minimum, written",
+    [
+        ("usd", 50, "$0.50"),
+        ("eur", 50, "€0.50"),
+        ("gbp", 30, "£0.30"),
+        ("jpy", 50, "¥50"),
+        ("huf", 17500, "175.00 Ft"),
+        ("mxn", 1000, "$10"),
+        ("hkd", 400, "$4.00"),
+    ],
+)
 def test_minimum_charge_differs_per_currency(stripe_client, currency, minimum, written):
     assert create(stripe_client, amount=minimum, currency=currency).amount == minimum
     err = refused(create, stripe_client, amount=minimum - 1, currency=currency)
@@ -69,8 +79,7 @@ def test_a_currency_change_rechecks_the_amount(stripe_client):
     assert err.code == "amount_too_small"
 
 
-@pytest.mark.parametrize("currency, maximum", [("usd", 99_999_999), ("jpy", 99_999_999),
-                                               ("inr", 999_999_999)])
+@pytest.mark.parametrize("currency, maximum", [("usd", 99_999_999), ("jpy", 99_999_999), ("inr", 999_999_999)])
 def test_maximum_amount(stripe_client, currency, maximum):
     assert create(stripe_client, amount=maximum, currency=currency).amount == maximum
     err = refused(create, stripe_client, amount=maximum + 1, currency=currency)
@@ -88,15 +97,19 @@ def test_zero_decimal_currency_amounts_are_whole_units(stripe_client):
 
 # --- IBAN check digits --------------------------------------------------------------------------
 
+
 def confirm_sepa(client, iban):
     pi = create(client, currency="eur")
-    return client.v1.payment_intents.confirm(pi.id, params={
-        "return_url": "http://shop/return",
-        "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": iban}}})
+    return client.v1.payment_intents.confirm(
+        pi.id,
+        params={
+            "return_url": "http://shop/return",
+            "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": iban}},
+        },
+    )
 
 
-@pytest.mark.parametrize("iban", ["AT611904300234573202", "DE89370400440532013001",
-                                  "AT601904300234573201"])
+@pytest.mark.parametrize("iban", ["AT611904300234573202", "DE89370400440532013001", "AT601904300234573201"])
 def test_iban_with_bad_check_digits_is_refused(stripe_client, iban):
     err = refused(confirm_sepa, stripe_client, iban)
     assert err.code == "invalid_bank_account_iban"
@@ -111,10 +124,10 @@ def test_iban_with_good_check_digits_is_accepted(stripe_client):
 
 # --- expand[] -----------------------------------------------------------------------------------
 
+
 def paid(client, **params):
     pi = create(client, **CARD_ONLY)
-    return client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa",
-                                                            **params})
+    return client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa", **params})
 
 
 def test_expand_latest_charge_and_payment_method(stripe_client):
@@ -122,7 +135,8 @@ def test_expand_latest_charge_and_payment_method(stripe_client):
     assert pi.latest_charge.object == "charge" and pi.latest_charge.amount == 5000
     assert pi.payment_method.object == "payment_method" and pi.payment_method.card.last4 == "4242"
     again = stripe_client.v1.payment_intents.retrieve(
-        pi.id, params={"expand": ["latest_charge.balance_transaction", "customer"]})
+        pi.id, params={"expand": ["latest_charge.balance_transaction", "customer"]}
+    )
     assert again.latest_charge.id == pi.latest_charge.id
     assert again.latest_charge.balance_transaction is None and again.customer is None
     plain = stripe_client.v1.payment_intents.retrieve(pi.id)
@@ -132,14 +146,14 @@ def test_expand_latest_charge_and_payment_method(stripe_client):
 def test_expand_on_update_list_charge_and_refund(stripe_client):
     pi = paid(stripe_client)
     updated = stripe_client.v1.payment_intents.update(
-        pi.id, params={"metadata": {"k": "v"}, "expand": ["latest_charge"]})
+        pi.id, params={"metadata": {"k": "v"}, "expand": ["latest_charge"]}
+    )
     assert updated.latest_charge.payment_intent == pi.id
     listed = stripe_client.v1.payment_intents.list(params={"expand": ["data.latest_charge"]})
     assert listed.data[0].latest_charge.id == pi.latest_charge
     charge = stripe_client.v1.charges.retrieve(pi.latest_charge, params={"expand": ["payment_intent"]})
     assert charge.payment_intent.id == pi.id
-    refund = stripe_client.v1.refunds.create(params={"payment_intent": pi.id,
-                                                     "expand": ["charge", "payment_intent"]})
+    refund = stripe_client.v1.refunds.create(params={"payment_intent": pi.id, "expand": ["charge", "payment_intent"]})
     assert refund.charge.refunded and refund.payment_intent.status == "succeeded"
 
 
@@ -156,9 +170,11 @@ def test_expand_refuses_what_stripe_refuses(stripe_client):
 
 # --- Stripe-Version -----------------------------------------------------------------------------
 
+
 def raw_get(sandbox, path, **headers):
-    return requests.get(f"{sandbox.url}{path}", timeout=5,
-                        headers={"Authorization": f"Bearer {sandbox.secret_key}", **headers})
+    return requests.get(
+        f"{sandbox.url}{path}", timeout=5, headers={"Authorization": f"Bearer {sandbox.secret_key}", **headers}
+    )
 
 
 def test_stripe_version_is_echoed(sandbox, stripe_client):
@@ -170,12 +186,15 @@ def test_stripe_version_is_echoed(sandbox, stripe_client):
 
 
 def make_versioned_client(sandbox, version):
-    return stripe.StripeClient(sandbox.secret_key, base_addresses={"api": sandbox.url},
-                               stripe_version=version, max_network_retries=0)
+    return stripe.StripeClient(
+        sandbox.secret_key, base_addresses={"api": sandbox.url}, stripe_version=version, max_network_retries=0
+    )
 
 
-@pytest.mark.parametrize("version", ["2099-01-01.zinnia", "2024-13-01", "banana", "2025-03-31",
-                                     "2024-06-20.acacia", "2025-03-31.basil; beta=v1"])
+@pytest.mark.parametrize(
+    "version",
+    ["2099-01-01.zinnia", "2024-13-01", "banana", "2025-03-31", "2024-06-20.acacia", "2025-03-31.basil; beta=v1"],
+)
 def test_invalid_stripe_version_is_refused(sandbox, version):
     client = make_versioned_client(sandbox, version)
     err = refused(client.v1.payment_intents.list)
@@ -185,14 +204,12 @@ def test_invalid_stripe_version_is_refused(sandbox, version):
 
 def test_expand_nests_and_a_list_expands_each_item(stripe_client):
     pi = paid(stripe_client)
-    again = stripe_client.v1.payment_intents.retrieve(
-        pi.id, params={"expand": ["latest_charge.payment_intent"]})
+    again = stripe_client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge.payment_intent"]})
     assert again.latest_charge.payment_intent.id == pi.id
     assert isinstance(again.latest_charge.payment_intent.latest_charge, str)
     charges = stripe_client.v1.charges.list(params={"expand": ["data.payment_intent"]})
     assert charges.data[0].payment_intent.object == "payment_intent"
-    err = refused(stripe_client.v1.payment_intents.retrieve, pi.id,
-                  params={"expand": ["a.b.c.d.e"]})
+    err = refused(stripe_client.v1.payment_intents.retrieve, pi.id, params={"expand": ["a.b.c.d.e"]})
     assert "more than 4 levels" in err.user_message
 
 
@@ -204,16 +221,18 @@ def test_a_customer_the_sandbox_does_not_have_cannot_be_expanded(stripe_client):
 
 def test_a_publishable_key_expands_only_the_payment_method(sandbox, stripe_client):
     pi = create(stripe_client, **CARD_ONLY)
-    public = stripe.StripeClient(sandbox.publishable_key, base_addresses={"api": sandbox.url},
-                                 max_network_retries=0)
-    err = refused(public.v1.payment_intents.confirm, pi.id, params={
-        "client_secret": pi.client_secret, "payment_method": "pm_card_visa",
-        "expand": ["latest_charge"]})
+    public = stripe.StripeClient(sandbox.publishable_key, base_addresses={"api": sandbox.url}, max_network_retries=0)
+    err = refused(
+        public.v1.payment_intents.confirm,
+        pi.id,
+        params={"client_secret": pi.client_secret, "payment_method": "pm_card_visa", "expand": ["latest_charge"]},
+    )
     assert "cannot be expanded (latest_charge)" in err.user_message
     assert stripe_client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
-    done = public.v1.payment_intents.confirm(pi.id, params={
-        "client_secret": pi.client_secret, "payment_method": "pm_card_visa",
-        "expand": ["payment_method"]})
+    done = public.v1.payment_intents.confirm(
+        pi.id,
+        params={"client_secret": pi.client_secret, "payment_method": "pm_card_visa", "expand": ["payment_method"]},
+    )
     assert done.status == "succeeded" and done.payment_method.card.last4 == "4242"
 
 

@@ -40,10 +40,12 @@ COMPONENTS = {name: _to_json_schema(schema) for name, schema in SPEC["components
 
 def problems(body: dict, component: str) -> list[str]:
     """Every way `body` breaks Stripe's schema for `component` (empty when it conforms)."""
-    validator = Draft202012Validator({"$ref": f"#/components/schemas/{component}",
-                                      "components": {"schemas": COMPONENTS}})
-    return [f"{'/'.join(map(str, err.absolute_path)) or '<root>'}: {err.message}"
-            for err in validator.iter_errors(body)]
+    validator = Draft202012Validator(
+        {"$ref": f"#/components/schemas/{component}", "components": {"schemas": COMPONENTS}}
+    )
+    return [
+        f"{'/'.join(map(str, err.absolute_path)) or '<root>'}: {err.message}" for err in validator.iter_errors(body)
+    ]
 
 
 def assert_conforms(body: dict, component: str) -> None:
@@ -65,25 +67,41 @@ def test_the_check_catches_what_stripe_would_not_send():
     assert not problems(good, "error")
     assert problems({"error": {"type": "invalid_request_error", "request_log_url": None}}, "error")
     assert problems({"error": {"type": "bad_type"}}, "error")
-    assert problems({"id": "pi_1", "object": "payment_intent", "created": 1, "livemode": False,
-                     "status": "succeeded", "invented": 1}, "payment_intent")
+    assert problems(
+        {
+            "id": "pi_1",
+            "object": "payment_intent",
+            "created": 1,
+            "livemode": False,
+            "status": "succeeded",
+            "invented": 1,
+        },
+        "payment_intent",
+    )
 
 
 def test_payment_intents_through_their_lifecycle(stripe_client, sandbox):
     client = stripe_client.v1.payment_intents
     created = client.create(params={"amount": 5000, "currency": "usd", "metadata": {"k": "v"}})
     assert_conforms(wire(created), "payment_intent")
-    paid = client.confirm(created.id, params={"payment_method": "pm_card_visa",
-                                              "return_url": "http://shop/return"})
+    paid = client.confirm(created.id, params={"payment_method": "pm_card_visa", "return_url": "http://shop/return"})
     assert_conforms(wire(paid), "payment_intent")
-    manual = client.create(params={"amount": 5000, "currency": "eur", "capture_method": "manual",
-                                   "confirm": True, "payment_method": "pm_card_visa", **CARD_ONLY})
+    manual = client.create(
+        params={
+            "amount": 5000,
+            "currency": "eur",
+            "capture_method": "manual",
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+            **CARD_ONLY,
+        }
+    )
     assert manual.status == "requires_capture"
     assert_conforms(wire(manual), "payment_intent")
-    assert_conforms(wire(client.capture(manual.id, params={"amount_to_capture": 3000})),
-                    "payment_intent")
-    canceled = client.cancel(client.create(params={"amount": 900, "currency": "gbp"}).id,
-                             params={"cancellation_reason": "abandoned"})
+    assert_conforms(wire(client.capture(manual.id, params={"amount_to_capture": 3000})), "payment_intent")
+    canceled = client.cancel(
+        client.create(params={"amount": 900, "currency": "gbp"}).id, params={"cancellation_reason": "abandoned"}
+    )
     assert_conforms(wire(canceled), "payment_intent")
     listed = client.list(params={"limit": 100})
     for item in wire(listed)["data"]:
@@ -103,21 +121,26 @@ def test_a_payment_waiting_for_3d_secure(stripe_client, return_url):
 
 def test_a_processing_sepa_payment(stripe_client):
     pi = stripe_client.v1.payment_intents.create(params={"amount": 2000, "currency": "eur"})
-    processing = stripe_client.v1.payment_intents.confirm(pi.id, params={
-        "return_url": "http://shop/return",
-        "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": "AT611904300234573201"}}})
+    processing = stripe_client.v1.payment_intents.confirm(
+        pi.id,
+        params={
+            "return_url": "http://shop/return",
+            "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": "AT611904300234573201"}},
+        },
+    )
     assert processing.status == "processing"
     assert_conforms(wire(processing), "payment_intent")
     assert_conforms(wire(stripe_client.v1.charges.retrieve(processing.latest_charge)), "charge")
 
 
 def test_charges_refunds_and_expanded_objects(stripe_client):
-    pi = stripe_client.v1.payment_intents.create(params={
-        "amount": 7000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
-        **CARD_ONLY})
+    pi = stripe_client.v1.payment_intents.create(
+        params={"amount": 7000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa", **CARD_ONLY}
+    )
     assert_conforms(wire(stripe_client.v1.charges.retrieve(pi.latest_charge)), "charge")
-    refund = stripe_client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 2500,
-                                                     "reason": "requested_by_customer"})
+    refund = stripe_client.v1.refunds.create(
+        params={"payment_intent": pi.id, "amount": 2500, "reason": "requested_by_customer"}
+    )
     assert_conforms(wire(refund), "refund")
     assert_conforms(wire(stripe_client.v1.refunds.retrieve(refund.id)), "refund")
     for item in wire(stripe_client.v1.refunds.list())["data"]:
@@ -157,19 +180,25 @@ def test_a_decline_error_and_the_failed_payment_it_leaves(stripe_client):
 
 def test_sepa_failure_leaves_a_conforming_payment(stripe_client, sandbox):
     pi = stripe_client.v1.payment_intents.create(params={"amount": 2000, "currency": "eur"})
-    stripe_client.v1.payment_intents.confirm(pi.id, params={
-        "return_url": "http://shop/return",
-        "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": "AT861904300235473202"}}})
+    stripe_client.v1.payment_intents.confirm(
+        pi.id,
+        params={
+            "return_url": "http://shop/return",
+            "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": "AT861904300235473202"}},
+        },
+    )
     requests.post(f"{sandbox.url}/_sandbox/payment_intents/{pi.id}/settle", timeout=5).raise_for_status()
-    failed = wait_until(lambda: (p := stripe_client.v1.payment_intents.retrieve(pi.id)).status
-                        == "requires_payment_method" and p)
+    failed = wait_until(
+        lambda: (p := stripe_client.v1.payment_intents.retrieve(pi.id)).status == "requires_payment_method" and p
+    )
     assert_conforms(wire(failed), "payment_intent")
 
 
 def raw(sandbox, method, path, data=None, **headers):
     auth = headers.pop("auth", f"Bearer {sandbox.secret_key}")
-    return requests.request(method, f"{sandbox.url}{path}", data=data, timeout=5,
-                            headers={"Authorization": auth, **headers})
+    return requests.request(
+        method, f"{sandbox.url}{path}", data=data, timeout=5, headers={"Authorization": auth, **headers}
+    )
 
 
 def test_error_bodies(sandbox, stripe_client):
@@ -187,8 +216,16 @@ def test_error_bodies(sandbox, stripe_client):
         raw(sandbox, "POST", f"/v1/payment_intents/{pi.id}", {"amount": "6000"}),  # unexpected_state
         raw(sandbox, "GET", "/v1/nothing_here"),
     ]
-    with_key = [raw(sandbox, "POST", "/v1/payment_intents", {"amount": amount, "currency": "usd"},
-                    **{"Idempotency-Key": "same-key"}) for amount in ("1000", "2000")]
+    with_key = [
+        raw(
+            sandbox,
+            "POST",
+            "/v1/payment_intents",
+            {"amount": amount, "currency": "usd"},
+            **{"Idempotency-Key": "same-key"},
+        )
+        for amount in ("1000", "2000")
+    ]
     answers.append(with_key[1])  # idempotency_error
     assert [a.status_code for a in answers] == [400, 400, 400, 400, 404, 401, 400, 400, 400, 404, 400]
     for answer in answers:

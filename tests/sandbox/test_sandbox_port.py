@@ -39,8 +39,13 @@ def test_sandbox_server_raises_on_a_port_another_sandbox_holds(sandbox):
 
 
 def test_cli_exits_non_zero_with_a_clear_message(taken_port):
-    done = subprocess.run([sys.executable, "-m", "stripe_sandbox", "--port", str(taken_port)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "stripe_sandbox", "--port", str(taken_port)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{taken_port}" in done.stderr
     assert "listening on" not in done.stdout
@@ -56,10 +61,22 @@ def test_demo_refuses_to_start_when_another_sandbox_holds_its_port(sandbox, tmp_
         probe.bind(("127.0.0.1", 0))
         web_port = probe.getsockname()[1]
     env = {key: value for key, value in os.environ.items() if not key.startswith("STRIPE_")}
-    env.update(PORT=str(web_port), STRIPE_SANDBOX_PORT=str(sandbox.port), PYTHONUNBUFFERED="1",
-               DATABASE_URL=f"sqlite:///{tmp_path / 'store.sqlite3'}", SEED_CATALOG="0")
-    demo = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env.update(
+        PORT=str(web_port),
+        STRIPE_SANDBOX_PORT=str(sandbox.port),
+        PYTHONUNBUFFERED="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'store.sqlite3'}",
+        SEED_CATALOG="0",
+    )
+    demo = subprocess.Popen(
+        [sys.executable, "wsgi.py"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         out, err = demo.communicate(timeout=40)
     except subprocess.TimeoutExpired:
