@@ -14,13 +14,14 @@ eventlet.monkey_patch()
 
 import atexit
 import gc
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
-import socket
 import time
+import urllib.request
 
 import psycopg.waiting
 
@@ -44,13 +45,22 @@ def start_sandbox(port, webhook_url, webhook_secret):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the Stripe sandbox exited with code {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            raise SystemExit(f"the Stripe sandbox exited with code {process.returncode}; "
+                             f"is port {port} taken? Set STRIPE_SANDBOX_PORT to a free one.")
+        # Ready means *our* sandbox answers: whatever else holds the port must not be used.
+        if _sandbox_pid(port) == process.pid:
             return process
-        except OSError:
-            time.sleep(0.1)
+        time.sleep(0.1)
     raise SystemExit("the Stripe sandbox did not start within 20 seconds")
+
+
+def _sandbox_pid(port):
+    """The process id of the sandbox answering on port, or None."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sandbox/state", timeout=1) as answer:
+            return json.load(answer).get("pid")
+    except (OSError, ValueError):
+        return None
 
 
 def main():

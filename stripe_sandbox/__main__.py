@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from .server import SandboxServer
+from .server import PortUnavailable, SandboxServer
 
 DEFAULT_WEBHOOK_SECRET = "whsec_sandbox"
 
@@ -58,13 +58,16 @@ def main(argv=None) -> None:
         faults = json.loads(args.faults) if args.faults else {}
     except json.JSONDecodeError as exc:
         sys.exit(f"--faults is not valid JSON: {exc}")
-    server = SandboxServer(
-        port=args.port, host=args.host, quiet=args.quiet, secret_key=args.secret_key,
-        publishable_key=args.publishable_key, webhooks=webhooks_from(args),
-        sepa_delay=args.sepa_delay, webhook_retry_base=args.webhook_retry_base,
-        webhook_max_attempts=args.webhook_max_attempts, faults=faults,
-        seed=None if args.seed is None else int(args.seed),
-    )
+    try:
+        server = SandboxServer(
+            port=args.port, host=args.host, quiet=args.quiet, secret_key=args.secret_key,
+            publishable_key=args.publishable_key, webhooks=webhooks_from(args),
+            sepa_delay=args.sepa_delay, webhook_retry_base=args.webhook_retry_base,
+            webhook_max_attempts=args.webhook_max_attempts, faults=faults,
+            seed=None if args.seed is None else int(args.seed),
+        )
+    except PortUnavailable as exc:
+        sys.exit(exc.strerror)  # exit status 1, the message on stderr
     print(f"stripe sandbox listening on {server.url}", flush=True)
     try:
         server.serve_forever()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import auth, browser, control, errors, events, payment_intents, refunds
+from . import auth, browser, control, errors, events, payment_intents, refunds, versions
 from .state import API_VERSION, SandboxState, new_id
 
 CORS_PREFIXES = ("/v1/", "/_sandbox/", "/v3")
@@ -12,7 +12,8 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, "
     "Stripe-Version, Stripe-Account, X-Requested-With",
-    "Access-Control-Expose-Headers": "Request-Id, Idempotent-Replayed, Stripe-Should-Retry",
+    "Access-Control-Expose-Headers": "Request-Id, Idempotent-Replayed, Stripe-Should-Retry, "
+    "Stripe-Version",
     "Access-Control-Max-Age": "300",
 }
 
@@ -54,6 +55,7 @@ def _before():
         return None
     state = _state()
     auth.identify(state.settings)
+    g.stripe_version = versions.requested(request.headers.get("Stripe-Version"))
     route = request.url_rule.rule if request.url_rule else request.path
     state.faults.check_rate_limit(f"{request.method} {route}")
     state.faults.check_error()
@@ -87,7 +89,8 @@ def _save_idempotent(response: Response) -> None:
 def _after(response: Response) -> Response:
     _save_idempotent(response)
     response.headers["Request-Id"] = g.get("request_id", "")
-    response.headers.setdefault("Stripe-Version", API_VERSION)
+    # Stripe answers in the version the request asked for (or the account's default).
+    response.headers["Stripe-Version"] = g.get("stripe_version", API_VERSION)
     if request.path.startswith(CORS_PREFIXES):
         response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
         response.headers["Vary"] = "Origin"

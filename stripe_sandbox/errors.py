@@ -47,7 +47,8 @@ class StripeError(Exception):
         if self.param:
             err["param"] = self.param
         err.update(self.extra)
-        err["request_log_url"] = None
+        # No `request_log_url`: Stripe's is a Dashboard link (a string, never null), and the
+        # sandbox has no Dashboard.
         return {"error": err}
 
 

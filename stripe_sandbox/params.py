@@ -151,8 +151,29 @@ def merge_metadata(current: dict, update) -> dict:
     return merged
 
 
+_RANGE = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
+          "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+
+
+def _created(items: list, params: Params) -> list:
+    """Stripe's `created` filter: an exact time, or a range of gt/gte/lt/lte bounds."""
+    if not params.has("created"):
+        return items
+    if not isinstance(params.data["created"], dict):
+        at = params.int("created")
+        return [item for item in items if item["created"] == at]
+    bounds = params.sub("created")
+    bounds.only(set(_RANGE))
+    for op, test in _RANGE.items():
+        limit = bounds.int(op)
+        if limit is not None:
+            items = [item for item in items if test(item["created"], limit)]
+    return items
+
+
 def page(items: list, params: Params, url: str) -> dict:
-    """A Stripe list object over `items` (newest first) with limit/starting_after."""
+    """A Stripe list object over `items` (newest first) with created/limit/starting_after."""
+    items = _created(items, params)
     limit = params.int("limit", minimum=1) or 10
     if limit > 100:
         raise errors.invalid(

@@ -6,9 +6,9 @@ import secrets
 import time
 from functools import wraps
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, request
 
-from . import auth, errors, lifecycle
+from . import auth, currencies, errors, expand, lifecycle
 from .params import Params, from_request, merge_metadata, page
 from .payment_methods import resolve
 from .state import new_id
@@ -56,7 +56,8 @@ def answers_publishable(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         try:
-            return jsonify(present(view(*args, **kwargs)))
+            expand.validate("payment_intent", publishable=not auth.is_secret())
+            return expand.respond(present(view(*args, **kwargs)))
         except errors.StripeError as err:
             if "payment_intent" in err.extra:
                 err.extra["payment_intent"] = present(err.extra["payment_intent"])
@@ -64,20 +65,14 @@ def answers_publishable(view):
     return wrapper
 
 
-def _amount(p: Params, required: bool) -> int | None:
+def _money(p: Params, required: bool, current: dict | None = None) -> tuple[int, str]:
+    """Amount and currency (given, or the PaymentIntent's), checked against Stripe's limits."""
+    currency = currencies.parse(p.str("currency", required))
     amount = p.int("amount", required, minimum=1)
-    if amount is not None and amount < 50:
-        raise errors.invalid("Amount must be at least 50 cents", "amount", "amount_too_small")
-    if amount is not None and amount > 99_999_999:
-        raise errors.invalid("Amount must be no more than 999,999.99", "amount", "amount_too_large")
-    return amount
-
-
-def _currency(p: Params, required: bool) -> str | None:
-    currency = p.str("currency", required)
-    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
-        raise errors.invalid(f"Invalid currency: {currency.lower()}.", "currency")
-    return currency.lower() if currency else None
+    currency = currency or current["currency"]
+    if amount is not None or p.has("currency"):
+        currencies.check_amount(current["amount"] if amount is None else amount, currency)
+    return (current["amount"] if amount is None else amount), currency
 
 
 def _method_types(p: Params) -> list | None:
@@ -103,7 +98,7 @@ def _automatic(p: Params, types: list | None) -> dict | None:
 
 
 def _new_payment_intent(p: Params) -> dict:
-    amount, currency = _amount(p, True), _currency(p, True)
+    amount, currency = _money(p, True)
     types = _method_types(p)
     apm = _automatic(p, types)
     pi_id = new_id("pi")
@@ -134,6 +129,7 @@ def create():
     state = _state()
     p = Params(from_request())
     p.only(CREATE_PARAMS)
+    expand.validate("payment_intent")
     pi = _new_payment_intent(p)
     confirm_now = p.bool("confirm")
     pm = resolve(state, p)
@@ -142,8 +138,8 @@ def create():
     state.add_pi(pi)
     state.emit("payment_intent.created", pi)
     if confirm_now:
-        return jsonify(_confirm(pi["id"], p, pm))
-    return jsonify(pi)
+        return expand.respond(_confirm(pi["id"], p, pm))
+    return expand.respond(pi)
 
 
 @bp.get("/v1/payment_intents/<pi_id>")
@@ -166,13 +162,15 @@ def retrieve(pi_id):
 def list_all():
     auth.require_secret()
     p = Params(from_request())
+    expand.validate("payment_intent", listed=True)
     items = list(reversed(_state().payment_intents.values()))
-    return jsonify(page(items, p, "/v1/payment_intents"))
+    return expand.respond(page(items, p, "/v1/payment_intents"))
 
 
 def _update_fields(txn, p: Params) -> None:
     pi = txn.pi
-    guarded = {"amount": lambda: _amount(p, False), "currency": lambda: _currency(p, False),
+    amount, currency = _money(p, False, pi)
+    guarded = {"amount": lambda: amount, "currency": lambda: currency,
                "capture_method": lambda: p.str("capture_method", choices=CAPTURE_METHODS),
                "payment_method_types": lambda: _method_types(p)}
     for field, parse in guarded.items():
@@ -200,6 +198,7 @@ def update(pi_id):
     p = Params(from_request())
     p.only({"amount", "currency", "capture_method", "payment_method_types", "description",
              "receipt_email", "metadata", "payment_method", "payment_method_data"})
+    expand.validate("payment_intent")
     with state.pi_transaction(pi_id) as txn:
         _update_fields(txn, p)
         pm = resolve(state, p)
@@ -208,7 +207,7 @@ def update(pi_id):
                 raise lifecycle.not_updatable(txn.pi, "payment_method")
             txn.pi.update(payment_method=pm["id"], status="requires_confirmation",
                           next_action=None)
-    return jsonify(txn.pi)
+    return expand.respond(txn.pi)
 
 
 def _confirm(pi_id: str, p: Params, pm: dict | None) -> dict:
@@ -237,12 +236,13 @@ def capture(pi_id):
     state = _state()
     p = Params(from_request())
     p.only({"amount_to_capture", "metadata"})
+    expand.validate("payment_intent")
     amount = p.int("amount_to_capture", minimum=1)
     with state.pi_transaction(pi_id) as txn:
         lifecycle.capture(txn, amount)
         if p.has("metadata"):
             txn.pi["metadata"] = merge_metadata(txn.pi["metadata"], p.data["metadata"])
-    return jsonify(txn.pi)
+    return expand.respond(txn.pi)
 
 
 @bp.post("/v1/payment_intents/<pi_id>/cancel")
@@ -252,9 +252,10 @@ def cancel(pi_id):
     p = Params(from_request())
     p.only({"cancellation_reason"})
     reason = p.str("cancellation_reason", choices=CANCELLATION_REASONS)
+    expand.validate("payment_intent")
     with state.pi_transaction(pi_id) as txn:
         lifecycle.cancel(txn, reason)
-    return jsonify(txn.pi)
+    return expand.respond(txn.pi)
 
 
 # Writes that lock one PaymentIntent: their injected latency is spent holding the lock.

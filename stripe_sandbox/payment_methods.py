@@ -67,9 +67,17 @@ def _card(number: str, param: str) -> dict:
     return {"type": "card", "card": card, "_outcome": spec}
 
 
+def _iban_ok(iban: str) -> bool:
+    """ISO 13616 check digits: the IBAN, first four characters moved last, is 1 mod 97."""
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
 def _sepa(iban: str, param: str) -> dict:
     iban = iban.replace(" ", "").upper()
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
+    if not _iban_ok(iban):
         raise errors.invalid("The IBAN you provided is invalid.", param, "invalid_bank_account_iban")
     outcome = IBANS.get(iban, "processing_succeed")
     sepa = {"bank_code": iban[4:9], "branch_code": "", "country": iban[:2],
@@ -125,4 +133,7 @@ def public(pm: dict) -> dict:
 def details(pm: dict) -> dict:
     """`payment_method_details` for a charge made with this PaymentMethod."""
     kind = pm["type"]
-    return {"type": kind, kind: dict(pm[kind])}
+    fields = dict(pm[kind])
+    # `three_d_secure_usage` describes a PaymentMethod's card; a charge's card has no such field.
+    fields.pop("three_d_secure_usage", None)
+    return {"type": kind, kind: fields}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app
 
-from . import auth, errors
+from . import auth, currencies, errors, expand
 from .params import Params, from_request, page
 from .payment_methods import details
 from .state import Transaction, new_id
@@ -54,21 +54,23 @@ def _state():
 @bp.get("/v1/charges/<charge_id>")
 def retrieve_charge(charge_id):
     auth.require_secret()
+    expand.validate("charge")
     charge = _state().charges.get(charge_id)
     if charge is None:
         raise errors.no_such("charge", charge_id)
-    return jsonify(charge)
+    return expand.respond(charge)
 
 
 @bp.get("/v1/charges")
 def list_charges():
     auth.require_secret()
     p = Params(from_request())
+    expand.validate("charge", listed=True)
     items = list(_state().charges.values())
     if p.str("payment_intent"):
         items = [c for c in items if c["payment_intent"] == p.str("payment_intent")]
     items.reverse()
-    return jsonify(page(items, p, "/v1/charges"))
+    return expand.respond(page(items, p, "/v1/charges"))
 
 
 def _payment_intent_of(state, p: Params) -> str:
@@ -102,7 +104,7 @@ def _refundable_charge(txn: Transaction) -> dict:
 
 
 def _money(amount: int, currency: str) -> str:
-    return f"{amount / 100:.2f} {currency}"
+    return f"{currencies.display(amount, currency)} {currency}"
 
 
 @bp.post("/v1/refunds")
@@ -115,6 +117,7 @@ def create_refund():
     amount = p.int("amount", minimum=1)
     reason = p.str("reason", choices=REFUND_REASONS)
     metadata = p.data.get("metadata") if isinstance(p.data.get("metadata"), dict) else {}
+    expand.validate("refund")
     pi_id = _payment_intent_of(state, p)
     with state.pi_transaction(pi_id, "payment_intent", 400) as txn:
         charge = _refundable_charge(txn)
@@ -138,16 +141,17 @@ def create_refund():
         txn.refunds.append(refund)
         txn.emit("refund.created", refund)
         txn.emit("charge.refunded", charge)
-    return jsonify(refund)
+    return expand.respond(refund)
 
 
 @bp.get("/v1/refunds/<refund_id>")
 def retrieve_refund(refund_id):
     auth.require_secret()
+    expand.validate("refund")
     refund = _state().refunds.get(refund_id)
     if refund is None:
         raise errors.no_such("refund", refund_id)
-    return jsonify(refund)
+    return expand.respond(refund)
 
 
 @bp.get("/v1/refunds")
@@ -159,4 +163,5 @@ def list_refunds():
         if p.str(key):
             items = [r for r in items if r[key] == p.str(key)]
     items.reverse()
-    return jsonify(page(items, p, "/v1/refunds"))
+    expand.validate("refund", listed=True)
+    return expand.respond(page(items, p, "/v1/refunds"))

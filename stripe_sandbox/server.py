@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -13,6 +14,28 @@ from .state import SandboxState, Settings
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs):
         pass
+
+
+class PortUnavailable(OSError):
+    """The sandbox could not listen on the address it was given."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or PortUnavailable: never share a port with whatever holds it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR lets a restart reuse a port in TIME_WAIT; Linux still refuses a port that
+    # another socket is listening on.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailable(exc.errno, f"the Stripe sandbox cannot listen on {host}:{port}: "
+                              f"{exc.strerror}. Another program (perhaps another sandbox) holds "
+                              "it; stop it or pick another --port.") from exc
+    return sock
 
 
 class SandboxServer:
@@ -27,8 +50,12 @@ class SandboxServer:
         self.state = SandboxState(Settings(host=host, port=port, **settings))
         self.app = create_app(self.state)
         handler = _QuietHandler if quiet else WSGIRequestHandler
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=handler)
-        self.port = self._server.server_port
+        listening = _listen(host, port)
+        # werkzeug serves a duplicate of the socket; ours is closed once it has one.
+        self._server = make_server(host, port, self.app, threaded=True, request_handler=handler,
+                                   fd=listening.fileno())
+        listening.close()
+        self.port = self._server.port
         self.state.settings.port = self.port
         self.state.base_url = self.url
         self._thread: threading.Thread | None = None

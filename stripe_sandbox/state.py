@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import secrets
 import string
 import threading
@@ -202,5 +203,6 @@ class SandboxState:
                     "webhook_max_attempts": self.settings.webhook_max_attempts,
                 },
                 "api_version": API_VERSION,
+                "pid": os.getpid(),  # lets a launcher tell its own sandbox from another one
                 "time": int(time.time()),
             }
