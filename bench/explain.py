@@ -103,6 +103,6 @@ def floor_push_story(phases, low):
     store, floor = phases.get(low, {}), phases.get(f"floor {low}", {})
     p99s = [ms((phase.get("push") or {}).get("p99")) for phase in (floor, store)]
     return (f"at {low} the floor pushed in p99 {p99s[0]} with its process at {floor.get('server_cpu', 0):.0%} of "
-            f"one core; the storefront in {p99s[1]} at {store.get('server_cpu', 0):.0%}: the tail grows as the "
-            "one core fills, and every green thread "
-            "of the process (requests, its sync, its pushes) waits behind the others")
+            f"one core, the storefront in {p99s[1]} at {store.get('server_cpu', 0):.0%}: a push waits behind every "
+            "green thread ahead of it in its one process, so the storefront's work beyond the floor (the CPU row "
+            "above) lengthens the tail, most of all near the rate where that core fills")
