@@ -38,9 +38,14 @@ psycopg.waiting.wait = psycopg.waiting.wait_select
 MAX_QUANTITY = 99
 LOST_RACES_ALLOWED = 20  # each lost race means another change landed, so the cart is moving on
 CATALOG = [  # the storefront's demo catalog, so that totals look alike
-    ("Single-origin coffee beans, 1 kg", 2400), ("Ceramic pour-over dripper", 3200), ("Gooseneck kettle", 6500),
-    ("Burr grinder", 12900), ("Paper filters, 100 pack", 700), ("Insulated travel mug", 2800),
-    ("Digital brew scale", 4500), ("Barista apron", 3900),
+    ("Single-origin coffee beans, 1 kg", 2400),
+    ("Ceramic pour-over dripper", 3200),
+    ("Gooseneck kettle", 6500),
+    ("Burr grinder", 12900),
+    ("Paper filters, 100 pack", 700),
+    ("Insulated travel mug", 2800),
+    ("Digital brew scale", 4500),
+    ("Barista apron", 3900),
 ]
 
 SCHEMA = """
@@ -100,12 +105,15 @@ class Pool:
 
     @contextmanager
     def connection(self):
+        """An idle connection (opened if need be) for the block, then back to the pool."""
         conn = self._idle.get()
         try:
             if conn is None or conn.closed:
                 conn = psycopg.connect(self._url, autocommit=True)
             yield conn
         except psycopg.OperationalError:
+            if conn is not None:
+                conn.close()
             conn = None  # broken: the next user opens a new one
             raise
         finally:
@@ -151,18 +159,37 @@ def read(conn, cart_id, product_id=None):
             continue
         version = row[0]
         if row[1] is not None:
-            lines[row[1]] = {"product_id": row[1], "name": row[2], "unit_amount": row[3], "quantity": row[4],
-                             "position": row[5]}
+            lines[row[1]] = {
+                "product_id": row[1],
+                "name": row[2],
+                "unit_amount": row[3],
+                "quantity": row[4],
+                "position": row[5],
+            }
     return version, lines, product
 
 
 def view(cart_id, version, lines):
     """The cart as the storefront's API and `cart` push show it (no payment here)."""
-    items = [{"product_id": line["product_id"], "name": line["name"], "unit_amount": line["unit_amount"],
-              "quantity": line["quantity"], "line_total": line["unit_amount"] * line["quantity"]}
-             for line in sorted(lines.values(), key=lambda line: line["position"])]
-    return {"id": cart_id, "version": version, "status": "open", "currency": "usd", "items": items,
-            "total": sum(item["line_total"] for item in items), "payment": None}
+    items = [
+        {
+            "product_id": line["product_id"],
+            "name": line["name"],
+            "unit_amount": line["unit_amount"],
+            "quantity": line["quantity"],
+            "line_total": line["unit_amount"] * line["quantity"],
+        }
+        for line in sorted(lines.values(), key=lambda line: line["position"])
+    ]
+    return {
+        "id": cart_id,
+        "version": version,
+        "status": "open",
+        "currency": "usd",
+        "items": items,
+        "total": sum(item["line_total"] for item in items),
+        "payment": None,
+    }
 
 
 def attempt(conn, cart_id, product_id, new_quantity):
@@ -176,11 +203,25 @@ def attempt(conn, cart_id, product_id, new_quantity):
     quantity = new_quantity(old["quantity"] if old else 0)
     position = old["position"] if old else max((line["position"] for line in lines.values()), default=0) + 1
     if quantity:
-        lines[product_id] = {"product_id": product_id, "name": product[0], "unit_amount": product[1],
-                             "quantity": quantity, "position": position}
+        lines[product_id] = {
+            "product_id": product_id,
+            "name": product[0],
+            "unit_amount": product[1],
+            "quantity": quantity,
+            "position": position,
+        }
     answer = view(cart_id, version + 1, lines)
-    written = conn.execute(WRITE, {"cart": cart_id, "version": version, "total": answer["total"],
-                                   "product": product_id, "quantity": quantity, "position": position}).fetchone()[0]
+    written = conn.execute(
+        WRITE,
+        {
+            "cart": cart_id,
+            "version": version,
+            "total": answer["total"],
+            "product": product_id,
+            "quantity": quantity,
+            "position": position,
+        },
+    ).fetchone()[0]
     return answer if written else None
 
 
@@ -214,8 +255,12 @@ class Floor:
 
     def products(self):
         """The catalog (also the readiness probe bench.stack uses)."""
-        return jsonify([{"id": i, "name": name, "unit_amount": amount, "currency": "usd"}
-                        for i, (name, amount) in enumerate(CATALOG, 1)])
+        return jsonify(
+            [
+                {"id": i, "name": name, "unit_amount": amount, "currency": "usd"}
+                for i, (name, amount) in enumerate(CATALOG, 1)
+            ]
+        )
 
     def get_cart(self):
         """The session's cart, started if it has none."""
@@ -284,8 +329,13 @@ def main():
     gc.collect()
     gc.freeze()  # as wsgi.py does: long-lived objects stay out of the collector's full passes
     print(json.dumps({"floor_server": f"http://127.0.0.1:{os.environ['PORT']}/"}), flush=True)
-    socketio.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_output=False,
-                 max_size=int(os.environ.get("MAX_CONNECTIONS", 10000)))
+    socketio.run(
+        app,
+        host="127.0.0.1",
+        port=int(os.environ["PORT"]),
+        log_output=False,
+        max_size=int(os.environ.get("MAX_CONNECTIONS", 10000)),
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,13 @@ HOST = "127.0.0.1"
 def floor(postgres_url, tmp_path):
     """`python -m bench.floor_server` on a fresh database, stopped afterwards."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "DATABASE_URL": postgres_url, "SECRET_KEY": "test-floor",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DATABASE_URL": postgres_url,
+        "SECRET_KEY": "test-floor",
+        "PYTHONUNBUFFERED": "1",
+    }
     server = ServerProcess("floor", [sys.executable, "-m", "bench.floor_server"], env, tmp_path, port)
     try:
         yield server.wait_ready()
@@ -86,9 +91,12 @@ def test_changes_racing_on_one_cart_all_land_each_on_its_own_version(floor):
     async def scenario():
         http, cart = await new_cart(floor.port)
         shoppers = [Http(HOST, floor.port, http.cookie) for _ in range(16)]
-        answers = await asyncio.gather(*(
-            shopper.json("POST", "/api/cart/items", {"product_id": n % 8 + 1, "quantity": 1})
-            for n, shopper in enumerate(shoppers)))
+        answers = await asyncio.gather(
+            *(
+                shopper.json("POST", "/api/cart/items", {"product_id": n % 8 + 1, "quantity": 1})
+                for n, shopper in enumerate(shoppers)
+            )
+        )
         assert [status for status, _ in answers] == [200] * 16
         assert sorted(body["version"] for _, body in answers) == list(range(2, 18))
         status, final = await http.json("GET", "/api/cart")

@@ -15,12 +15,14 @@ def phase(rate, cpu, p50, p99):
 def results(store_cpu_100=0.7, store_p99_100=20.0):
     """A run at 100 and 300 changes/s in which the floor costs 2.5 ms a change and pushes in 4 / 10 ms."""
     run = json.loads(RESULTS.read_text())
-    run["phases"].update({
-        "100/s": phase(100, store_cpu_100, 8.0, store_p99_100),
-        "300/s": phase(300, 1.05, 12.0, 45.0),
-        "floor 100/s": phase(100, 0.25, 4.0, 10.0),
-        "floor 300/s": phase(300, 0.75, 5.0, 30.0),
-    })
+    run["phases"].update(
+        {
+            "100/s": phase(100, store_cpu_100, 8.0, store_p99_100),
+            "300/s": phase(300, 1.05, 12.0, 45.0),
+            "floor 100/s": phase(100, 0.25, 4.0, 10.0),
+            "floor 300/s": phase(300, 0.75, 5.0, 30.0),
+        }
+    )
     return run
 
 
