@@ -53,3 +53,16 @@ def test_a_run_without_the_floor_renders_its_rows_as_not_measured():
     assert row(run, "floor_cpu")[2] is None and row(run, "floor_push")[2] is None
     text = markdown(run)
     assert "| Server CPU per change, storefront ÷ floor" in text and "| p99 at 100/s ≤ 2× |" in text
+
+
+def test_the_floors_profile_renders_without_storefront_functions():
+    run = results()
+    run["phases"]["floor 300/s"]["profile"] = {
+        "busy": 0.6,
+        "samples": 600,
+        "self": [("eventlet (hub, green I/O, wsgi)", 0.4), ("baseline server code", 0.1)],
+        "storefront": [],
+    }
+    text = markdown(run)
+    assert "## Where the server's CPU goes — py-spy, phase floor 300/s" in text
+    assert "baseline server code 10%" in text and "(No storefront code in this process.)" in text
