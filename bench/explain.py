@@ -1,6 +1,6 @@
 """Why each missed target missed, in words built from the run's own measurements and profile."""
 
-from .report import ms
+from .report import cpu_per_change, ms
 
 
 def explain(results):
@@ -25,6 +25,8 @@ def explain(results):
     per = results.get("idle", {}).get("kib_per_connection")
     why["idle_tabs"] = (f"{per:.0f} KB per tab as resident-memory growth: an eventlet green thread, a WebSocket, "
                         "an Engine.IO socket with its queue" if per else "no idle measurement")
+    why["floor_cpu"] = floor_cpu_story(phases, low, high)
+    why["floor_push"] = floor_push_story(phases, low)
     why["redis"] = ("through Redis a push is one more publish, a pub/sub read and a re-emit in the receiving "
                     "process; at this rate the difference is within the run-to-run noise of the shared machine")
     return why
@@ -76,3 +78,31 @@ def webhook_story(hooks):
             "(HMAC, and the SDK parses it into an Event), then recorded by one INSERT … ON CONFLICT DO NOTHING "
             "that commits itself; the rest is per-request CPU (Flask, the SDK's parse, SQLAlchemy) on the "
             "process's one core, and near that rate the answers queue")
+
+
+def floor_cpu_story(phases, low, high):
+    """What the storefront spends per change beyond the floor, and where (from the py-spy profiles)."""
+    parts = []
+    for rate in (low, high):
+        store, floor = phases.get(rate, {}), phases.get(f"floor {rate}", {})
+        parts.append(f"at {rate} the storefront did {store.get('achieved_rate', 0):.0f} changes/s at "
+                     f"{ms(cpu_per_change(store))} of server CPU each, the floor {floor.get('achieved_rate', 0):.0f}/s "
+                     f"at {ms(cpu_per_change(floor))}")
+    text = "; ".join(parts) + (
+        ". The floor does one read, one version-guarded write and one emit on the same stack; whatever else the "
+        "storefront's process does per change (a PaymentIntent sync if it runs in that process, rate limiting, "
+        "the snapshot, the ORM layer, the session cookie) is the difference, and the profiles say where it goes")
+    for name in (high, f"floor {high}"):
+        summary = phases.get(name, {}).get("profile")
+        if summary:
+            text += f"; py-spy at {name}: " + ", ".join(f"{n} {s:.0%}" for n, s in summary["self"][:5])
+    return text
+
+
+def floor_push_story(phases, low):
+    store, floor = phases.get(low, {}), phases.get(f"floor {low}", {})
+    p99s = [ms((phase.get("push") or {}).get("p99")) for phase in (floor, store)]
+    return (f"at {low} the floor pushed in p99 {p99s[0]} with its process at {floor.get('server_cpu', 0):.0%} of "
+            f"one core, the storefront in {p99s[1]} at {store.get('server_cpu', 0):.0%}: a push waits behind every "
+            "green thread ahead of it in its one process, so the storefront's work beyond the floor (the CPU row "
+            "above) lengthens the tail, most of all near the rate where that core fills")

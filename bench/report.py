@@ -1,8 +1,10 @@
-"""Turn a run's measurements into the table of issue 6's targets: measure, target, result, met or missed."""
+"""Turn a run's measurements into the table of targets: measure, target, result, met or missed."""
 
 import math
 
 PUSH_P99_LIMIT_MS = 50.0
+FLOOR_CPU_LIMIT = 1.5  # storefront server CPU per change ÷ the floor's
+FLOOR_PUSH_P99_LIMIT = 2.0  # storefront push p99 ÷ the floor's, at the low rate
 
 # (key, measure, target): every run prints every row, in this order.
 ROWS = [
@@ -26,6 +28,10 @@ ROWS = [
      "adds ≤ 1 ms"),
     ("bare", "Bare Flask-SocketIO broadcast, same tabs, {low} · {high}/s (p50 / p99); storefront ÷ bare p99",
      "≤ 1.5×"),
+    ("floor_cpu", "Server CPU per change, storefront ÷ floor (one read, one version-guarded write, one emit; "
+     "same stack), {tabs:,} tabs, {low} · {high} changes/s", "≤ 1.5× at both rates"),
+    ("floor_push", "Push latency of the floor, same tabs, {low} · {high}/s (p50 / p99); storefront ÷ floor p50 / p99",
+     "p99 at {low}/s ≤ 2×"),
     ("naive", "Naive store, Stripe inside the request, {compare}/s (p50 / p99); naive ÷ storefront p50; its 429s",
      "baseline"),
     ("http", "Change request answered (p50 / p99) at {low} · {high} changes/s", "reported"),
@@ -67,6 +73,21 @@ def ratio(a, b):
 
 def times(x):
     return f"{x:.1f}×" if x is not None else "n/a"
+
+
+def times2(x):
+    """A ratio to the floor, two decimals: the targets sit at 1.5× and 2×."""
+    return f"{x:.2f}×" if x is not None else "n/a"
+
+
+def by(x):
+    return f"×{x:.2f}" if x is not None else "n/a"
+
+
+def cpu_per_change(phase):
+    """Server CPU milliseconds per change done in a phase (None without changes)."""
+    achieved, cpu = phase.get("achieved_rate"), phase.get("server_cpu")
+    return 1000 * cpu / achieved if achieved and cpu is not None else None
 
 
 def verdict(ok):
@@ -184,6 +205,23 @@ class Rows:
         text = f"{pair(b100)} · {pair(b300)}; ×{times(ratios[0])[:-1]} · ×{times(ratios[1])[:-1]}"
         return text, _all(*(_le(x, 1.5) for x in ratios))
 
+    def floor_cpu(self):
+        parts, ratios = [], []
+        for rate in (self.low, self.high):
+            store, floor = cpu_per_change(self.phase(rate)), cpu_per_change(self.phase(f"floor {rate}"))
+            ratios.append(ratio(store, floor))
+            parts.append(f"{rate}: {ms(store)} ÷ {ms(floor)} = {times2(ratios[-1])}")
+        return " · ".join(parts), _all(*(_le(x, FLOOR_CPU_LIMIT) for x in ratios))
+
+    def floor_push(self):
+        parts, ratios = [], []
+        for rate in (self.low, self.high):
+            store, floor = self.push(rate), self.push(f"floor {rate}")
+            p50, p99 = (ratio(store and store[k], floor and floor[k]) for k in ("p50", "p99"))
+            ratios.append(p99)
+            parts.append(f"{pair(floor)} ({by(p50)} / {by(p99)})")
+        return " · ".join(parts), _le(ratios[0], FLOOR_PUSH_P99_LIMIT)
+
     def naive(self):
         naive, store = self.push(f"naive {self.compare}"), self.push(f"search {self.compare}")
         faults = self.r.get("naive_faults", {})
@@ -195,19 +233,27 @@ class Rows:
         return " · ".join(pair(self.phase(n).get("response")) for n in (self.low, self.high)), None
 
 
+def _numbers(results):
+    low, high = results["rates"]
+    return {"tabs": results["tabs"], "low": low, "high": high, "compare": results["compare_rate"],
+            "webhook_rate": results["webhook_rate"]}
+
+
 def labels(results):
     """Every row's measure, with this run's numbers in it."""
-    low, high = results["rates"]
-    numbers = {"tabs": results["tabs"], "low": low, "high": high, "compare": results["compare_rate"],
-               "webhook_rate": results["webhook_rate"]}
-    return [measure.format(**numbers) for _, measure, _ in ROWS]
+    return [measure.format(**_numbers(results)) for _, measure, _ in ROWS]
+
+
+def targets(results):
+    """Every row's target, with this run's rates in it."""
+    return [target.format(**_numbers(results)) for _, _, target in ROWS]
 
 
 def build(results):
     """[(key, measure, target, result, met)] for every row."""
     rows = Rows(results)
     return [(key, measure, target, *getattr(rows, key)())
-            for (key, _, target), measure in zip(ROWS, labels(results), strict=True)]
+            for (key, _, _), measure, target in zip(ROWS, labels(results), targets(results), strict=True)]
 
 
 def markdown(results, built=None):
@@ -237,11 +283,12 @@ def markdown(results, built=None):
     if not missed:
         lines.append("- none")
     lines += ["", "## Phases", "", "| Phase | offered/s | achieved/s | push p50 / p99 | server CPU | "
-              "load generator CPU | Stripe calls/s | lagging tabs |", "|---|---|---|---|---|---|---|---|"]
+              "server CPU per change | load generator CPU | Stripe calls/s | lagging tabs |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, phase in results["phases"].items():
         stripe = phase.get("stripe") or {}
         lines.append(f"| {name} | {phase.get('offered_rate', 0):.0f} | {phase.get('achieved_rate', 0):.0f} | "
-                     f"{pair(phase.get('push'))} | {phase.get('server_cpu', 0):.0%} | "
+                     f"{pair(phase.get('push'))} | {phase.get('server_cpu', 0):.0%} | {ms(cpu_per_change(phase))} | "
                      f"{phase.get('loadgen_cpu', 0):.0%} | {stripe.get('calls_per_second', 0):.1f} | "
                      f"{phase.get('lagging_tabs', 0)} |")
     lines += profile_lines(results)
@@ -257,8 +304,9 @@ def profile_lines(results):
         lines += ["", f"## Where the server's CPU goes — py-spy, phase {name}", "",
                   f"Busy {summary['busy']:.0%} of one core ({summary['samples']} samples). Self time by library: "
                   + ", ".join(f"{n} {share:.0%}" for n, share in summary["self"]) + ".",
-                  "Inclusive, storefront functions: "
-                  + ", ".join(f"`{n}` {share:.0%}" for n, share in summary["storefront"]) + "."]
+                  ("Inclusive, storefront functions: "
+                   + ", ".join(f"`{n}` {share:.0%}" for n, share in summary["storefront"]) + ".")
+                  if summary["storefront"] else "(No storefront code in this process.)"]
     if not lines:
         lines = ["", "(No CPU profile: install py-spy to get one — see docs/scale.md.)"]
     return lines

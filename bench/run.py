@@ -124,6 +124,7 @@ class Bench:
             await self.one_process()
             await self.two_processes()
             await self.naive()
+            await self.floor()
             await self.bare()
             self.results["stripe_faults"] = self.fault_totals
         finally:
@@ -291,8 +292,27 @@ class Bench:
         await self.store.close()
         await self.stop(server)
 
+    async def floor(self):
+        """The floor (bench/floor_server.py): a change's read, guarded write and emit, same tabs and rates."""
+        port = free_port()
+        env = {**os.environ, "PORT": str(port), "DATABASE_URL": self.db.url, "SECRET_KEY": self.secret_key,
+               "MAX_CONNECTIONS": "10000", "PYTHONUNBUFFERED": "1"}
+        server = await self.start(ServerProcess("floor", [sys.executable, "-m", "bench.floor_server"], env,
+                                                self.logs, port))
+        self.store = Store(port, self.recorder)
+        await self.store.open_carts(self.p.carts)
+        await self.store.open_tabs(self.p.tabs_per_cart)
+        await self.phase("floor warm-up", server, self.p.rates[0], min(3, self.p.phase_seconds), keep=False,
+                         settle=False)
+        for rate in self.p.rates:
+            # Profiled where the storefront is, so that the two profiles compare.
+            await self.phase(f"floor {rate}/s", server, rate, self.p.phase_seconds, profile=rate == max(self.p.rates),
+                             settle=False)
+        await self.store.close()
+        await self.stop(server)
+
     async def bare(self):
-        """A bare Flask-SocketIO broadcast server with the same tabs and rates: the floor."""
+        """A bare Flask-SocketIO broadcast server with the same tabs and rates: no cart at all."""
         port = free_port()
         server = await self.start(ServerProcess("bare", [sys.executable, "-m", "bench.bare_server"],
                                                 {**os.environ, "PORT": str(port), "MAX_CONNECTIONS": "10000"},

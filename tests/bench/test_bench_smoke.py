@@ -10,7 +10,8 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from bench.report import ROWS, labels
+from bench.profiles import PROFILES
+from bench.report import ROWS, labels, targets
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -54,7 +55,7 @@ def test_the_smoke_profile_prints_and_writes_the_table_with_every_row(tmp_path):
     rows = table_rows(out.read_text())
     measures = labels(results)
     assert len(measures) == len(ROWS)
-    for measure, (key, _, target) in zip(measures, ROWS, strict=True):
+    for measure, (key, _, _), target in zip(measures, ROWS, targets(results), strict=True):
         assert measure in rows, f"row {key} is missing"
         row_target, result, verdict = rows[measure]
         assert row_target == target
@@ -62,3 +63,19 @@ def test_the_smoke_profile_prints_and_writes_the_table_with_every_row(tmp_path):
         assert verdict in ("met", "**missed**", "n/a")
     assert "| Measure | Target | Result | Met? |" in run.stdout
     assert results["machine"]["nproc"] >= 1 and results["machine"]["cpu_model"]
+    the_floor_ran_beside_the_storefront(results, rows)
+
+
+def the_floor_ran_beside_the_storefront(results, rows):
+    """The floor's phases ran at the storefront's rates, with its tabs, and its rows compare the two."""
+    by_key = dict(zip((key for key, _, _ in ROWS), (rows[m] for m in labels(results)), strict=True))
+    for rate in PROFILES["smoke"].rates:
+        floor, store = results["phases"][f"floor {rate}/s"], results["phases"][f"{rate}/s"]
+        assert floor["counts"]["changes"] > 0 and not [k for k in floor["counts"] if k.startswith("error")]
+        assert floor["counts"].get("version_mismatch", 0) == 0
+        assert floor["push"]["n"] > 0 and floor["lagging_tabs"] == 0
+        assert floor["server_cpu"] > 0 and store["server_cpu"] > 0
+    for key in ("floor_cpu", "floor_push"):
+        _, result, verdict = by_key[key]
+        assert "n/a" not in result, f"row {key} lacks a number: {result!r}"
+        assert verdict in ("met", "**missed**")
