@@ -6,7 +6,7 @@ import flask_migrate
 from flask import Flask
 
 from . import redis_pools
-from .config import Config, check_production_safety
+from .config import Config, check_production_safety, check_stripe_keys
 from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
@@ -21,6 +21,7 @@ def create_app(config=None):
     app.config.from_object(Config())
     app.config.update(config or {})
     check_production_safety(app.config)
+    check_stripe_keys(app.config)
     logging.basicConfig(
         level=app.config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

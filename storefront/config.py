@@ -76,6 +76,20 @@ def _database_url(url):
     return url
 
 
+def check_stripe_keys(config):
+    """Refuse a secret key without its publishable key (the checkout page could not load Stripe.js),
+    or a pair from different modes (a live secret key with a test publishable key, or the reverse)."""
+    secret, publishable = config.get("STRIPE_SECRET_KEY") or "", config.get("STRIPE_PUBLISHABLE_KEY") or ""
+    if secret and not publishable:
+        raise RuntimeError(
+            "STRIPE_SECRET_KEY is set but STRIPE_PUBLISHABLE_KEY is not: set the publishable key (pk_test_... or "
+            "pk_live_...) from the same Stripe account, or unset both to use the offline sandbox"
+        )
+    modes = {key.split("_")[1] for key in (secret, publishable) if key.startswith(("sk_", "rk_", "pk_"))}
+    if modes >= {"test", "live"}:
+        raise RuntimeError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY are from different modes (test and live)")
+
+
 def check_production_safety(config):
     """Refuse to run in production with a default secret or no webhook secret."""
     if config.get("ENV_NAME") != "production":
