@@ -64,7 +64,7 @@ def register_extensions(app):
 
 
 def register_payments(app):
-    from .payments.budget import update_budget
+    from .payments.budget import reconcile_budget, update_budget
     from .payments.gateway import StripeGateway
     from .payments.reconcile import PeriodicReconcile
     from .payments.sync import BackgroundSync
@@ -80,7 +80,8 @@ def register_payments(app):
     app.extensions["publisher"] = SocketPublisher(socketio)
     budget = update_budget(app.config, socketio.sleep)
     app.extensions["sync"] = BackgroundSync(app, socketio.start_background_task, current_shop, budget=budget)
-    app.extensions["reconciler"] = PeriodicReconcile(app, socketio.start_background_task, socketio.sleep, current_shop)
+    app.extensions["reconciler"] = PeriodicReconcile(app, socketio.start_background_task, socketio.sleep, current_shop,
+                                                     budget=reconcile_budget(app.config, socketio.sleep))
 
 
 def register_blueprints(app):

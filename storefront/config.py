@@ -47,6 +47,13 @@ class Config:
         # Orders still awaiting payment after this long are reconciled with Stripe.
         self.RECONCILE_AFTER_SECONDS = _env_float("RECONCILE_AFTER_SECONDS", 120)
         self.RECONCILE_INTERVAL_SECONDS = _env_float("RECONCILE_INTERVAL_SECONDS", 60)
+        # Missed webhooks are looked for among this many seconds of Stripe's events.
+        self.RECONCILE_LOOKBACK_SECONDS = int(env.get("RECONCILE_LOOKBACK_SECONDS", 86400))
+        # Only events some webhook endpoint has not acknowledged (Stripe's `delivery_success=false`); 0 reads
+        # every event of the handled types, for a store whose webhooks reach it by other means (`stripe listen`).
+        self.RECONCILE_UNDELIVERED_ONLY = env.get("RECONCILE_UNDELIVERED_ONLY", "1") == "1"
+        # Reconciliation's Stripe calls a second, store-wide, beside the updates' STRIPE_UPDATES_PER_SECOND.
+        self.RECONCILE_REQUESTS_PER_SECOND = _env_float("RECONCILE_REQUESTS_PER_SECOND", 4)
         # A short pause before a PaymentIntent update lets a burst of changes coalesce.
         self.SYNC_COALESCE_SECONDS = _env_float("SYNC_COALESCE_SECONDS", 0.05)
         self.SYNC_LEASE_SECONDS = _env_float("SYNC_LEASE_SECONDS", 30)
