@@ -25,7 +25,8 @@ def test_types_and_created_ranges(stripe_client):
     pi = paid_pi(stripe_client)
     created = stripe_client.v1.events.list().data[0].created
     types = ["payment_intent.succeeded", "payment_intent.created"]
-    assert listed(stripe_client, types=types) == [("payment_intent.succeeded", pi.id), ("payment_intent.created", pi.id)]
+    assert listed(stripe_client, types=types) == [("payment_intent.succeeded", pi.id),
+                                                  ("payment_intent.created", pi.id)]
     assert len(listed(stripe_client, types=types, created={"gte": created - 5})) == 2
     assert listed(stripe_client, types=types, created={"gt": created + 5}) == []
     assert listed(stripe_client, types=types, created={"gte": created - 5, "lt": created - 1}) == []
