@@ -71,6 +71,8 @@ AMBIGUOUS = {
     "header-line-without-colon": lambda c: put_quantity(c, b"X-Broken header line"),
     "nul-in-header-value": lambda c: put_quantity(c, b"X-Note: a\x00b"),
     "nul-in-header-name": lambda c: put_quantity(c, b"X-No\x00te: ab"),
+    "bare-cr-in-header-value": lambda c: put_quantity(c, b"X-Note: a\rb"),
+    "signed-content-length": lambda c: put_quantity(c, b"Content-Length: +%d" % len(BODY), length=False),
     "space-before-colon": lambda c: put_quantity(c, b"Content-Length : 1"),
     "folded-header-line": lambda c: put_quantity(c, b"X-Note: a", b" folded"),
 }
