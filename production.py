@@ -29,13 +29,16 @@ from storefront import create_app
 
 ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "gevent")
 if ASYNC_MODE != "gevent":
-    raise SystemExit(f"production.py runs on gunicorn's gevent worker: SOCKETIO_ASYNC_MODE must be gevent, "
-                     f"not {ASYNC_MODE!r} (eventlet is the demo's mode: python wsgi.py)")
+    raise SystemExit(
+        f"production.py runs on gunicorn's gevent worker: SOCKETIO_ASYNC_MODE must be gevent, "
+        f"not {ASYNC_MODE!r} (eventlet is the demo's mode: python wsgi.py)"
+    )
 
 app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"})
 if app.config["STRIPE_OFFLINE"]:
     logging.getLogger(__name__).warning(
-        "no STRIPE_SECRET_KEY: talking to the offline Stripe sandbox at %s", app.config["STRIPE_API_BASE"])
+        "no STRIPE_SECRET_KEY: talking to the offline Stripe sandbox at %s", app.config["STRIPE_API_BASE"]
+    )
 app.extensions["reconciler"].start()
 # What is built by now lives as long as the worker: keep it out of the collector's full passes.
 gc.collect()

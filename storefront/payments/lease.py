@@ -29,9 +29,12 @@ def take_turn(session, name, holder, *, now, hold_seconds):
     """True if this holder may run the job now; it then holds the turn for up to `hold_seconds`."""
     until = now + timedelta(seconds=hold_seconds)
     try:
-        taken = session.execute(
-            update(JobTurn).where(JobTurn.name == name, JobTurn.due_at <= now).values(due_at=until, holder=holder)
-        ).rowcount == 1
+        taken = (
+            session.execute(
+                update(JobTurn).where(JobTurn.name == name, JobTurn.due_at <= now).values(due_at=until, holder=holder)
+            ).rowcount
+            == 1
+        )
         if not taken and session.get(JobTurn, name) is None:
             session.execute(insert(JobTurn).values(name=name, due_at=until, holder=holder))
             taken = True
@@ -45,7 +48,8 @@ def take_turn(session, name, holder, *, now, hold_seconds):
 def end_turn(session, name, holder, *, now, every_seconds):
     """The job is next due `every_seconds` from now (if this holder still held the turn)."""
     session.execute(
-        update(JobTurn).where(JobTurn.name == name, JobTurn.holder == holder)
+        update(JobTurn)
+        .where(JobTurn.name == name, JobTurn.holder == holder)
         .values(due_at=now + timedelta(seconds=every_seconds), holder=None)
     )
     session.commit()

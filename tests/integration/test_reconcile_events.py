@@ -42,8 +42,10 @@ def test_a_store_whose_webhooks_arrive_reads_no_events(store):
     _, started, order_id = start_and_confirm(shopper, (2, 1))
     assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
     order_status(shopper, order_id, "paid")
-    wait_for(lambda: all(d["status_code"] == 200 for d in control(store.sandbox.url, "GET", "/deliveries")["data"]),
-             message="every delivery acknowledged")
+    wait_for(
+        lambda: all(d["status_code"] == 200 for d in control(store.sandbox.url, "GET", "/deliveries")["data"]),
+        message="every delivery acknowledged",
+    )
     status, summary = reconcile_cli(store, "--older-than", "99999")
     assert (status, summary["events_checked"], summary["payments_applied"]) == (0, 0, 0)
 
@@ -63,8 +65,9 @@ def test_reconcile_exits_non_zero_when_stripe_answers_errors(store):
 @pytest.mark.postgres
 def test_two_stores_on_one_database_take_turns_reconciling(make_store, sandbox, postgres_url):
     interval = 1.0
-    stores = [make_store(sandbox=sandbox, database_url=postgres_url, RECONCILE_INTERVAL_SECONDS=interval)
-              for _ in range(2)]
+    stores = [
+        make_store(sandbox=sandbox, database_url=postgres_url, RECONCILE_INTERVAL_SECONDS=interval) for _ in range(2)
+    ]
     passes, lock = [], threading.Lock()
     for index, store in enumerate(stores):
         gateway = store.app.extensions["gateway"]

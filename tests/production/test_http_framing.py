@@ -23,9 +23,14 @@ def production_server(tmp_path_factory):
     """One production server process on SQLite, paying through an in-process sandbox."""
     tmp = tmp_path_factory.mktemp("production")
     sandbox = SandboxServer(port=0).start()
-    env = store_env(port=free_port(), database_url=f"sqlite:///{tmp}/store.sqlite3", sandbox_port=sandbox.port,
-                    webhook_secret="whsec_" + secrets.token_hex(16), secret_key="test-" + secrets.token_hex(16),
-                    RECONCILE_INTERVAL_SECONDS="0")
+    env = store_env(
+        port=free_port(),
+        database_url=f"sqlite:///{tmp}/store.sqlite3",
+        sandbox_port=sandbox.port,
+        webhook_secret="whsec_" + secrets.token_hex(16),
+        secret_key="test-" + secrets.token_hex(16),
+        RECONCILE_INTERVAL_SECONDS="0",
+    )
     server = ServerProcess.production("production", env, tmp)
     try:
         yield server.wait_ready()
@@ -59,9 +64,14 @@ def raw(server, head_lines, body=b""):
 
 
 def put_quantity(cookie, *extra_headers, length=None):
-    return [b"PUT /api/cart/items/1 HTTP/1.1", b"Host: 127.0.0.1", b"Content-Type: application/json",
-            b"Cookie: " + cookie.encode(), *extra_headers,
-            *([] if length is False else [b"Content-Length: %d" % (length or len(BODY))])]
+    return [
+        b"PUT /api/cart/items/1 HTTP/1.1",
+        b"Host: 127.0.0.1",
+        b"Content-Type: application/json",
+        b"Cookie: " + cookie.encode(),
+        *extra_headers,
+        *([] if length is False else [b"Content-Length: %d" % (length or len(BODY))]),
+    ]
 
 
 AMBIGUOUS = {

@@ -12,9 +12,15 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def paid_pi(client):
-    return client.v1.payment_intents.create(params={
-        "amount": 2000, "currency": "usd", "payment_method_types": ["card"],
-        "confirm": True, "payment_method": "pm_card_visa"})
+    return client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+        }
+    )
 
 
 def listed(client, **params):
@@ -25,8 +31,10 @@ def test_types_and_created_ranges(stripe_client):
     pi = paid_pi(stripe_client)
     created = stripe_client.v1.events.list().data[0].created
     types = ["payment_intent.succeeded", "payment_intent.created"]
-    assert listed(stripe_client, types=types) == [("payment_intent.succeeded", pi.id),
-                                                  ("payment_intent.created", pi.id)]
+    assert listed(stripe_client, types=types) == [
+        ("payment_intent.succeeded", pi.id),
+        ("payment_intent.created", pi.id),
+    ]
     assert len(listed(stripe_client, types=types, created={"gte": created - 5})) == 2
     assert listed(stripe_client, types=types, created={"gt": created + 5}) == []
     assert listed(stripe_client, types=types, created={"gte": created - 5, "lt": created - 1}) == []

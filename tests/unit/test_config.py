@@ -18,11 +18,15 @@ def test_keys_from_different_modes_are_refused():
         check_stripe_keys(config)
 
 
-@pytest.mark.parametrize("env", [
-    {},  # offline: the sandbox's own pair
-    {"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_PUBLISHABLE_KEY": "pk_test_123"},
-    {"STRIPE_SECRET_KEY": "rk_live_123", "STRIPE_PUBLISHABLE_KEY": "pk_live_123"},
-], ids=["offline", "test-pair", "restricted-live-pair"])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # offline: the sandbox's own pair
+        {"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_PUBLISHABLE_KEY": "pk_test_123"},
+        {"STRIPE_SECRET_KEY": "rk_live_123", "STRIPE_PUBLISHABLE_KEY": "pk_live_123"},
+    ],
+    ids=["offline", "test-pair", "restricted-live-pair"],
+)
 def test_a_matching_pair_or_none_is_accepted(env):
     check_stripe_keys(vars(Config(env)))
 
