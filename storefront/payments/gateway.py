@@ -116,6 +116,14 @@ class StripeGateway:
         """The PaymentIntent's current state, whatever order its events arrived in."""
         return self._call(self._client.v1.payment_intents.retrieve, pi_id)
 
+    def recent_payment_intents(self, created_since):
+        """PaymentIntents created since a Unix time (every page: reconciliation reads events instead)."""
+        try:
+            page = self._client.v1.payment_intents.list(params={"created": {"gte": created_since}, "limit": 100})
+            return [_view(pi) for pi in page.auto_paging_iter()]
+        except stripe.StripeError as err:
+            raise GatewayUnavailable(str(err)) from err
+
     def list_events(self, *, types, created_since, undelivered_only, starting_after=None):
         """One page (newest first) of the events of these types since a Unix time: (events as dicts, has_more).
 
