@@ -117,7 +117,7 @@ class StripeGateway:
         return self._call(self._client.v1.payment_intents.retrieve, pi_id)
 
     def recent_payment_intents(self, created_since):
-        """PaymentIntents created since a Unix time (every page: reconciliation reads events instead)."""
+        """PaymentIntents created since a Unix time, for reconciliation."""
         try:
             page = self._client.v1.payment_intents.list(params={"created": {"gte": created_since}, "limit": 100})
             return [_view(pi) for pi in page.auto_paging_iter()]
