@@ -42,6 +42,12 @@ def store_env(*, port, database_url, sandbox_port, webhook_secret, secret_key, q
     return env
 
 
+def production_args(bind):
+    """gunicorn's arguments in docs/production.md: one gevent worker per process."""
+    return ["-k", "gevent", "-w", "1", "--worker-connections", "10000", "--keep-alive", "75", "--no-control-socket",
+            "--bind", bind, "production:app"]
+
+
 class ServerProcess:
     """A child process serving HTTP on loopback, its output kept in a log file."""
 
@@ -56,6 +62,13 @@ class ServerProcess:
     def store(cls, name, env, log_dir):
         """`python wsgi.py` with `env` (see store_env)."""
         return cls(name, [sys.executable, "wsgi.py"], env, log_dir, int(env["PORT"]))
+
+    @classmethod
+    def production(cls, name, env, log_dir):
+        """The production command (docs/production.md): gunicorn's gevent worker serving production:app."""
+        port = int(env["PORT"])
+        command = [sys.executable, "-m", "gunicorn", *production_args(f"127.0.0.1:{port}"), "--graceful-timeout", "5"]
+        return cls(name, command, {**env, "SOCKETIO_ASYNC_MODE": "gevent"}, log_dir, port)
 
     def wait_ready(self, path="/api/products", timeout=60.0):
         """Wait until `path` answers 200; fail with the log's tail if the process dies or never answers."""

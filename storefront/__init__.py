@@ -6,7 +6,7 @@ import flask_migrate
 from flask import Flask
 
 from . import redis_pools
-from .config import Config, check_production_safety
+from .config import Config, check_production_safety, check_stripe_keys
 from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
@@ -21,6 +21,7 @@ def create_app(config=None):
     app.config.from_object(Config())
     app.config.update(config or {})
     check_production_safety(app.config)
+    check_stripe_keys(app.config)
     logging.basicConfig(
         level=app.config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -63,7 +64,7 @@ def register_extensions(app):
 
 
 def register_payments(app):
-    from .payments.budget import update_budget
+    from .payments.budget import reconcile_budget, update_budget
     from .payments.gateway import StripeGateway
     from .payments.reconcile import PeriodicReconcile
     from .payments.sync import BackgroundSync
@@ -79,7 +80,8 @@ def register_payments(app):
     app.extensions["publisher"] = SocketPublisher(socketio)
     budget = update_budget(app.config, socketio.sleep)
     app.extensions["sync"] = BackgroundSync(app, socketio.start_background_task, current_shop, budget=budget)
-    app.extensions["reconciler"] = PeriodicReconcile(app, socketio.start_background_task, socketio.sleep, current_shop)
+    app.extensions["reconciler"] = PeriodicReconcile(app, socketio.start_background_task, socketio.sleep, current_shop,
+                                                     budget=reconcile_budget(app.config, socketio.sleep))
 
 
 def register_blueprints(app):

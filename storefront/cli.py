@@ -1,29 +1,35 @@
 """Command-line entry points: `flask --app storefront reconcile`."""
 
 import json
+import time
 import uuid
 
 import click
 from flask.cli import with_appcontext
 
-from .payments.reconcile import reconcile
+from .payments.budget import reconcile_budget
+from .payments.reconcile import reconcile_paced
 from .payments.sync import sync_cart
 from .wiring import current_shop
 
 
 @click.command("reconcile")
 @click.option("--older-than", default=None, type=float, help="Seconds an order must have awaited payment.")
-@click.option("--lookback", default=86400, type=int, help="Seconds of Stripe's recent PaymentIntents to check.")
+@click.option("--lookback", default=None, type=int, help="Seconds of Stripe's events to look for missed webhooks in.")
 @with_appcontext
 def reconcile_command(older_than, lookback):
-    """Ask Stripe about unsettled payments and apply what it says, as the webhook would have."""
+    """Ask Stripe about unsettled payments and missed webhooks and apply what it says; exit 1 if it could not."""
     from flask import current_app
 
-    if older_than is None:
-        older_than = current_app.config["RECONCILE_AFTER_SECONDS"]
+    config = current_app.config
+    options = {"older_than_seconds": older_than, "lookback_seconds": lookback}
     shop = current_shop()
     # This process ends with the command, and a background task with it: bring PaymentIntents up to date now.
-    lease = current_app.config["SYNC_LEASE_SECONDS"]
+    lease = config["SYNC_LEASE_SECONDS"]
     shop.schedule_sync = lambda cart_id: sync_cart(shop, cart_id, uuid.uuid4().hex, lease)
-    summary = reconcile(shop, older_than_seconds=older_than, lookback_seconds=lookback)
+    summary = reconcile_paced(shop, reconcile_budget(config, time.sleep), config,
+                              **{key: value for key, value in options.items() if value is not None})
     click.echo(json.dumps(summary))
+    if summary["errors"]:
+        # A cron job must see that Stripe could not be asked about everything.
+        raise click.exceptions.Exit(1)

@@ -47,6 +47,13 @@ class Config:
         # Orders still awaiting payment after this long are reconciled with Stripe.
         self.RECONCILE_AFTER_SECONDS = _env_float("RECONCILE_AFTER_SECONDS", 120)
         self.RECONCILE_INTERVAL_SECONDS = _env_float("RECONCILE_INTERVAL_SECONDS", 60)
+        # Missed webhooks are looked for among this many seconds of Stripe's events.
+        self.RECONCILE_LOOKBACK_SECONDS = int(env.get("RECONCILE_LOOKBACK_SECONDS", 86400))
+        # Only events some webhook endpoint has not acknowledged (Stripe's `delivery_success=false`); 0 reads
+        # every event of the handled types, for a store whose webhooks reach it by other means (`stripe listen`).
+        self.RECONCILE_UNDELIVERED_ONLY = env.get("RECONCILE_UNDELIVERED_ONLY", "1") == "1"
+        # Reconciliation's Stripe calls a second, store-wide, beside the updates' STRIPE_UPDATES_PER_SECOND.
+        self.RECONCILE_REQUESTS_PER_SECOND = _env_float("RECONCILE_REQUESTS_PER_SECOND", 4)
         # A short pause before a PaymentIntent update lets a burst of changes coalesce.
         self.SYNC_COALESCE_SECONDS = _env_float("SYNC_COALESCE_SECONDS", 0.05)
         self.SYNC_LEASE_SECONDS = _env_float("SYNC_LEASE_SECONDS", 30)
@@ -74,6 +81,20 @@ def _database_url(url):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def check_stripe_keys(config):
+    """Refuse a secret key without its publishable key (the checkout page could not load Stripe.js),
+    or a pair from different modes (a live secret key with a test publishable key, or the reverse)."""
+    secret, publishable = config.get("STRIPE_SECRET_KEY") or "", config.get("STRIPE_PUBLISHABLE_KEY") or ""
+    if secret and not publishable:
+        raise RuntimeError(
+            "STRIPE_SECRET_KEY is set but STRIPE_PUBLISHABLE_KEY is not: set the publishable key (pk_test_... or "
+            "pk_live_...) from the same Stripe account, or unset both to use the offline sandbox"
+        )
+    modes = {key.split("_")[1] for key in (secret, publishable) if key.startswith(("sk_", "rk_", "pk_"))}
+    if modes >= {"test", "live"}:
+        raise RuntimeError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY are from different modes (test and live)")
 
 
 def check_production_safety(config):

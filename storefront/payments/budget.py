@@ -81,7 +81,15 @@ class RedisBudget(LocalBudget):
 
 def update_budget(config, sleep):
     """The budget the configuration asks for, or None when updates are not paced (0 per second)."""
-    per_second = config.get("STRIPE_UPDATES_PER_SECOND") or 0
+    return _budget(config, sleep, config.get("STRIPE_UPDATES_PER_SECOND") or 0, "stripe-update-slots")
+
+
+def reconcile_budget(config, sleep):
+    """Reconciliation's own pace for its Stripe calls, beside the updates' (None when not paced)."""
+    return _budget(config, sleep, config.get("RECONCILE_REQUESTS_PER_SECOND") or 0, "stripe-reconcile-slots")
+
+
+def _budget(config, sleep, per_second, name):
     if per_second <= 0:
         return None
     if config.get("REDIS_URL"):
@@ -89,6 +97,6 @@ def update_budget(config, sleep):
 
         # Fail fast: a sync waiting on a Redis outage would rather pace itself locally.
         client = fail_fast_client(config["REDIS_URL"])
-        key = f"{config.get('SOCKETIO_CHANNEL', 'storefront')}:stripe-update-slots"
+        key = f"{config.get('SOCKETIO_CHANNEL', 'storefront')}:{name}"
         return RedisBudget(client, key, per_second, sleep)
     return LocalBudget(per_second, sleep)

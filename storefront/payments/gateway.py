@@ -124,6 +124,25 @@ class StripeGateway:
         except stripe.StripeError as err:
             raise GatewayUnavailable(str(err)) from err
 
+    def list_events(self, *, types, created_since, undelivered_only, starting_after=None):
+        """One page (newest first) of the events of these types since a Unix time: (events as dicts, has_more).
+
+        `undelivered_only` asks only for events some webhook endpoint has not acknowledged yet (still
+        retrying, or given up): the ones a store may have missed.
+        """
+        params = {"types": list(types), "created": {"gte": created_since}, "limit": 100}
+        if undelivered_only:
+            params["delivery_success"] = False
+        if starting_after:
+            params["starting_after"] = starting_after
+        try:
+            page = self._client.v1.events.list(params=params)
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
+            raise GatewayUnavailable(str(err)) from err
+        except stripe.StripeError as err:
+            raise PaymentError(str(err)) from err
+        return [event.to_dict() for event in page.data], bool(page.has_more)
+
     def refund(self, pi_id, amount, *, reason_key):
         """Refund part of a payment once per reason; returns the refund id."""
         params = {"payment_intent": pi_id, "amount": amount}

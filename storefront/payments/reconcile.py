@@ -1,26 +1,30 @@
 """Reconciliation: ask Stripe about what the webhooks should have told us, and apply it."""
 
+import dataclasses
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from ..checkout.domain import REUSABLE_PI_STATUSES, SETTLED_ORDER_STATUSES
+from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
-from ..models import Cart, Order
+from ..models import Cart, Order, WebhookEvent
+from ..webhooks.routes import HANDLERS, _mark_processed, _record
 from .gateway import GatewayUnavailable, PaymentError, PaymentIntentMissing
+from .lease import end_turn, take_turn
 
 log = logging.getLogger(__name__)
 
 
-def reconcile(shop, *, older_than_seconds, lookback_seconds=86400):
-    """Apply Stripe's view to stale orders, unreported payments, expired freezes and owed refunds."""
-    summary = {"orders_checked": 0, "payments_applied": 0, "freezes_released": 0, "refunds_retried": 0,
-               "syncs_requested": 0, "errors": 0}
+def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True):
+    """Apply Stripe's view to stale orders, missed webhook events, expired freezes and owed refunds."""
+    summary = {"orders_checked": 0, "events_checked": 0, "payments_applied": 0, "freezes_released": 0,
+               "refunds_retried": 0, "syncs_requested": 0, "errors": 0}
     _awaiting_orders(shop, older_than_seconds, summary)
-    _recent_payments(shop, lookback_seconds, summary)
+    _missed_events(shop, lookback_seconds, undelivered_only, summary)
     _expired_freezes(shop, summary)
     _owed_refunds(shop, summary)
     _stale_payment_intents(shop, summary)
@@ -51,28 +55,59 @@ def _awaiting_orders(shop, older_than_seconds, summary):
             log.warning("reconcile: PaymentIntent %s not checked: %s", pi_id, err)
 
 
-def _recent_payments(shop, lookback_seconds, summary):
-    """Succeeded PaymentIntents with no settled order: payments whose webhook never came."""
+def _missed_events(shop, lookback_seconds, undelivered_only, summary):
+    """Events of the types the webhook acts on that this store never processed: webhooks it missed.
+
+    Stripe's Events API is the record of what the webhooks should have said; with `undelivered_only`
+    it returns only events some endpoint has not acknowledged, so a healthy store reads one short page.
+    """
+    since, after = int(time.time() - lookback_seconds), None
+    while True:
+        try:
+            events, more = shop.gateway.list_events(types=sorted(HANDLERS), created_since=since,
+                                                    undelivered_only=undelivered_only, starting_after=after)
+        except PaymentError as err:
+            summary["errors"] += 1
+            log.warning("reconcile: listing Stripe's events failed: %s", err)
+            return
+        summary["events_checked"] += len(events)
+        for event in _unprocessed(shop.session, events):
+            if not _apply_missed_event(shop, event, summary):
+                return
+        if not more or not events:
+            return
+        after = events[-1]["id"]
+
+
+def _unprocessed(session, events):
+    """The events with no processed record here, in one query."""
+    ids = [event["id"] for event in events]
+    done = set(session.execute(
+        select(WebhookEvent.id).where(WebhookEvent.id.in_(ids), WebhookEvent.processed_at.is_not(None))
+    ).scalars()) if ids else set()
+    session.commit()
+    return [event for event in events if event["id"] not in done]
+
+
+def _apply_missed_event(shop, event, summary):
+    """Process one event as its webhook would have; False when Stripe is unavailable (the pass stops)."""
+    if not _record(shop.session, event["id"], event["type"], acted_on=True):
+        return True  # a delivery processed it meanwhile
     try:
-        intents = shop.gateway.recent_payment_intents(int(time.time() - lookback_seconds))
-    except PaymentError as err:
+        HANDLERS[event["type"]](shop, event)
+    except GatewayUnavailable as err:
+        shop.session.rollback()
         summary["errors"] += 1
-        log.warning("reconcile: listing PaymentIntents failed: %s", err)
-        return
-    for pi in intents:
-        if pi.status != "succeeded" or pi.cart_ref is None:
-            continue
-        settled = shop.session.execute(
-            select(Order.id).where(
-                Order.payment_intent_id == pi.id,
-                Order.cart_version == pi.cart_ref[1],
-                Order.status.in_(SETTLED_ORDER_STATUSES),
-            )
-        ).first()
-        shop.session.commit()
-        if settled is None:
-            apply_payment_intent(shop, pi)
-            summary["payments_applied"] += 1
+        log.warning("reconcile: Stripe unavailable at event %s (%s); the rest waits for the next pass",
+                    event["id"], err)
+        return False
+    except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as err:
+        shop.session.rollback()
+        log.warning("reconcile: event %s is malformed (%s); ignored", event["id"], err)
+    _mark_processed(shop.session, event["id"])
+    summary["payments_applied"] += 1
+    log.info("reconcile: applied event %s (%s), whose webhook this store never processed", event["id"], event["type"])
+    return True
 
 
 def _expired_freezes(shop, summary):
@@ -112,11 +147,52 @@ def _stale_payment_intents(shop, summary):
         summary["syncs_requested"] += 1
 
 
-class PeriodicReconcile:
-    """Runs reconciliation every few minutes in the server process (each process may; it is idempotent)."""
+class PacedGateway:
+    """The gateway with every Stripe call first waiting for a slot of reconciliation's budget."""
 
-    def __init__(self, app, start_task, sleep, shop_factory):
+    LOCAL = frozenset({"verify_event"})  # no request to Stripe
+
+    def __init__(self, gateway, budget):
+        self._gateway, self._budget = gateway, budget
+
+    def __getattr__(self, name):
+        call = getattr(self._gateway, name)
+        if name in self.LOCAL or not callable(call):
+            return call
+
+        def paced(*args, **kwargs):
+            self._budget.wait()
+            return call(*args, **kwargs)
+
+        return paced
+
+
+def reconcile_paced(shop, budget, config, **options):
+    """One reconciliation pass whose Stripe calls keep to `budget` (None: unpaced), with the configured defaults."""
+    if budget is not None:
+        shop = dataclasses.replace(shop, gateway=PacedGateway(shop.gateway, budget))
+    options.setdefault("older_than_seconds", config["RECONCILE_AFTER_SECONDS"])
+    options.setdefault("lookback_seconds", config["RECONCILE_LOOKBACK_SECONDS"])
+    options.setdefault("undelivered_only", config["RECONCILE_UNDELIVERED_ONLY"])
+    return reconcile(shop, **options)
+
+
+# How long a pass may hold the store's turn; a process that dies mid-pass delays the next one at most this much.
+TURN_HOLD_SECONDS = 300
+TURN = "reconcile"
+
+
+class PeriodicReconcile:
+    """Runs reconciliation every RECONCILE_INTERVAL_SECONDS, once per store whatever the number of processes.
+
+    Each process wakes a few times an interval and asks the database for the store's turn (one UPDATE);
+    only the process that gets it runs the pass.
+    """
+
+    def __init__(self, app, start_task, sleep, shop_factory, budget=None):
         self._app, self._start_task, self._sleep, self._shop_factory = app, start_task, sleep, shop_factory
+        self._budget = budget
+        self._holder = f"{uuid.uuid4().hex[:12]}"
         self._running = False
 
     def start(self):
@@ -132,14 +208,24 @@ class PeriodicReconcile:
 
     def _loop(self, interval):
         while True:
-            self._sleep(interval)
+            self._sleep(min(interval, 5.0))
             if not self._running:
                 return
             with self._app.app_context():
                 shop = self._shop_factory()
                 try:
-                    reconcile(shop, older_than_seconds=self._app.config["RECONCILE_AFTER_SECONDS"])
+                    self._pass_if_due(shop, interval)
                 except Exception:
                     log.exception("periodic reconcile failed")
                 finally:
                     shop.session.remove()
+
+    def _pass_if_due(self, shop, interval):
+        hold = max(interval, TURN_HOLD_SECONDS)
+        if not take_turn(shop.session, TURN, self._holder, now=shop.now(), hold_seconds=hold):
+            return
+        try:
+            reconcile_paced(shop, self._budget, self._app.config)
+        finally:
+            shop.session.rollback()
+            end_turn(shop.session, TURN, self._holder, now=shop.now(), every_seconds=interval)

@@ -1,4 +1,8 @@
-"""Two `python wsgi.py` processes (eventlet) on one PostgreSQL database and one Redis channel, one sandbox."""
+"""Two store processes on one PostgreSQL database and one Redis channel, one sandbox.
+
+Every test runs twice: on the demo server (`python wsgi.py`, eventlet) and on the production
+server (gunicorn's gevent worker serving production:app, as docs/production.md runs it).
+"""
 
 import os
 import secrets
@@ -64,8 +68,17 @@ class Cluster:
                 self.endpoints[index] = self.sandbox.add_webhook_endpoint(url, self.webhook_secret)
 
 
+SERVERS = {"eventlet": ServerProcess.store, "gunicorn-gevent": ServerProcess.production}
+
+
+@pytest.fixture(params=list(SERVERS))
+def server_kind(request):
+    """Which server the store processes run: the eventlet demo or the gunicorn/gevent production command."""
+    return request.param
+
+
 @pytest.fixture
-def cluster(postgres_url, redis_url, metered_sandbox, tmp_path):
+def cluster(postgres_url, redis_url, metered_sandbox, tmp_path, server_kind):
     """Two store processes started together, as a deployment starts them."""
     webhook_secret = "whsec_" + secrets.token_hex(16)
     common = {
@@ -81,7 +94,7 @@ def cluster(postgres_url, redis_url, metered_sandbox, tmp_path):
         "CART_RATE_LIMIT": "1000 per second",
     }
     processes = [
-        ServerProcess.store(f"store{i}", store_env(port=free_port(), **common), tmp_path) for i in (1, 2)
+        SERVERS[server_kind](f"store{i}", store_env(port=free_port(), **common), tmp_path) for i in (1, 2)
     ]
     try:
         for process in processes:

@@ -1,4 +1,5 @@
-"""Two eventlet store processes on PostgreSQL and a Redis message queue serve one store (issue 6)."""
+"""Two store processes (the eventlet demo server, then the gunicorn/gevent production server) on PostgreSQL
+and a Redis message queue serve one store."""
 
 import pytest
 import requests

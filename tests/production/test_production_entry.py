@@ -1,0 +1,18 @@
+"""production.py runs only on gevent: the async mode stays one setting, and a wrong one is refused."""
+
+import os
+import subprocess
+import sys
+
+from bench.stack import ROOT
+
+
+def test_production_refuses_another_async_mode(tmp_path):
+    env = {**os.environ, "SOCKETIO_ASYNC_MODE": "eventlet", "DATABASE_URL": f"sqlite:///{tmp_path}/store.sqlite3"}
+    env.pop("STRIPE_SECRET_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "import production"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "SOCKETIO_ASYNC_MODE must be gevent" in result.stderr
+    assert not (tmp_path / "store.sqlite3").exists()  # refused before the app touched the database
