@@ -40,6 +40,17 @@ class CheckoutInProgress(Conflict):
     code = "checkout_in_progress"
 
 
+class PaymentInFlight(Conflict):
+    code = "payment_in_flight"
+
+
+class StoreUnavailable(ShopError):
+    """The database failed (an outage, a killed connection): nothing was half-applied; try again."""
+
+    status = 503
+    code = "store_unavailable"
+
+
 class PaymentUnavailable(ShopError):
     status = 503
     code = "payment_unavailable"

@@ -6,7 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from ..checkout.domain import REUSABLE_PI_STATUSES, SETTLED_ORDER_STATUSES
+from ..checkout.attempts import unsettled_payment
+from ..checkout.cancel import release_unpaid_freeze
+from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
@@ -22,6 +24,7 @@ def reconcile(shop, *, older_than_seconds, lookback_seconds=86400):
     _awaiting_orders(shop, older_than_seconds, summary)
     _recent_payments(shop, lookback_seconds, summary)
     _expired_freezes(shop, summary)
+    _unpaid_freezes(shop, older_than_seconds, summary)
     _owed_refunds(shop, summary)
     _stale_payment_intents(shop, summary)
     log.info("reconcile: %s", summary)
@@ -60,17 +63,8 @@ def _recent_payments(shop, lookback_seconds, summary):
         log.warning("reconcile: listing PaymentIntents failed: %s", err)
         return
     for pi in intents:
-        if pi.status != "succeeded" or pi.cart_ref is None:
-            continue
-        settled = shop.session.execute(
-            select(Order.id).where(
-                Order.payment_intent_id == pi.id,
-                Order.cart_version == pi.cart_ref[1],
-                Order.status.in_(SETTLED_ORDER_STATUSES),
-            )
-        ).first()
-        shop.session.commit()
-        if settled is None:
+        # Ours by our records (a metadata edit can't hide one): an order, or a refund when no cart takes it.
+        if unsettled_payment(shop.session, pi, shop.gateway.store_id):
             apply_payment_intent(shop, pi)
             summary["payments_applied"] += 1
 
@@ -83,6 +77,18 @@ def _expired_freezes(shop, summary):
     shop.session.commit()
     for cart_id in cart_ids:
         if release_expired_freeze(shop, cart_id):
+            summary["freezes_released"] += 1
+
+
+def _unpaid_freezes(shop, older_than_seconds, summary):
+    """Freezes past the reconcile delay whose PaymentIntent holds no payment: a handshake that broke half-way."""
+    cutoff = shop.now() - timedelta(seconds=older_than_seconds)
+    cart_ids = shop.session.execute(
+        select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)
+    ).scalars().all()
+    shop.session.commit()
+    for cart_id in cart_ids:
+        if release_unpaid_freeze(shop, cart_id):
             summary["freezes_released"] += 1
 
 
