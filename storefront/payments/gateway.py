@@ -147,6 +147,7 @@ class StripeGateway:
             raise GatewayUnavailable(str(err)) from err
         except stripe.StripeError as err:
             raise PaymentError(str(err)) from err
+        charge = charge.to_dict()
         pi = charge.get("payment_intent")
         return Charge(id=charge["id"], payment_intent=pi if isinstance(pi, str) else (pi or {}).get("id"),
                       amount_refunded=charge.get("amount_refunded") or 0)
