@@ -65,6 +65,7 @@ def test_webhooks_answer_503_while_the_database_is_down(make_store, sandbox, pos
             answer = post_event(store.client(), delivered, secret)
             assert answer.status_code == 503, answer.get_json()
             assert answer.get_json()["error"]["code"] == "store_unavailable"
+        assert store.client().get("/api/cart").status_code == 503  # the shopper's side: 503, not a 500
     finally:
         admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
     answer = post_event(store.client(), delivered, secret)  # Stripe delivers again
