@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from storefront.extensions import db
+from storefront.payments.gateway import AmountLocked
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
 from tests.shopping import browser_confirm, control, fill, start_and_confirm
@@ -157,3 +158,13 @@ def test_reconcile_keeps_a_freeze_whose_shopper_is_still_authenticating(make_sto
         db.session.remove()
     assert shopper.get("/api/cart").get_json()["status"] == "frozen"
     assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "awaiting_payment"
+
+
+def test_a_cancel_that_loses_the_race_to_a_payment_is_refused_by_stripe(store):
+    shopper = store.client()
+    _, started, _ = start_and_confirm(shopper, (1, 1))
+    assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, **SEPA)[0] == 200
+    # What the cancel route meets when the payment starts between its look and its cancel.
+    with pytest.raises(AmountLocked) as refused:
+        store.app.extensions["gateway"].cancel(started["payment_intent_id"])
+    assert refused.value.payment_intent.status == "processing"
