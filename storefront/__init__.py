@@ -64,6 +64,7 @@ def register_extensions(app):
 
 
 def register_payments(app):
+    from .identity import store_id
     from .payments.budget import reconcile_budget, update_budget
     from .payments.gateway import StripeGateway
     from .payments.reconcile import PeriodicReconcile
@@ -71,8 +72,11 @@ def register_payments(app):
     from .realtime.publish import SocketPublisher
     from .wiring import current_shop
 
+    with app.app_context():
+        identity = store_id(db.engine)
     app.extensions["gateway"] = StripeGateway(
         app.config["STRIPE_SECRET_KEY"],
+        store_id=identity,
         api_base=app.config["STRIPE_API_BASE"] or None,
         timeout=app.config["STRIPE_TIMEOUT"],
         max_retries=app.config["STRIPE_MAX_RETRIES"],

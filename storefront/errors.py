@@ -1,6 +1,7 @@
 """Domain errors and the one place that turns them, and HTTP errors, into JSON answers."""
 
 from flask import jsonify, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 
@@ -40,6 +41,17 @@ class CheckoutInProgress(Conflict):
     code = "checkout_in_progress"
 
 
+class PaymentInFlight(Conflict):
+    code = "payment_in_flight"
+
+
+class StoreUnavailable(ShopError):
+    """The database failed (an outage, a killed connection): nothing was half-applied; try again."""
+
+    status = 503
+    code = "store_unavailable"
+
+
 class PaymentUnavailable(ShopError):
     status = 503
     code = "payment_unavailable"
@@ -63,6 +75,12 @@ def register_error_handlers(app):
         default = (err.name or "error").lower().replace(" ", "_")
         code = {413: "payload_too_large", 429: "rate_limited"}.get(err.code, default)
         return jsonify(error_body(code, err.description or err.name)), err.code
+
+    @app.errorhandler(DBAPIError)
+    def _database_failed(err):
+        # An outage or a killed connection: the transaction was rolled back, so trying again is safe.
+        app.logger.warning("database error on %s %s: %s", request.method, request.path, err)
+        return jsonify(error_body(StoreUnavailable.code, "The store could not save this; please try again.")), 503
 
     @app.errorhandler(Exception)
     def _unexpected(err):

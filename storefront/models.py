@@ -105,3 +105,33 @@ class WebhookEvent(db.Model):
     type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+
+
+class StoreIdentity(db.Model):
+    """This database's one identity, made once: what tells its Stripe objects from another store's."""
+
+    __tablename__ = "store_identity"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    store_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentAttempt(db.Model):
+    """One PaymentIntent create, recorded before Stripe is asked: its random token is the idempotency key.
+
+    `cart_id` has no foreign key on purpose: the record of which PaymentIntents this store created
+    outlives a cart removed as abandoned. `payment_intent_id` is set once Stripe's answer arrives; an
+    attempt still `pending` had its answer lost, and the next checkout asks again with the same key.
+    """
+
+    __tablename__ = "payment_attempts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cart_id: Mapped[int] = mapped_column(index=True)
+    cart_version: Mapped[int]
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

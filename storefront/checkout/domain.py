@@ -7,6 +7,10 @@ from ..errors import CartChanged, CheckoutInProgress, InvalidInput
 REUSABLE_PI_STATUSES = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 IN_FLIGHT_PI_STATUSES = frozenset({"processing", "requires_capture", "succeeded"})
 SETTLED_ORDER_STATUSES = frozenset({"paid", "needs_review", "refunded"})
+# A freeze on a PaymentIntent in these states holds no payment: nothing was confirmed on it (a handshake
+# that broke half-way), or it was cancelled. `requires_action` is left to the freeze's time limit: the
+# shopper may be in the middle of authenticating.
+UNPAID_PI_STATUSES = frozenset({"requires_payment_method", "requires_confirmation", "canceled"})
 
 
 def parse_cart_version(payload):
@@ -42,9 +46,10 @@ def payment_outcome(status, has_payment_error):
     return "pending"
 
 
-def settlement(order_total, amount_received):
-    """Paid only when the amount received is the order total; any excess is refunded for review."""
-    if amount_received == order_total:
+def settlement(order_total, amount_received, *, matched=True):
+    """Paid only when the amount received is the order total and our records match the payment to the order;
+    anything else is for review, and any excess is refunded."""
+    if amount_received == order_total and matched:
         return "paid", 0
     return "needs_review", max(0, amount_received - order_total)
 

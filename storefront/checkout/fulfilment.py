@@ -9,7 +9,7 @@ from ..cart.domain import without_snapshot
 from ..cart.service import cart_view, lock_cart
 from ..models import Cart, CartSnapshot, Order
 from ..payments.gateway import PaymentError
-from . import domain
+from . import attempts, domain
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +35,23 @@ def unfreeze(cart, orders):
 
 def apply_payment_intent(shop, pi, observed_at=None):
     """Bring orders and the cart in line with a PaymentIntent's current state (webhook, reconcile, sync)."""
-    ref = pi.cart_ref
-    if ref is None or shop.session.get(Cart, ref[0]) is None:
+    # Metadata can be copied or edited: our records of the PaymentIntents we created say whose it is.
+    claim = attempts.claim_of(shop.session, pi, shop.gateway.store_id)
+    if claim is None or claim.cart_id is None or shop.session.get(Cart, claim.cart_id) is None:
         shop.session.commit()
-        log.warning("PaymentIntent %s names no cart of ours; ignored", pi.id)
+        if claim is not None and pi.status == "succeeded":
+            refund_unmatched(shop, pi)
+        else:
+            log.warning("PaymentIntent %s is no payment of this store's carts; ignored", pi.id)
         return
-    cart_id, version = ref
+    cart_id, version = claim.cart_id, claim.version
     cart = lock_cart(shop.session, cart_id)
-    if cart.payment_intent_id != pi.id and not orders_of(shop.session, pi.id):
-        # Metadata can be copied: only a PaymentIntent this cart was given is one of ours.
-        shop.session.commit()
-        log.warning("PaymentIntent %s names cart %s, which never used it; ignored", pi.id, cart_id)
-        return
     if cart.payment_intent_id == pi.id:
         cart.pi_status = pi.status
     outcome = domain.payment_outcome(pi.status, pi.payment_error is not None)
     changed, refund = [], None
     if outcome == "succeeded":
-        changed, refund = _fulfil(shop.session, cart, pi, version)
+        changed, refund = _fulfil(shop.session, cart, pi, version, matched=not claim.review)
     elif outcome == "canceled" or (outcome == "failed" and domain.failure_is_current(observed_at, cart.frozen_at)):
         changed = _fail(shop.session, cart, pi, outcome)
     view = cart_view(cart)
@@ -64,14 +63,14 @@ def apply_payment_intent(shop, pi, observed_at=None):
         refund_excess(shop, *refund)
 
 
-def _fulfil(session, cart, pi, version):
+def _fulfil(session, cart, pi, version, *, matched):
     orders = orders_of(session, pi.id)
     order = next((o for o in orders if o.cart_version == version), None)
     if order is not None and order.status in domain.SETTLED_ORDER_STATUSES:
         return [], None
     if order is None:
         order = _order_from_snapshot(session, cart, pi, version)
-    order.status, order.refund_due = domain.settlement(order.amount, pi.amount_received)
+    order.status, order.refund_due = domain.settlement(order.amount, pi.amount_received, matched=matched)
     order.amount_received = pi.amount_received
     superseded = [o for o in orders if o is not order and o.status == "awaiting_payment"]
     for other in superseded:
@@ -133,6 +132,17 @@ def refund_excess(shop, order_id, pi_id, amount):
     order = shop.session.get(Order, order_id, with_for_update=True)
     order.amount_refunded = max(order.amount_refunded, amount)
     shop.session.commit()
+    return True
+
+
+def refund_unmatched(shop, pi):
+    """A payment this store created that no cart of ours can take goes back whole; reconciliation retries."""
+    try:
+        shop.gateway.refund(pi.id, None, reason_key=f"unmatched-{pi.id}")
+    except PaymentError as err:
+        log.warning("PaymentIntent %s: ours, matched to no cart; refund failed (%s)", pi.id, err)
+        return False
+    log.warning("PaymentIntent %s: ours, matched to no cart; %s refunded", pi.id, pi.amount_received)
     return True
 
 

@@ -1,11 +1,12 @@
 """Checkout and order JSON routes."""
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from ..guards import json_body
 from ..payments.sync import sync_until_current
 from ..wiring import current_shop, with_session_cart
 from . import domain, service
+from .cancel import cancel_checkout
 
 bp = Blueprint("checkout", __name__, url_prefix="/api")
 
@@ -27,6 +28,15 @@ def confirm():
         return sync_until_current(shop, cart_id, wait_seconds=lease, lease_seconds=lease)
 
     return jsonify(with_session_cart(shop, lambda cart_id: service.confirm(shop, cart_id, shown_version, sync_now)))
+
+
+@bp.post("/checkout/cancel")
+def cancel():
+    # No body is needed; one that is sent follows the JSON rules of every other route.
+    if request.get_data(cache=True):
+        json_body()
+    shop = current_shop()
+    return jsonify(with_session_cart(shop, lambda cart_id: cancel_checkout(shop, cart_id)))
 
 
 @bp.get("/orders/<int(max=2147483647):order_id>")

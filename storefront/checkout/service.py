@@ -3,12 +3,13 @@
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from ..cart.service import cart_view, lock_cart
-from ..errors import CheckoutInProgress, Conflict, InvalidInput, NotFound, PaymentUnavailable
+from ..errors import CheckoutInProgress, Conflict, InvalidInput, NotFound, PaymentUnavailable, StoreUnavailable
 from ..models import Cart, Order
 from ..payments.gateway import IdempotencyConflict, PaymentError
-from . import domain
+from . import attempts, domain
 from .fulfilment import apply_payment_intent, order_push, orders_of, unfreeze
 
 log = logging.getLogger(__name__)
@@ -56,31 +57,36 @@ def start_checkout(shop, cart_id):
         if cart_view(cart)["total"] <= 0:
             shop.session.commit()
             raise InvalidInput("Your cart is empty.", code="cart_empty")
-        if cart.payment_intent_id and cart.pi_status not in ("succeeded", "canceled"):
+        if _live_payment_intent(cart):
             answer = checkout_answer(cart)
             shop.session.commit()
             shop.schedule_sync(cart_id)
             return answer
-        # Read all we need before the commit: touching `cart` after it would open a transaction (on SQLite,
-        # the write lock) and hold it for the whole Stripe call.
-        attempt, version, currency = cart.checkout_count, cart.version, cart.currency
-        total = cart_view(cart)["total"]
+        # The attempt is recorded before Stripe is asked, and read as values: touching `cart` after the commit
+        # would open a transaction (on SQLite, the write lock) and hold it for the whole Stripe call.
+        attempt = attempts.for_checkout(shop.session, cart, cart_view(cart)["total"])
         shop.session.commit()
         try:
             pi = shop.gateway.create_payment_intent(
-                cart_id=cart_id, version=version, amount=total, currency=currency, attempt=attempt
+                cart_id=cart_id, version=attempt.cart_version, amount=attempt.amount, currency=attempt.currency,
+                attempt=attempt.token,
             )
         except IdempotencyConflict:
+            attempts.abandon(shop.session, attempt.token)
+            shop.session.commit()
+            log.warning("cart %s: Stripe refused attempt %s again; starting a new one", cart_id, attempt.token)
             continue
         except PaymentError as err:
             raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
-        _attach(shop, cart_id, attempt, pi)
+        _attach(shop, cart_id, attempt.token, pi)
     raise PaymentUnavailable("Checkout could not start; please try again.")
 
 
-def _attach(shop, cart_id, attempt, pi):
+def _attach(shop, cart_id, token, pi):
+    """The cart takes the PaymentIntent its attempt made; it lags behind the cart if the cart changed since,
+    and the sync that the next look schedules brings it up to date."""
     cart = lock_cart(shop.session, cart_id)
-    if cart.checkout_count == attempt:
+    if attempts.record_created(shop.session, token, pi.id) and not _live_payment_intent(cart):
         cart.payment_intent_id, cart.client_secret = pi.id, pi.client_secret
         cart.pi_amount, cart.pi_status = pi.amount, pi.status
         cart.pi_version = pi.cart_ref[1]
@@ -89,6 +95,10 @@ def _attach(shop, cart_id, attempt, pi):
     view = cart_view(cart)
     shop.session.commit()
     shop.publish.cart(view)
+
+
+def _live_payment_intent(cart):
+    return bool(cart.payment_intent_id) and cart.pi_status not in ("succeeded", "canceled")
 
 
 def confirm(shop, cart_id, shown_version, sync_now):
@@ -108,18 +118,22 @@ def confirm(shop, cart_id, shown_version, sync_now):
         err.extra = {"cart": view}
         raise
     cart.status, cart.frozen_at = "frozen", shop.now()
-    order = _awaiting_order(shop.session, cart, view)
+    order_id = _awaiting_order(shop.session, cart, view).id
     view = cart_view(cart)
     shop.session.commit()
     shop.publish.cart(view)
-    synced = sync_now(cart_id)
-    fresh, released = _refresh(shop, cart_id, order.id, synced)
+    try:
+        synced = sync_now(cart_id)
+        fresh, released = _refresh(shop, cart_id, order_id, synced)
+    except DBAPIError as err:
+        _release_broken_handshake(shop, cart_id, order_id)
+        raise StoreUnavailable("The store could not finish this; please try again.") from err
     if released:
         raise PaymentUnavailable("The payment provider is not answering; please try again.")
     if not synced or fresh["status"] != "frozen" or fresh["version"] != view["version"]:
         raise CheckoutInProgress("This cart's payment already went through.", extra={"cart": fresh})
-    log.info("cart %s v%s frozen for order %s", cart_id, view["version"], order.id)
-    return {"order_id": order.id, "amount": view["total"], "cart_version": view["version"]}
+    log.info("cart %s v%s frozen for order %s", cart_id, view["version"], order_id)
+    return {"order_id": order_id, "amount": view["total"], "cart_version": view["version"]}
 
 
 def _awaiting_order(session, cart, view):
@@ -159,6 +173,18 @@ def _refresh(shop, cart_id, order_id, synced):
         shop.publish.cart(view)
         shop.publish.order(cart_id, order_push(order))
     return view, release
+
+
+def _release_broken_handshake(shop, cart_id, order_id):
+    """The database failed after the freeze committed: undo it, as a failed sync would (the page was never
+    told to pay). If the database is still failing, reconciliation releases the freeze later."""
+    try:
+        shop.session.rollback()
+        _refresh(shop, cart_id, order_id, synced=False)
+    except DBAPIError as err:
+        shop.session.rollback()
+        log.warning("cart %s: handshake for order %s failed and could not be undone (%s); reconcile will",
+                    cart_id, order_id, err)
 
 
 def release_expired_freeze(shop, cart_id):

@@ -76,14 +76,22 @@ def _view(pi):
     )
 
 
-def _metadata(cart_id, version):
-    return {"cart_id": str(cart_id), "cart_version": str(version)}
+@dataclass(frozen=True)
+class Charge:
+    """The part of a Stripe charge a refund event is about, as Stripe says it is now."""
+
+    id: str
+    payment_intent: str | None
+    amount_refunded: int
 
 
 class StripeGateway:
     """PaymentIntents, refunds and webhook verification through one `stripe.StripeClient`."""
 
-    def __init__(self, secret_key, *, api_base=None, timeout=10.0, max_retries=2, pool_size=64):
+    def __init__(self, secret_key, *, store_id, api_base=None, timeout=10.0, max_retries=2, pool_size=64):
+        # In every idempotency key and every PaymentIntent's metadata: two databases sharing one Stripe
+        # account (staging beside development, a reset database) both have a cart 1.
+        self.store_id = store_id
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         session.mount("http://", adapter)
@@ -95,26 +103,54 @@ class StripeGateway:
             max_network_retries=max_retries,
         )
 
+    def _metadata(self, cart_id, version):
+        return {"store_id": self.store_id, "cart_id": str(cart_id), "cart_version": str(version)}
+
+    def _key(self, *parts):
+        return "-".join(["store", self.store_id, *map(str, parts)])
+
     def create_payment_intent(self, *, cart_id, version, amount, currency, attempt):
-        """A PaymentIntent for one cart version; the key makes a retried or doubled start create one."""
+        """A PaymentIntent for one checkout attempt; asking again with the same attempt finds the same one."""
         params = {
             "amount": amount,
             "currency": currency,
             "automatic_payment_methods": {"enabled": True},
-            "metadata": _metadata(cart_id, version),
+            "metadata": {**self._metadata(cart_id, version), "checkout_attempt": attempt},
         }
-        key = f"cart-{cart_id}-checkout-{attempt}"
+        key = self._key("attempt", attempt)
         return self._call(self._client.v1.payment_intents.create, params, options={"idempotency_key": key})
 
     def set_amount(self, pi_id, *, cart_id, version, amount):
         """Make the PaymentIntent charge exactly one cart version: amount and metadata in one update."""
-        params = {"amount": amount, "metadata": _metadata(cart_id, version)}
-        key = f"{pi_id}-cart-{cart_id}-v{version}"
+        params = {"amount": amount, "metadata": self._metadata(cart_id, version)}
+        key = self._key(pi_id, "cart", cart_id, f"v{version}")
         return self._call(self._client.v1.payment_intents.update, pi_id, params, options={"idempotency_key": key})
+
+    def cancel(self, pi_id):
+        """Cancel a PaymentIntent so that no money can move on it any more (AmountLocked if it already moves)."""
+        key = self._key(pi_id, "cancel")
+        return self._call(self._client.v1.payment_intents.cancel, pi_id, options={"idempotency_key": key})
 
     def retrieve(self, pi_id):
         """The PaymentIntent's current state, whatever order its events arrived in."""
         return self._call(self._client.v1.payment_intents.retrieve, pi_id)
+
+    def retrieve_charge(self, charge_id):
+        """A charge as Stripe holds it now (its PaymentIntent, how much was refunded); None if Stripe has none."""
+        try:
+            charge = self._client.v1.charges.retrieve(charge_id)
+        except stripe.InvalidRequestError as err:
+            if err.code == "resource_missing":
+                return None
+            raise PaymentError(str(err)) from err
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
+            raise GatewayUnavailable(str(err)) from err
+        except stripe.StripeError as err:
+            raise PaymentError(str(err)) from err
+        charge = charge.to_dict()
+        pi = charge.get("payment_intent")
+        return Charge(id=charge["id"], payment_intent=pi if isinstance(pi, str) else (pi or {}).get("id"),
+                      amount_refunded=charge.get("amount_refunded") or 0)
 
     def recent_payment_intents(self, created_since):
         """PaymentIntents created since a Unix time, for reconciliation."""
@@ -144,10 +180,11 @@ class StripeGateway:
         return [event.to_dict() for event in page.data], bool(page.has_more)
 
     def refund(self, pi_id, amount, *, reason_key):
-        """Refund part of a payment once per reason; returns the refund id."""
-        params = {"payment_intent": pi_id, "amount": amount}
+        """Refund part of a payment (all that is left when `amount` is None) once per reason; the refund id."""
+        params = {"payment_intent": pi_id, **({"amount": amount} if amount is not None else {})}
         try:
-            refund = self._client.v1.refunds.create(params, options={"idempotency_key": f"refund-{reason_key}"})
+            key = self._key("refund", reason_key)
+            refund = self._client.v1.refunds.create(params, options={"idempotency_key": key})
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
             raise GatewayUnavailable(str(err)) from err
         except stripe.StripeError as err:

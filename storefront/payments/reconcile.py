@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from ..checkout.cancel import release_unpaid_freeze
 from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
@@ -26,6 +27,7 @@ def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_o
     _awaiting_orders(shop, older_than_seconds, summary)
     _missed_events(shop, lookback_seconds, undelivered_only, summary)
     _expired_freezes(shop, summary)
+    _unpaid_freezes(shop, older_than_seconds, summary)
     _owed_refunds(shop, summary)
     _stale_payment_intents(shop, summary)
     log.info("reconcile: %s", summary)
@@ -118,6 +120,18 @@ def _expired_freezes(shop, summary):
     shop.session.commit()
     for cart_id in cart_ids:
         if release_expired_freeze(shop, cart_id):
+            summary["freezes_released"] += 1
+
+
+def _unpaid_freezes(shop, older_than_seconds, summary):
+    """Freezes past the reconcile delay whose PaymentIntent holds no payment: a handshake that broke half-way."""
+    cutoff = shop.now() - timedelta(seconds=older_than_seconds)
+    cart_ids = shop.session.execute(
+        select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)
+    ).scalars().all()
+    shop.session.commit()
+    for cart_id in cart_ids:
+        if release_unpaid_freeze(shop, cart_id):
             summary["freezes_released"] += 1
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..checkout.fulfilment import apply_payment_intent, record_refunds
 from ..database import statement_connection
@@ -43,9 +44,15 @@ def is_stripe_id(value):
 
 
 def on_charge_refunded(shop, event):
-    charge = event["data"]["object"]
-    if is_stripe_id(charge.get("payment_intent")):
-        record_refunds(shop, charge["payment_intent"], int(charge.get("amount_refunded") or 0))
+    """Whatever the event says was refunded, mirror the refunds Stripe holds for the charge when asked."""
+    charge_id = event["data"]["object"]["id"]
+    if not is_stripe_id(charge_id):
+        raise ValueError("the event names no charge")
+    charge = shop.gateway.retrieve_charge(charge_id)
+    if charge is None or not is_stripe_id(charge.payment_intent):
+        log.warning("event %s names a charge Stripe does not know; ignored", event["id"])
+        return
+    record_refunds(shop, charge.payment_intent, charge.amount_refunded)
 
 
 HANDLERS = {
@@ -62,6 +69,24 @@ HANDLERS = {
 @bp.post("/webhooks/stripe")
 def stripe_webhook():
     shop = current_shop()
+    try:
+        return _receive(shop)
+    except SQLAlchemyError as err:
+        # Not recorded (or not processed): a 5xx makes Stripe deliver it again, and a recorded but
+        # unprocessed event is processed again then.
+        _forget(shop.session)
+        log.warning("webhook: the database failed (%s); asking for redelivery", err)
+        return jsonify(error_body("store_unavailable", "The store could not record the event; deliver again.")), 503
+
+
+def _forget(session):
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        session.invalidate()
+
+
+def _receive(shop):
     try:
         event = shop.gateway.verify_event(
             request.get_data(), request.headers.get("Stripe-Signature"), current_app.config["STRIPE_WEBHOOK_SECRET"]

@@ -3,9 +3,10 @@
 import threading
 
 import pytest
+from sqlalchemy import select
 
 from storefront.extensions import db
-from storefront.models import Cart
+from storefront.models import Cart, PaymentAttempt
 from tests.conftest import wait_for
 from tests.shopping import browser_confirm, control, fill, order_status, start_and_confirm, synced
 
@@ -55,7 +56,13 @@ def test_stripe_calls_carry_keys_named_after_what_they_do(store, stripe_client):
     cart = fill(shopper, (1, 1))
     started = shopper.post("/api/checkout").get_json()
     events = stripe_client.v1.events.list(params={"type": "payment_intent.created"}).data
-    assert [e.request.idempotency_key for e in events] == [f"cart-{cart['id']}-checkout-0"]
+    store_id = store.app.extensions["gateway"].store_id
+    with store.app.app_context():
+        token = db.session.scalar(select(PaymentAttempt.id).where(PaymentAttempt.cart_id == cart["id"]))
+    assert [e.request.idempotency_key for e in events] == [f"store-{store_id}-attempt-{token}"]
+    assert events[0].data.object.metadata.to_dict() == {
+        "store_id": store_id, "cart_id": str(cart["id"]), "cart_version": str(cart["version"]),
+        "checkout_attempt": token}
     assert shopper.post("/api/checkout").get_json()["payment_intent_id"] == started["payment_intent_id"]
 
 

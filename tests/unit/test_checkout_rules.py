@@ -61,6 +61,11 @@ def test_settlement_pays_only_the_exact_total():
     assert domain.settlement(1000, 400) == ("needs_review", 0)
 
 
+def test_a_payment_our_records_do_not_match_is_for_review_even_at_the_exact_total():
+    assert domain.settlement(1000, 1000, matched=False) == ("needs_review", 0)
+    assert domain.settlement(1000, 1500, matched=False) == ("needs_review", 500)
+
+
 def test_freeze_expires_after_its_time_limit():
     frozen = datetime(2026, 1, 1, 12, 0, 0)
     assert not domain.freeze_expired(frozen, frozen + timedelta(seconds=899), 900)
