@@ -40,6 +40,12 @@ class CheckoutInProgress(Conflict):
     code = "checkout_in_progress"
 
 
+class OutOfStock(Conflict):
+    """More units asked for than a product has available; `extra` names the product and what is left."""
+
+    code = "out_of_stock"
+
+
 class PaymentUnavailable(ShopError):
     status = 503
     code = "payment_unavailable"
@@ -71,4 +77,4 @@ def register_error_handlers(app):
 
 
 def _wants_json():
-    return request.path.startswith(("/api/", "/webhooks/")) or request.is_json
+    return request.path.startswith(("/api/", "/webhooks/", "/admin/api/")) or request.is_json
