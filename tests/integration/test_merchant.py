@@ -377,3 +377,27 @@ def test_orders_list_puts_the_review_queue_first_and_refunds_go_through_stripe(s
         assert db.session.query(OrderHistory).filter_by(kind="handshake").count() == 1
         db.session.remove()
     assert requests.get(f"{shop.url}/admin/api/orders", timeout=5).status_code == 401
+
+
+def test_a_price_change_racing_shoppers_adding_the_product_leaves_no_cart_at_the_old_price(shop):
+    shoppers = [http_shopper(shop) for _ in range(6)]
+    auth = ("admin", PASSWORD)
+    price = 12900
+    for round_ in range(3):
+        price -= 1000
+
+        def add(http=None):
+            return http.post(f"{shop.url}/api/cart/items", json={"product_id": GRINDER, "quantity": 1}, timeout=30)
+
+        def change(new=price):
+            return requests.patch(
+                f"{shop.url}/admin/api/products/{GRINDER}", json={"unit_amount": new}, auth=auth, timeout=30
+            )
+
+        answers = race(change, *[lambda h=http: add(h) for http in shoppers])
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        for http in shoppers:
+            cart = http.get(f"{shop.url}/api/cart", timeout=10).json()
+            line = next(i for i in cart["items"] if i["product_id"] == GRINDER)
+            assert line["unit_amount"] == price and line["quantity"] == round_ + 1, cart
+            assert cart["total"] == sum(i["line_total"] for i in cart["items"])
