@@ -95,6 +95,9 @@ def register_blueprints(app):
     app.before_request(refuse_cross_site)
     for bp in (catalog_bp, cart_bp, checkout_bp, webhooks_bp, merchant_api_bp):
         app.register_blueprint(bp)
+    from .merchant.admin_views import register_admin
+
+    register_admin(app)
     try:
         from .pages.routes import bp as pages_bp
     except ImportError:
