@@ -94,6 +94,8 @@ def _fulfil(session, cart, pi, version):
     if not stock.sell(session, order.id, order.items):
         order.status = "needs_review"  # paid without the handshake, for stock that is gone: a person decides
         log.warning("order %s was paid but its stock is gone; it needs review", order.id)
+        history.record(session.connection(), "stock", "paid, but its stock is gone: nothing sold, needs review",
+                       cart_id=cart.id, order_id=order.id, payment_intent_id=pi.id)
     superseded = [o for o in orders if o is not order and o.status == "awaiting_payment"]
     for other in superseded:
         fail_order(session, other)

@@ -101,7 +101,12 @@ class OrderAdmin(ModelView):
         "created_at",
     )
     column_details_list = column_list + ("payment_intent_id", "cart_version", "items")
-    column_formatters = {name: _money for name in ("amount", "amount_received", "amount_refunded", "refund_due")}
+    column_formatters = {
+        **{name: _money for name in ("amount", "amount_received", "amount_refunded", "refund_due")},
+        "items": lambda _v, _c, m, _n: "; ".join(
+            f"{i['quantity']} × {i['name']} at {money(i['unit_amount'], m.currency)}" for i in m.items
+        ),
+    }
     column_filters = ("status",)
     column_sortable_list = ("id", "status", "created_at")
 
