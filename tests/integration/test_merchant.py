@@ -401,3 +401,35 @@ def test_a_price_change_racing_shoppers_adding_the_product_leaves_no_cart_at_the
             line = next(i for i in cart["items"] if i["product_id"] == GRINDER)
             assert line["unit_amount"] == price and line["quantity"] == round_ + 1, cart
             assert cart["total"] == sum(i["line_total"] for i in cart["items"])
+
+
+def test_an_expired_freeze_released_gives_its_stock_back(make_store, sandbox):
+    store = make_store(sandbox=sandbox, ADMIN_PASSWORD=PASSWORD, FREEZE_SECONDS=0.2)
+    merchant, shopper = Merchant(store), store.client()
+    merchant.patch(GRINDER, stock=1)
+    _, _, order_id = start_and_confirm(shopper, (GRINDER, 1))  # and never pays
+    assert available(shopper, GRINDER) == 0 and len(reservations(store)) == 1
+    add = {"product_id": A, "quantity": 1}
+    wait_for(lambda: shopper.post("/api/cart/items", json=add).status_code == 200, message="the freeze to expire")
+    assert reservations(store) == [] and available(shopper, GRINDER) == 1
+    assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "payment_failed"
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("post", "/admin/api/products", "not json"),
+        ("post", "/admin/api/products", [1, 2]),
+        ("patch", f"/admin/api/products/{A}", {"unit_amount": 10**12}),
+        ("patch", f"/admin/api/products/{A}", {"name": {"nested": [1]}}),
+        ("post", "/admin/api/orders/1/refund", {"amount": [5]}),
+    ],
+)
+def test_bad_merchant_input_is_a_clear_400(make_store, method, path, body):
+    store = make_store(STRIPE_SECRET_KEY="sk_test_unused", ADMIN_PASSWORD=PASSWORD)
+    client = store.client()
+    kwargs = {"data": body, "content_type": "application/json"} if isinstance(body, str) else {"json": body}
+    answer = getattr(client, method)(path, headers=basic(), **kwargs)
+    assert answer.status_code in (400, 404), answer.get_data(as_text=True)
+    assert answer.get_json()["error"]["code"] and answer.get_json()["error"]["message"]
+    assert Merchant(store).get("/products")[A - 1]["unit_amount"] == 2400
