@@ -433,3 +433,42 @@ def test_bad_merchant_input_is_a_clear_400(make_store, method, path, body):
     assert answer.status_code in (400, 404), answer.get_data(as_text=True)
     assert answer.get_json()["error"]["code"] and answer.get_json()["error"]["message"]
     assert Merchant(store).get("/products")[A - 1]["unit_amount"] == 2400
+
+
+def test_a_handshake_racing_a_tab_adding_the_same_tracked_product_and_a_price_change_never_fails(shop):
+    """Cart row, then product rows: the handshake, a change adding a line and a price change lock in one order."""
+    Merchant(shop).patch(GRINDER, stock=50)
+    auth = ("admin", PASSWORD)
+    for round_ in range(6):
+        http = http_shopper(shop)
+        other_tab = requests.Session()
+        other_tab.cookies.update(http.cookies)
+        http.post(f"{shop.url}/api/cart/items", json={"product_id": A, "quantity": 1}, timeout=10)
+        http.post(f"{shop.url}/api/checkout", timeout=10)
+        version = http.get(f"{shop.url}/api/cart", timeout=10).json()["version"]
+        handshake, change, price = race(
+            lambda h=http, v=version: h.post(f"{shop.url}/api/checkout/confirm", json={"cart_version": v}, timeout=30),
+            lambda t=other_tab: t.post(
+                f"{shop.url}/api/cart/items", json={"product_id": GRINDER, "quantity": 1}, timeout=30
+            ),
+            lambda r=round_: requests.patch(
+                f"{shop.url}/admin/api/products/{GRINDER}", json={"unit_amount": 12000 + r}, auth=auth, timeout=30
+            ),
+        )
+        assert price.status_code == 200 and handshake.status_code in (200, 409) and change.status_code in (200, 409), (
+            handshake.text,
+            change.text,
+            price.text,
+        )
+        cart = http.get(f"{shop.url}/api/cart", timeout=10).json()
+        held = {
+            (p, q)
+            for o, p, q in reservations(shop)
+            if handshake.status_code == 200 and o == handshake.json()["order_id"]
+        }
+        if handshake.status_code == 200:
+            assert cart["status"] == "frozen"
+            assert held == ({(GRINDER, 1)} if GRINDER in {i["product_id"] for i in cart["items"]} else set())
+        else:
+            line = next(i for i in cart["items"] if i["product_id"] == GRINDER)
+            assert cart["status"] == "open" and line["unit_amount"] == 12000 + round_
