@@ -75,6 +75,12 @@ def main():
                 f"http://127.0.0.1:{port}/webhooks/stripe",
                 os.environ["STRIPE_WEBHOOK_SECRET"],
             )
+    # The demo's merchant pages: a fresh password per start unless one is given (production sets its own,
+    # or leaves ADMIN_PASSWORD unset and /admin off).
+    admin_password = os.environ.get("ADMIN_PASSWORD")
+    if not admin_password and os.environ.get("STOREFRONT_ENV") != "production":
+        admin_password = os.environ["ADMIN_PASSWORD"] = secrets.token_urlsafe(12)
+        print(f"Admin: http://{host}:{port}/admin (user admin, password {admin_password})", flush=True)
     app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
     app.extensions["reconciler"].start()
     # Everything built so far lives as long as the process: keep it out of the collector's full passes,

@@ -93,11 +93,17 @@ def register_blueprints(app):
     from .catalog.routes import bp as catalog_bp
     from .checkout.routes import bp as checkout_bp
     from .guards import refuse_cross_site
+    from .merchant.api import bp as merchant_api_bp
+    from .merchant.auth import admin_gate
     from .webhooks.routes import bp as webhooks_bp
 
+    app.before_request(admin_gate)
     app.before_request(refuse_cross_site)
-    for bp in (catalog_bp, cart_bp, checkout_bp, webhooks_bp):
+    for bp in (catalog_bp, cart_bp, checkout_bp, webhooks_bp, merchant_api_bp):
         app.register_blueprint(bp)
+    from .merchant.admin_views import register_admin
+
+    register_admin(app)
     try:
         from .pages.routes import bp as pages_bp
     except ImportError:

@@ -73,6 +73,8 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SECURE = self.ENV_NAME == "production"
         self.SEED_CATALOG = env.get("SEED_CATALOG", "1") == "1"
+        # The merchant pages and API (/admin): off, every path 404, unless a password is set.
+        self.ADMIN_PASSWORD = env.get("ADMIN_PASSWORD", "")
 
 
 def _database_url(url):

@@ -52,6 +52,12 @@ class StoreUnavailable(ShopError):
     code = "store_unavailable"
 
 
+class OutOfStock(Conflict):
+    """More units asked for than a product has available; `extra` names the product and what is left."""
+
+    code = "out_of_stock"
+
+
 class PaymentUnavailable(ShopError):
     status = 503
     code = "payment_unavailable"
@@ -89,4 +95,4 @@ def register_error_handlers(app):
 
 
 def _wants_json():
-    return request.path.startswith(("/api/", "/webhooks/")) or request.is_json
+    return request.path.startswith(("/api/", "/webhooks/", "/admin/api/")) or request.is_json

@@ -29,7 +29,7 @@ def refuse_cross_site():
     Browsers send Origin on cross-origin writes and Sec-Fetch-Site on all fetches; non-browser clients
     send neither and need no token. The session cookie is also SameSite=Lax.
     """
-    if request.method in SAFE_METHODS or not request.path.startswith("/api/"):
+    if request.method in SAFE_METHODS or not request.path.startswith(("/api/", "/admin/api/")):
         return None
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in SAME_SITE_FETCH:

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -19,6 +19,9 @@ class Product(db.Model):
     name: Mapped[str] = mapped_column(String(120))
     unit_amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
+    # None: stock is not tracked. Units held by frozen carts are StockReservation rows, not subtracted here.
+    stock: Mapped[int | None]
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Cart(db.Model):
@@ -45,6 +48,9 @@ class Cart(db.Model):
     sync_owner: Mapped[str | None] = mapped_column(String(64))
     sync_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the merchant changed in this version (prices, withdrawn products), for the page to show;
+    # cleared by the next change.
+    notices: Mapped[list | None] = mapped_column(JSON)
 
     lines: Mapped[list["CartLine"]] = relationship(
         back_populates="cart", cascade="all, delete-orphan", order_by="CartLine.position"
@@ -57,6 +63,8 @@ class CartLine(db.Model):
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
     quantity: Mapped[int]
+    # The price of the cart version the line is in (a price change makes a new version).
+    unit_amount: Mapped[int]
     position: Mapped[int] = mapped_column(default=0)
 
     cart: Mapped[Cart] = relationship(back_populates="lines")
@@ -135,3 +143,27 @@ class PaymentAttempt(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StockReservation(db.Model):
+    """Units of a product held by a frozen cart's order until its payment succeeds (sold) or not (released)."""
+
+    __tablename__ = "stock_reservations"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True, index=True)
+    quantity: Mapped[int]
+
+
+class OrderHistory(db.Model):
+    """An append-only line of what happened to a payment: handshake, Stripe's word, syncs, refunds."""
+
+    __tablename__ = "order_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(index=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    order_id: Mapped[int | None] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,8 +1,8 @@
 """Cart rules as plain functions over plain data: no Flask, database or Stripe."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from ..errors import CheckoutInProgress, InvalidInput
+from ..errors import CheckoutInProgress, InvalidInput, OutOfStock
 
 MAX_QUANTITY = 99
 
@@ -13,6 +13,9 @@ class Line:
     name: str
     unit_amount: int
     quantity: int
+    # The product as the catalog has it now (read with a change that names it); not part of the line.
+    available: int | None = field(default=None, compare=False)
+    active: bool = field(default=True, compare=False)
 
     @property
     def line_total(self):
@@ -76,3 +79,82 @@ def without_snapshot(quantities, snapshot_items):
     paid = {item["product_id"]: item["quantity"] for item in snapshot_items}
     remaining = {pid: q - paid.get(pid, 0) for pid, q in quantities.items()}
     return {pid: q for pid, q in remaining.items() if q > 0}
+
+
+CURRENCY_SIGNS = {"usd": "$", "eur": "€", "gbp": "£"}
+
+
+def money(amount, currency):
+    """An amount in minor units as a shopper reads it: $129.00 (or 129.00 CHF without a known sign)."""
+    sign = CURRENCY_SIGNS.get(currency.lower())
+    value = f"{amount / 100:,.2f}"
+    return f"{sign}{value}" if sign else f"{value} {currency.upper()}"
+
+
+def _the(name):
+    """'Burr grinder' as it reads mid-sentence: 'the burr grinder' (names like 'USB hub' keep their case)."""
+    if len(name) > 1 and name[0].isupper() and name[1].islower():
+        name = name[0].lower() + name[1:]
+    return f"the {name}"
+
+
+def price_notice(line, new_unit_amount, currency):
+    """What a tab shows when the merchant changed the price of a line in the cart."""
+    old, new = money(line.unit_amount, currency), money(new_unit_amount, currency)
+    return {
+        "code": "price_changed",
+        "product_id": line.product_id,
+        "name": line.name,
+        "old_unit_amount": line.unit_amount,
+        "new_unit_amount": new_unit_amount,
+        "message": f"The price of {_the(line.name)} changed from {old} to {new}.",
+    }
+
+
+def withdrawn_notice(line):
+    """What a tab shows when a product in the cart is no longer sold."""
+    return {
+        "code": "product_unavailable",
+        "product_id": line.product_id,
+        "name": line.name,
+        "quantity": line.quantity,
+        "message": f"{_the(line.name).capitalize()} is no longer available and was removed from your cart.",
+    }
+
+
+def repriced(lines, catalog, currency):
+    """Lines at the catalog's current prices, and a notice for each line that changed or left.
+
+    `catalog` maps product id to (unit_amount, active); a product missing from it has been withdrawn.
+    """
+    kept, notices = [], []
+    for line in lines:
+        unit_amount, active = catalog.get(line.product_id, (line.unit_amount, False))
+        if not active:
+            notices.append(withdrawn_notice(line))
+        elif unit_amount != line.unit_amount:
+            notices.append(price_notice(line, unit_amount, currency))
+            kept.append(replace(line, unit_amount=unit_amount))
+        else:
+            kept.append(line)
+    return tuple(kept), notices
+
+
+def ensure_available(product, wanted):
+    """Refuse a line beyond the units a tracked product has left (None: not tracked)."""
+    if product.available is not None and wanted > product.available:
+        raise out_of_stock(product.product_id, product.name, product.available)
+
+
+def out_of_stock(product_id, name, available):
+    """The 409 naming the product and how many units are left."""
+    available = max(0, available)
+    return OutOfStock(out_of_stock_message(name, available),
+                      extra={"out_of_stock": {"product_id": product_id, "name": name, "available": available}})
+
+
+def out_of_stock_message(name, available):
+    """'Only 2 of the burr grinder are left.' / 'The burr grinder is out of stock.'"""
+    if available <= 0:
+        return f"{_the(name).capitalize()} is out of stock."
+    return f"Only {available} of {_the(name)} {'is' if available == 1 else 'are'} left."

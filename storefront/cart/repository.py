@@ -13,17 +13,22 @@ rarer paths (checkout, fulfilment) keep using the models, under a row lock.
 import json
 from dataclasses import dataclass, replace
 
-from sqlalchemy import bindparam, delete, insert, null, select, text, union_all, update
+from sqlalchemy import Integer, bindparam, cast, delete, func, insert, null, select, text, union_all, update
 
 from ..errors import NotFound
-from ..models import Cart, CartLine, CartSnapshot, Product
+from ..models import Cart, CartLine, CartSnapshot, Product, StockReservation
 from . import domain
 
 carts, lines_table, products, snapshots = (
     Cart.__table__, CartLine.__table__, Product.__table__, CartSnapshot.__table__
 )
+reservations = StockReservation.__table__
 CART_COLUMNS = (carts.c.id, carts.c.version, carts.c.status, carts.c.currency,
-                carts.c.payment_intent_id, carts.c.pi_amount, carts.c.pi_status)
+                carts.c.payment_intent_id, carts.c.pi_amount, carts.c.pi_status, carts.c.notices)
+# Units a shopper can still add: on hand minus what frozen carts hold (None when stock is not tracked).
+AVAILABLE = products.c.stock - func.coalesce(
+    select(func.sum(reservations.c.quantity)).where(reservations.c.product_id == products.c.id)
+    .correlate(products).scalar_subquery(), 0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class CartState:
     pi_status: str | None
     lines: tuple = ()
     next_position: int = 1
+    notices: tuple = ()
 
     @property
     def total(self):
@@ -62,22 +68,26 @@ class CartState:
             "items": [line.as_dict() for line in self.lines],
             "total": self.total,
             "payment": payment,
+            "notices": list(self.notices),
         }
 
 
 def state_of(cart):
     """The state of an ORM Cart (for the paths that work with the models)."""
     ordered = sorted(cart.lines, key=lambda line: line.position)
-    lines = tuple(domain.Line(line.product_id, line.product.name, line.product.unit_amount, line.quantity)
+    lines = tuple(domain.Line(line.product_id, line.product.name, line.unit_amount, line.quantity)
                   for line in ordered)
     return CartState(cart.id, cart.version, cart.status, cart.currency, cart.payment_intent_id, cart.pi_amount,
-                     cart.pi_status, lines, max((line.position for line in ordered), default=0) + 1)
+                     cart.pi_status, lines, max((line.position for line in ordered), default=0) + 1,
+                     tuple(cart.notices or ()))
 
 
 # Built once: a statement object keeps its cache key, so running it again skips SQLAlchemy's compile step.
+# A line's price is the line's own (the price of its version), never the product's current one.
 _READ = (
-    select(*CART_COLUMNS, products.c.id.label("product_id"), products.c.name, products.c.unit_amount,
-           lines_table.c.quantity, lines_table.c.position)
+    select(*CART_COLUMNS, products.c.id.label("product_id"), products.c.name, lines_table.c.unit_amount,
+           lines_table.c.quantity, lines_table.c.position, products.c.active,
+           cast(null(), Integer).label("available"))
     .select_from(carts.outerjoin(lines_table, lines_table.c.cart_id == carts.c.id)
                  .outerjoin(products, products.c.id == lines_table.c.product_id))
     .where(carts.c.id == bindparam("cart_id"))
@@ -86,7 +96,8 @@ _LOCK = select(carts.c.id).where(carts.c.id == bindparam("cart_id")).with_for_up
 # The same, plus a row for the product a change names (its cart columns null), still one statement.
 _READ_WITH_PRODUCT = union_all(
     _READ,
-    select(*(null() for _ in CART_COLUMNS), products.c.id, products.c.name, products.c.unit_amount, null(), null())
+    select(*(null() for _ in CART_COLUMNS), products.c.id, products.c.name, products.c.unit_amount, null(), null(),
+           products.c.active, AVAILABLE)
     .where(products.c.id == bindparam("product_id")),
 )
 _DELETE_LINES = delete(lines_table).where(lines_table.c.cart_id == bindparam("cart_id"),
@@ -96,25 +107,37 @@ _SET_QUANTITY = update(lines_table).where(
 ).values(quantity=bindparam("new_quantity"))
 _ADD_LINES = insert(lines_table)
 _BUMP = update(carts).where(carts.c.id == bindparam("cart_id")).values(
-    version=bindparam("new_version"), total=bindparam("new_total"))
+    version=bindparam("new_version"), total=bindparam("new_total"), notices=bindparam("notices"))
+_SET_PRICE = update(lines_table).where(
+    lines_table.c.cart_id == bindparam("line_cart"), lines_table.c.product_id == bindparam("line_product")
+).values(unit_amount=bindparam("new_unit_amount"))
 _BUMP_IF_CURRENT = _BUMP.where(carts.c.version == bindparam("old_version"), carts.c.status == "open")
 _ADD_SNAPSHOT = insert(snapshots)
 
 # PostgreSQL: a whole change as one statement, which commits by itself. The version guard makes it
 # optimistic: if another change (or a freeze) came first, `bumped` is empty and nothing is written.
+# A change adding a line also guards the price it read: the share lock makes a merchant's price change
+# either wait for this statement (and then find the new line) or come first (and fail this guard). The
+# cart row is locked before the product, the order the handshake and fulfilment take them in.
 _CHANGE_IN_ONE_STATEMENT = text("""
-WITH bumped AS (
-    UPDATE carts SET version = :new_version, total = :new_total
+WITH priced AS (
+    SELECT p.id FROM carts c, products p
+    WHERE c.id = :cart_id AND p.id = CAST(:guard_product AS integer) AND p.unit_amount = :guard_price AND p.active
+    FOR NO KEY UPDATE OF c FOR SHARE OF p
+), bumped AS (
+    UPDATE carts SET version = :new_version, total = :new_total, notices = NULL
     WHERE id = :cart_id AND version = :old_version AND status = 'open'
+      AND (CAST(:guard_product AS integer) IS NULL OR EXISTS (SELECT 1 FROM priced))
     RETURNING id
 ), removed AS (
     DELETE FROM cart_lines
     WHERE cart_id IN (SELECT id FROM bumped) AND product_id = ANY(CAST(:removed AS integer[]))
 ), written AS (
-    INSERT INTO cart_lines (cart_id, product_id, quantity, position)
-    SELECT bumped.id, w.product_id, w.quantity, w.position
+    INSERT INTO cart_lines (cart_id, product_id, quantity, unit_amount, position)
+    SELECT bumped.id, w.product_id, w.quantity, w.unit_amount, w.position
     FROM bumped, unnest(CAST(:product_ids AS integer[]), CAST(:quantities AS integer[]),
-                        CAST(:positions AS integer[])) AS w(product_id, quantity, position)
+                        CAST(:unit_amounts AS integer[]), CAST(:positions AS integer[]))
+                 AS w(product_id, quantity, unit_amount, position)
     ON CONFLICT (cart_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity
 ), snapshot AS (
     INSERT INTO cart_snapshots (cart_id, version, items, total, currency)
@@ -134,7 +157,8 @@ def read(conn, cart_id, product_id=None):
     cart_rows = [row for row in rows if row.id is not None]
     if not cart_rows:
         raise NotFound("This cart does not exist.", code="cart_not_found")
-    product = next((domain.Line(r.product_id, r.name, r.unit_amount, 0) for r in rows if r.id is None), None)
+    product = next((domain.Line(r.product_id, r.name, r.unit_amount, 0, r.available, r.active)
+                    for r in rows if r.id is None), None)
     lines = sorted((row for row in cart_rows if row.quantity is not None), key=lambda row: row.position)
     return _state(cart_rows[0], lines), product
 
@@ -149,7 +173,7 @@ def _state(row, line_rows):
     lines = tuple(domain.Line(r.product_id, r.name, r.unit_amount, r.quantity) for r in line_rows)
     next_position = max((r.position for r in line_rows), default=0) + 1
     return CartState(row.id, row.version, row.status, row.currency, row.payment_intent_id, row.pi_amount,
-                     row.pi_status, lines, next_position)
+                     row.pi_status, lines, next_position, tuple(row.notices or ()))
 
 
 @dataclass(frozen=True)
@@ -168,12 +192,13 @@ def _edit(state, quantities, products_by_id):
             if line.product_id in quantities]
     added = [replace(products_by_id[pid], quantity=q) for pid, q in quantities.items() if pid not in before]
     new = replace(state, version=state.version + 1, lines=tuple(kept + added),
-                  next_position=state.next_position + len(added))
+                  next_position=state.next_position + len(added), notices=())
     return _Edit(
         new=new,
         removed=[pid for pid in before if pid not in quantities],
         changed=[(pid, q) for pid, q in quantities.items() if pid in before and before[pid] != q],
-        added=[(line.product_id, line.quantity, state.next_position + i) for i, line in enumerate(added)],
+        added=[(line.product_id, line.quantity, line.unit_amount, state.next_position + i)
+               for i, line in enumerate(added)],
     )
 
 
@@ -186,12 +211,16 @@ def write_change(conn, state, quantities, products_by_id):
     edit = _edit(state, quantities, products_by_id)
     if conn.dialect.name != "postgresql":
         return _write(conn, state, edit, if_current=True)
-    set_lines = [(pid, q, 0) for pid, q in edit.changed] + edit.added
+    # Changed lines keep their price (ON CONFLICT updates the quantity only); the 0s are placeholders.
+    set_lines = [(pid, q, 0, 0) for pid, q in edit.changed] + edit.added
+    guard = edit.added[0] if edit.added else None
     written = conn.execute(_CHANGE_IN_ONE_STATEMENT, {
         "cart_id": state.id, "old_version": state.version, "new_version": edit.new.version,
         "new_total": edit.new.total, "currency": state.currency, "removed": edit.removed,
-        "product_ids": [pid for pid, _, _ in set_lines], "quantities": [q for _, q, _ in set_lines],
-        "positions": [position for _, _, position in set_lines],
+        "product_ids": [pid for pid, _, _, _ in set_lines], "quantities": [q for _, q, _, _ in set_lines],
+        "unit_amounts": [price for _, _, price, _ in set_lines],
+        "positions": [position for _, _, _, position in set_lines],
+        "guard_product": guard[0] if guard else None, "guard_price": guard[2] if guard else 0,
         "items": json.dumps([line.as_dict() for line in edit.new.lines]),
     }).scalar()
     return edit.new if written else None
@@ -205,7 +234,7 @@ def write_lines(conn, state, quantities, products_by_id=None):
 
 def _write(conn, state, edit, *, if_current):
     new = edit.new
-    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total}
+    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total, "notices": None}
     if if_current:
         if conn.execute(_BUMP_IF_CURRENT, {**bump, "old_version": state.version}).rowcount != 1:
             return None
@@ -218,8 +247,28 @@ def _write(conn, state, edit, *, if_current):
             [{"line_cart": state.id, "line_product": pid, "new_quantity": q} for pid, q in edit.changed]))
     if edit.added:
         conn.execute(_ADD_LINES, _one_or_many(
-            [{"cart_id": state.id, "product_id": pid, "quantity": q, "position": position}
-             for pid, q, position in edit.added]))
+            [{"cart_id": state.id, "product_id": pid, "quantity": q, "unit_amount": price, "position": position}
+             for pid, q, price, position in edit.added]))
+    conn.execute(_ADD_SNAPSHOT, {"cart_id": state.id, "version": new.version, "currency": state.currency,
+                                 "items": [line.as_dict() for line in new.lines], "total": new.total})
+    return new
+
+
+def write_repriced(conn, state, lines, notices):
+    """Write a version whose lines carry new prices (or left), with the notices saying so, in the caller's
+    transaction, which holds the cart's row lock."""
+    new = replace(state, version=state.version + 1, lines=tuple(lines), notices=tuple(notices))
+    conn.execute(_BUMP, {"cart_id": state.id, "new_version": new.version, "new_total": new.total,
+                         "notices": list(notices)})
+    kept = {line.product_id: line for line in lines}
+    removed = [line.product_id for line in state.lines if line.product_id not in kept]
+    if removed:
+        conn.execute(_DELETE_LINES, {"cart_id": state.id, "product_ids": removed})
+    changed = [(line.product_id, kept[line.product_id].unit_amount) for line in state.lines
+               if line.product_id in kept and kept[line.product_id].unit_amount != line.unit_amount]
+    if changed:
+        conn.execute(_SET_PRICE, _one_or_many(
+            [{"line_cart": state.id, "line_product": pid, "new_unit_amount": price} for pid, price in changed]))
     conn.execute(_ADD_SNAPSHOT, {"cart_id": state.id, "version": new.version, "currency": state.currency,
                                  "items": [line.as_dict() for line in new.lines], "total": new.total})
     return new

@@ -3,7 +3,7 @@
 from sqlalchemy import select
 
 from ..database import statement_connection
-from ..errors import CheckoutInProgress, NotFound
+from ..errors import CheckoutInProgress, NotFound, OutOfStock
 from ..models import Cart, CartSnapshot
 from . import domain, repository
 
@@ -83,6 +83,16 @@ def _apply(shop, cart_id, product_id, rule):
     return _attempt(shop, cart_id, product_id, rule, lock=True)
 
 
+def _check_offer(state, product, product_id, after):
+    """A product withdrawn from sale can only leave a cart; a line may grow only to the units available."""
+    before = state.quantities.get(product_id, 0)
+    wanted = after.get(product_id, 0)
+    if not product.active and wanted > before:
+        raise NotFound(f"No product with id {product_id}.", code="product_not_found")
+    if wanted > before:
+        domain.ensure_available(product, wanted)
+
+
 def _attempt(shop, cart_id, product_id, rule, *, lock):
     """One try: the new cart's view, pushed and synced; None when another change came first."""
     session = shop.session
@@ -100,8 +110,13 @@ def _attempt(shop, cart_id, product_id, rule, *, lock):
         if after == state.quantities:
             session.commit()
             return state.view()
+        _check_offer(state, product, product_id, after)
         new = repository.write_change(conn, state, after, {product_id: product})
         session.commit()
+    except OutOfStock as err:
+        session.rollback()
+        err.extra = {**err.extra, "cart": state.view()}
+        raise
     except Exception:
         session.rollback()
         raise

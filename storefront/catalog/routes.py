@@ -3,6 +3,7 @@
 from flask import Blueprint, jsonify
 from sqlalchemy import select
 
+from ..cart.repository import AVAILABLE
 from ..extensions import db
 from ..models import Product
 
@@ -20,14 +21,24 @@ DEMO_CATALOG = [
 ]
 
 
-def product_view(product):
-    return {"id": product.id, "name": product.name, "unit_amount": product.unit_amount, "currency": product.currency}
+def product_view(product, available):
+    """A product as the catalog shows it; `available` is None when its stock is not tracked."""
+    return {"id": product.id, "name": product.name, "unit_amount": product.unit_amount, "currency": product.currency,
+            "available": None if available is None else max(0, available)}
+
+
+def products_with_availability(session, *, active_only):
+    """(product, available) pairs in id order, in one statement."""
+    query = select(Product, AVAILABLE).order_by(Product.id)
+    if active_only:
+        query = query.where(Product.active)
+    return session.execute(query).all()
 
 
 @bp.get("/products")
 def list_products():
-    products = db.session.execute(select(Product).order_by(Product.id)).scalars()
-    return jsonify([product_view(p) for p in products])
+    rows = products_with_availability(db.session, active_only=True)
+    return jsonify([product_view(product, available) for product, available in rows])
 
 
 def seed_catalog(session, currency):

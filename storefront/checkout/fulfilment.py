@@ -3,10 +3,13 @@
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from ..cart import repository
-from ..cart.domain import without_snapshot
+from ..cart.domain import money, without_snapshot
 from ..cart.service import cart_view, lock_cart
+from ..merchant import history, stock
+from ..merchant.pricing import reprice_locked
 from ..models import Cart, CartSnapshot, Order
 from ..payments.gateway import PaymentError
 from . import attempts, domain
@@ -26,11 +29,20 @@ def orders_of(session, pi_id, status=None):
     return list(session.execute(query).scalars())
 
 
+def fail_order(session, order):
+    """An order whose payment will not come: its reserved stock goes back."""
+    order.status = "payment_failed"
+    stock.release(session, order.id)
+
+
 def unfreeze(cart, orders):
+    """Open a frozen cart again; it moves to the catalog's current prices (kept while it was being paid)."""
+    session = object_session(cart)
     cart.status, cart.frozen_at = "open", None
     for order in orders:
         if order.status == "awaiting_payment":
-            order.status = "payment_failed"
+            fail_order(session, order)
+    reprice_locked(session, cart)
 
 
 def apply_payment_intent(shop, pi, observed_at=None):
@@ -54,9 +66,15 @@ def apply_payment_intent(shop, pi, observed_at=None):
         changed, refund = _fulfil(shop.session, cart, pi, version, matched=not claim.review)
     elif outcome == "canceled" or (outcome == "failed" and domain.failure_is_current(observed_at, cart.frozen_at)):
         changed = _fail(shop.session, cart, pi, outcome)
+    for order in changed:
+        history.record(shop.session.connection(), "stripe",
+                       f"PaymentIntent {pi.status}; received {money(pi.amount_received, pi.currency)}; "
+                       f"order is {order.status}", cart_id=cart_id, order_id=order.id, payment_intent_id=pi.id)
     view = cart_view(cart)
     shop.session.commit()
     shop.publish.cart(view)
+    if changed:
+        shop.schedule_sync(cart_id)  # a cart opened again may be at new prices: its PaymentIntent follows
     for order in changed:
         shop.publish.order(cart_id, order_push(order))
     if refund:
@@ -72,9 +90,14 @@ def _fulfil(session, cart, pi, version, *, matched):
         order = _order_from_snapshot(session, cart, pi, version)
     order.status, order.refund_due = domain.settlement(order.amount, pi.amount_received, matched=matched)
     order.amount_received = pi.amount_received
+    if not stock.sell(session, order.id, order.items):
+        order.status = "needs_review"  # paid without the handshake, for stock that is gone: a person decides
+        log.warning("order %s was paid but its stock is gone; it needs review", order.id)
+        history.record(session.connection(), "stock", "paid, but its stock is gone: nothing sold, needs review",
+                       cart_id=cart.id, order_id=order.id, payment_intent_id=pi.id)
     superseded = [o for o in orders if o is not order and o.status == "awaiting_payment"]
     for other in superseded:
-        other.status = "payment_failed"
+        fail_order(session, other)
     if cart.payment_intent_id == pi.id:
         _forget_payment_intent(cart)
     session.flush()
@@ -112,7 +135,7 @@ def _fail(session, cart, pi, outcome):
             _forget_payment_intent(cart)
     else:
         for order in awaiting:
-            order.status = "payment_failed"
+            fail_order(session, order)
     return awaiting
 
 
@@ -131,6 +154,8 @@ def refund_excess(shop, order_id, pi_id, amount):
         return False
     order = shop.session.get(Order, order_id, with_for_update=True)
     order.amount_refunded = max(order.amount_refunded, amount)
+    history.record(shop.session.connection(), "refund", f"excess of {money(amount, order.currency)} refunded",
+                   cart_id=order.cart_id, order_id=order_id, payment_intent_id=pi_id)
     shop.session.commit()
     return True
 

@@ -5,8 +5,18 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from ..cart.domain import money
 from ..cart.service import cart_view, lock_cart
-from ..errors import CheckoutInProgress, Conflict, InvalidInput, NotFound, PaymentUnavailable, StoreUnavailable
+from ..errors import (
+    CheckoutInProgress,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    OutOfStock,
+    PaymentUnavailable,
+    StoreUnavailable,
+)
+from ..merchant import history, stock
 from ..models import Cart, Order
 from ..payments.gateway import IdempotencyConflict, PaymentError
 from . import attempts, domain
@@ -118,7 +128,18 @@ def confirm(shop, cart_id, shown_version, sync_now):
         err.extra = {"cart": view}
         raise
     cart.status, cart.frozen_at = "frozen", shop.now()
-    order_id = _awaiting_order(shop.session, cart, view).id
+    order = _awaiting_order(shop.session, cart, view)
+    order_id = order.id
+    try:
+        held = stock.reserve(shop.session, order.id, view["items"])  # in the transaction that freezes
+    except OutOfStock as err:
+        shop.session.rollback()
+        err.extra = {**err.extra, "cart": view}
+        raise
+    history.record(shop.session.connection(), "handshake",
+                   f"cart v{cart.version} frozen at {money(view['total'], cart.currency)}"
+                   + (f"; reserved {_units(held)}" if held else ""),
+                   cart_id=cart_id, order_id=order.id, payment_intent_id=cart.payment_intent_id)
     view = cart_view(cart)
     shop.session.commit()
     shop.publish.cart(view)
@@ -134,6 +155,10 @@ def confirm(shop, cart_id, shown_version, sync_now):
         raise CheckoutInProgress("This cart's payment already went through.", extra={"cart": fresh})
     log.info("cart %s v%s frozen for order %s", cart_id, view["version"], order_id)
     return {"order_id": order_id, "amount": view["total"], "cart_version": view["version"]}
+
+
+def _units(held):
+    return ", ".join(f"{units} of product {pid}" for pid, units in sorted(held.items()))
 
 
 def _awaiting_order(session, cart, view):
@@ -172,6 +197,7 @@ def _refresh(shop, cart_id, order_id, synced):
     if release:
         shop.publish.cart(view)
         shop.publish.order(cart_id, order_push(order))
+        shop.schedule_sync(cart_id)
     return view, release
 
 
@@ -214,4 +240,5 @@ def release_expired_freeze(shop, cart_id):
     shop.publish.cart(view)
     for order in awaiting:
         shop.publish.order(cart_id, order_push(order))
+    shop.schedule_sync(cart_id)
     return True

@@ -14,8 +14,10 @@ from datetime import timedelta
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 
 from ..cart import repository
+from ..cart.domain import money
 from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..database import statement_connection
+from ..merchant import history
 from .gateway import AmountLocked, PaymentError, PaymentIntentMissing
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,8 @@ def _record(shop, cart_id, owner, pi):
         "cart_id": cart_id, "owner": owner, "pi_id": pi.id, "recorded_version": version, "new_amount": pi.amount,
         "new_status": pi.status,
     })
+    history.record(conn, "sync", f"PaymentIntent now charges {money(pi.amount, pi.currency)} for cart v{version}",
+                   cart_id=cart_id, payment_intent_id=pi.id)
     view = repository.read(conn, cart_id)[0].view()
     session.commit()
     log.info("cart %s v%s: PaymentIntent %s now charges %s", cart_id, version, pi.id, pi.amount)

@@ -10,6 +10,10 @@
 - I2: every pushed cart is a committed version; a tab is pushed every version it was answered.
 - I5: an order pushed as paid is paid in the end.
 - No 5xx but 503 `payment_unavailable` (Stripe failing past the retries) was answered to a shopper.
+- Merchant price changes: a version with the same quantities at other prices is the merchant's (repricing).
+- Stock: never negative; never more reserved than on hand; every reservation belongs to an order still
+  awaiting payment (the rest were sold or released); for products whose stock was set once, what is left
+  is exactly that minus the units of the orders that sold it (never sold beyond what was on hand).
 """
 
 from collections import Counter, defaultdict
@@ -19,7 +23,7 @@ from sqlalchemy import select
 from storefront.cart.domain import with_quantity, without_snapshot
 from storefront.checkout.domain import SETTLED_ORDER_STATUSES
 from storefront.extensions import db
-from storefront.models import Cart, CartLine, CartSnapshot, Order
+from storefront.models import Cart, CartLine, CartSnapshot, Order, OrderHistory, Product, StockReservation
 
 DEGRADED = {(503, "payment_unavailable")}
 
@@ -44,6 +48,52 @@ def load_store(app):
         ]
         db.session.remove()
     return carts, lines, snapshots, orders
+
+
+def load_prices(app):
+    """{cart_id: {version: {product_id: unit_amount}}} from the snapshots."""
+    with app.app_context():
+        prices = defaultdict(dict)
+        for s in db.session.execute(select(CartSnapshot)).scalars():
+            prices[s.cart_id][s.version] = {i["product_id"]: i["unit_amount"] for i in s.items}
+        db.session.remove()
+    return prices
+
+
+def load_stock(app):
+    """Products' stock, the reservations, and the orders whose payment found the stock gone."""
+    with app.app_context():
+        session = db.session
+        stock = {p.id: p.stock for p in session.execute(select(Product)).scalars()}
+        held = [(r.order_id, r.product_id, r.quantity) for r in session.execute(select(StockReservation)).scalars()]
+        unsold = set(session.execute(select(OrderHistory.order_id).where(OrderHistory.kind == "stock")).scalars())
+        db.session.remove()
+    return stock, held, unsold
+
+
+def check_stock(app, orders, ledger, violations):
+    """Stock never negative, reservations only for payments in flight, the ledger products exact."""
+    stock, held, unsold = load_stock(app)
+    by_id = {o["id"]: o for o in orders}
+    reserved = Counter()
+    for order_id, product_id, quantity in held:
+        reserved[product_id] += quantity
+        status = by_id.get(order_id, {}).get("status")
+        if status != "awaiting_payment":
+            violations.append(f"order {order_id} is {status} but still holds {quantity} of product {product_id}")
+    for product_id, units in stock.items():
+        if units is not None and (units < 0 or reserved[product_id] > units):
+            violations.append(f"product {product_id}: stock {units}, reserved {reserved[product_id]}")
+    for product_id, initial in (ledger or {}).items():
+        sold = sum(o["lines"].get(product_id, 0) for o in orders
+                   if o["status"] in SETTLED_ORDER_STATUSES and o["id"] not in unsold)
+        if stock[product_id] != initial - sold:
+            violations.append(f"product {product_id}: {initial} on hand, {sold} sold, {stock[product_id]} left")
+
+
+def repriced(history, prices, version):
+    """A version with the same quantities at other prices: the merchant changed a price (or it reopened)."""
+    return history[version][0] == history[version - 1][0] and prices.get(version) != prices.get(version - 1)
 
 
 def applied(op, quantities):
@@ -137,7 +187,7 @@ def departure(cart_id, version, history, claims, paid, violations):
     return ""
 
 
-def check_history(cart_id, traces, snapshots, orders, final, violations):
+def check_history(cart_id, traces, snapshots, orders, final, violations, prices=None):
     """Replay one cart: each version is one answered change or one paid order leaving it."""
     history = snapshots.get(cart_id, {})
     if sorted(history) != list(range(1, len(history) + 1)) or history.get(1, ({}, 0))[0] != {}:
@@ -149,8 +199,11 @@ def check_history(cart_id, traces, snapshots, orders, final, violations):
     for order in mine:
         if (order["lines"], order["amount"]) != history.get(order["version"]):
             violations.append(f"order {order['id']} is not the snapshot of cart {cart_id} v{order['version']}")
-    departures = Counter(departure(cart_id, version, history, creators.get(version, []), paid, violations)
-                         for version in range(2, len(history) + 1))
+    prices = prices or {}
+    departures = Counter(
+        "reprice" if repriced(history, prices, version) and not creators.get(version)
+        else departure(cart_id, version, history, creators.get(version, []), paid, violations)
+        for version in range(2, len(history) + 1))
     if not departures["yes"] <= len(paid) <= departures["yes"] + departures["maybe"]:
         violations.append(f"cart {cart_id}: {len(paid)} settled orders but {departures['yes']} paid snapshots "
                           f"left it (history {history}, answered {dict(creators)}, orders {mine})"[:1500])
@@ -175,15 +228,18 @@ def check_shoppers(traces, snapshots, orders, violations):
                 violations.append(f"cart {trace.cart_id}: {count}x {status} {code} on {operation}")
 
 
-def check(app, traces, intents, refunds):
+def check(app, traces, intents, refunds, ledger=None):
     """All invariants; returns the list of violations (empty when the store kept every promise)."""
     carts, lines, snapshots, orders = load_store(app)
+    prices = load_prices(app)
     violations = []
     check_payments(intents, refunds, orders, carts, violations)
+    check_stock(app, orders, ledger, violations)
     by_cart = defaultdict(list)
     for trace in traces:
         by_cart[trace.cart_id].append(trace)
     for cart_id in carts:
-        check_history(cart_id, by_cart.get(cart_id, []), snapshots, orders, lines.get(cart_id, {}), violations)
+        check_history(cart_id, by_cart.get(cart_id, []), snapshots, orders, lines.get(cart_id, {}), violations,
+                      prices.get(cart_id, {}))
     check_shoppers(traces, snapshots, orders, violations)
     return violations, orders

@@ -1,8 +1,10 @@
 """The soak's stage: the Stripe sandbox in its own process with faults on, the storefront serving its webhook
 over HTTP, shoppers in a thread pool, then quiet, `flask reconcile`, and the invariant checker."""
 
+import base64
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -44,7 +46,13 @@ WEBHOOK_ENDPOINTS = 3
 STORE = {
     "STRIPE_TIMEOUT": 2, "STRIPE_MAX_RETRIES": 3, "FREEZE_SECONDS": 1, "SYNC_LEASE_SECONDS": 5,
     "SYNC_COALESCE_SECONDS": 0.05, "CART_RATE_LIMIT": "20 per second; 600 per hour", "LOG_LEVEL": "ERROR",
+    "ADMIN_PASSWORD": "soak-merchant",
 }
+ADMIN = {"Authorization": "Basic " + base64.b64encode(b"admin:soak-merchant").decode()}
+# Stock the merchant sets once, before the shoppers: the checker holds these to an exact ledger.
+LEDGER_STOCK = {7: 12, 8: 20}
+# Stock the merchant keeps setting while shoppers pay (never negative, never below what is reserved).
+MOVING_STOCK = 6
 
 
 class _Quiet(WSGIRequestHandler):
@@ -77,6 +85,7 @@ class Soak:
         self.wait = wait
         self.publishable_key = "pk_test_sandbox"
         self.crashes = []
+        self.merchant_answers = Counter()
 
     # --- the stage --------------------------------------------------------------------------------
 
@@ -147,6 +156,35 @@ class Soak:
                 finally:
                     db.session.remove()
 
+    def merchant_call(self, client, product_id, **changes):
+        answer = client.patch(f"/admin/api/products/{product_id}", json=changes, headers=ADMIN)
+        code = (answer.get_json(silent=True) or {}).get("error", {}).get("code", "")
+        self.merchant_answers[f"{answer.status_code}{' ' + code if code else ''}"] += 1
+        if answer.status_code >= 500 or answer.status_code not in (200, 409):
+            self.crashes.append(f"merchant: {changes} on product {product_id} answered {answer.status_code} {code}")
+        return answer
+
+    def stock_up(self):
+        """Before the shoppers: the ledger products and the moving one get their first stock."""
+        client = self.app.test_client()
+        for product_id, units in {**LEDGER_STOCK, MOVING_STOCK: 4}.items():
+            assert self.merchant_call(client, product_id, stock=units).status_code == 200
+
+    def merchant(self, stop):
+        """The merchant at work while shoppers pay: prices up and down, one product's stock set again and again."""
+        rng, client = random.Random(self.seed * 7919), self.app.test_client()
+        base = {p["id"]: p["unit_amount"] for p in client.get("/admin/api/products", headers=ADMIN).get_json()}
+        while not stop.wait(rng.uniform(0.1, 0.5)):
+            try:
+                if rng.random() < 0.7:
+                    product_id = rng.choice(sorted(base))
+                    price = base[product_id] * rng.choice((8, 9, 10, 11)) // 10
+                    self.merchant_call(client, product_id, unit_amount=price)
+                else:
+                    self.merchant_call(client, MOVING_STOCK, stock=rng.randint(0, 6))
+            except Exception:  # noqa: BLE001 - a crash is a finding
+                self.crashes.append("merchant: " + traceback.format_exc())
+
     def quiet(self, timeout=300):
         """Wait until Stripe has nothing in flight: no SEPA processing, no webhook pending, no sync running.
 
@@ -196,12 +234,16 @@ class Soak:
         stop = threading.Event()
         reconciler = threading.Thread(target=self.periodic_reconcile, args=(stop,), daemon=True)
         reconciler.start()
+        self.stock_up()
+        merchant = threading.Thread(target=self.merchant, args=(stop,), daemon=True)
+        merchant.start()
         plan = [(i, max(1, round(self.actions * (0.5 + i % 11 / 10)))) for i in range(self.shoppers)]
         with ThreadPoolExecutor(self.workers) as pool:
             traces = [t for t in pool.map(lambda p: self.shopper(*p), plan) if t is not None]
         timings = {"shopping": time.monotonic() - began}
         stop.set()
         reconciler.join(60)
+        merchant.join(60)
         calm = self.quiet()
         faults = self.control("GET", "/faults/stats")
         self.control("DELETE", "/faults")
@@ -212,11 +254,12 @@ class Soak:
         intents = [pi.to_dict() for pi in self.stripe.v1.payment_intents.list(params={"limit": 100})
                    .auto_paging_iter()]
         refunds = [r.to_dict() for r in self.stripe.v1.refunds.list(params={"limit": 100}).auto_paging_iter()]
-        violations, orders = checker.check(self.app, traces, intents, refunds)
+        violations, orders = checker.check(self.app, traces, intents, refunds, ledger=LEDGER_STOCK)
         loud = [f"Stripe never went quiet after the shoppers: {calm}"] if calm else []
         violations = self.crashes + loud + violations
         timings["total"] = time.monotonic() - began
-        return summary(traces, intents, refunds, orders, faults, final, timings, violations), violations
+        line = summary(traces, intents, refunds, orders, faults, final, timings, violations)
+        return f"{line}; merchant answers {counted(self.merchant_answers)}", violations
 
 
 def counted(counter):

@@ -1,0 +1,181 @@
+"""The merchant's pages at /admin (Flask-Admin), saving through the merchant service so carts follow.
+
+Forms are Flask-WTF forms: each carries a CSRF token bound to the session, checked on submit.
+"""
+
+from flask import flash, redirect, request, url_for
+from flask_admin import Admin, AdminIndexView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.theme import Bootstrap4Theme
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from sqlalchemy import case, func, select
+from wtforms import BooleanField, IntegerField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from ..cart.domain import money
+from ..errors import ShopError
+from ..extensions import db
+from ..models import Order, Product
+from ..wiring import current_shop
+from . import domain, history, service, stock
+
+REVIEW_FIRST = case((Order.status == "needs_review", 0), else_=1)
+
+
+def _money(_view, _context, model, name):
+    return money(getattr(model, name), model.currency)
+
+
+class ProductForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=domain.MAX_NAME)])
+    unit_amount = IntegerField("Price (cents)", validators=[InputRequired(), NumberRange(1, domain.MAX_UNIT_AMOUNT)])
+    stock = IntegerField(
+        "Stock on hand (empty: not tracked)", validators=[Optional(), NumberRange(0, domain.MAX_STOCK)]
+    )
+    active = BooleanField("For sale", default=True)
+
+
+class RefundForm(FlaskForm):
+    amount = IntegerField("Amount (cents; empty: all not yet refunded)", validators=[Optional(), NumberRange(1)])
+
+
+class ProductAdmin(ModelView):
+    """Products: create, and edit name, price, stock and whether they are for sale (never deleted)."""
+
+    form = ProductForm
+    can_delete = False
+    column_list = ("id", "name", "unit_amount", "stock", "available", "active")
+    column_labels = {"unit_amount": "Price", "available": "Available"}
+    column_formatters = {
+        "unit_amount": _money,
+        "available": lambda _v, _c, m, _n: (
+            "" if m.stock is None else max(0, m.stock - stock.reserved_units(db.session, m.id))
+        ),
+    }
+
+    def _body(self, form):
+        return {
+            "name": form.name.data,
+            "unit_amount": form.unit_amount.data,
+            "stock": form.stock.data,
+            "active": bool(form.active.data),
+        }
+
+    def create_model(self, form):
+        try:
+            created = service.create_product(
+                current_shop(), {k: v for k, v in self._body(form).items() if k != "stock" or v is not None}
+            )
+        except ShopError as err:
+            flash(err.message, "error")
+            return False
+        return db.session.get(Product, created["id"])
+
+    def update_model(self, form, model):
+        product_id, body = model.id, self._body(form)
+        db.session.rollback()  # the service reads and locks the product itself
+        try:
+            service.update_product(current_shop(), product_id, body)
+        except ShopError as err:
+            flash(err.message, "error")
+            return False
+        return True
+
+
+class OrderAdmin(ModelView):
+    """Orders, the `needs_review` queue first; an order's page shows its history and a refund form."""
+
+    can_create = can_edit = can_delete = False
+    can_view_details = True
+    details_template = "admin/order_details.html"
+    list_template = "admin/order_list.html"
+    column_list = (
+        "id",
+        "status",
+        "amount",
+        "amount_received",
+        "amount_refunded",
+        "refund_due",
+        "cart_id",
+        "created_at",
+    )
+    column_details_list = column_list + ("payment_intent_id", "cart_version", "items")
+    column_formatters = {
+        **{name: _money for name in ("amount", "amount_received", "amount_refunded", "refund_due")},
+        "items": lambda _v, _c, m, _n: "; ".join(
+            f"{i['quantity']} × {i['name']} at {money(i['unit_amount'], m.currency)}" for i in m.items
+        ),
+    }
+    column_filters = ("status",)
+    column_sortable_list = ("id", "status", "created_at")
+
+    def get_query(self):
+        query = super().get_query()
+        status = request.args.get("status")
+        if status:
+            query = query.filter(Order.status == status)
+        if not request.args.get("sort"):
+            query = query.order_by(REVIEW_FIRST, Order.created_at.desc(), Order.id.desc())
+        return query
+
+    def get_count_query(self):
+        query = super().get_count_query()
+        status = request.args.get("status")
+        return query.filter(Order.status == status) if status else query
+
+    def render(self, template, **kwargs):
+        if template == self.details_template and kwargs.get("model") is not None:
+            kwargs["history"] = history.of_order(db.session, kwargs["model"])
+            kwargs["refund_form"] = RefundForm()
+            kwargs["money"] = money
+        if template == self.list_template:
+            kwargs["status_counts"] = status_counts()
+        return super().render(template, **kwargs)
+
+    @expose("/refund/<int:order_id>", methods=("POST",))
+    def refund(self, order_id):
+        """Refund from the order's page: Flask-WTF checks the CSRF token before anything moves."""
+        form = RefundForm()
+        if not form.validate_on_submit():
+            flash("; ".join(e for errors in form.errors.values() for e in errors) or "Invalid form.", "error")
+        else:
+            try:
+                order = service.refund_order(current_shop(), order_id, form.amount.data)
+            except ShopError as err:
+                flash(err.message, "error")
+            else:
+                flash(
+                    Markup.escape(
+                        f"Refunded: order {order_id} now has {money(order['amount_refunded'], order['currency'])}"
+                        f" refunded ({order['status']})."
+                    ),
+                    "success",
+                )
+        return redirect(url_for(".details_view", id=order_id))
+
+
+def status_counts():
+    """[(status, count)], `needs_review` first."""
+    rows = db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
+    return sorted(rows, key=lambda row: (row[0] != "needs_review", row[0]))
+
+
+class StoreIndex(AdminIndexView):
+    @expose("/")
+    def index(self):
+        return self.render("admin/store_index.html", status_counts=status_counts())
+
+
+def register_admin(app):
+    """Mount the HTML admin at /admin (the admin gate in front of it answers 404 without a password)."""
+    admin = Admin(
+        app,
+        name="Harbour Coffee Co. · Admin",
+        url="/admin",
+        index_view=StoreIndex(url="/admin", name="Overview"),
+        theme=Bootstrap4Theme(base_template="admin/store_master.html"),
+    )
+    admin.add_view(ProductAdmin(Product, db, name="Products", endpoint="admin_products", url="/admin/products"))
+    admin.add_view(OrderAdmin(Order, db, name="Orders", endpoint="admin_orders", url="/admin/orders"))
+    return admin

@@ -1,0 +1,63 @@
+"""Carts follow the catalog: a price change or a withdrawn product makes a new version of each open cart."""
+
+import logging
+
+from sqlalchemy import select
+
+from ..cart import domain, repository
+from ..cart.service import lock_cart
+from ..models import CartLine, Product
+
+log = logging.getLogger(__name__)
+
+
+def _catalog(session, product_ids):
+    rows = session.execute(
+        select(Product.id, Product.unit_amount, Product.active).where(Product.id.in_(sorted(product_ids)))
+    ).all()
+    return {row.id: (row.unit_amount, row.active) for row in rows}
+
+
+def reprice_locked(session, cart):
+    """Bring an open cart (a locked model) to the catalog's prices as a new version; True if it changed."""
+    session.flush()
+    state = repository.state_of(cart)
+    if state.status != "open" or not state.lines:
+        return False
+    lines, notices = domain.repriced(state.lines, _catalog(session, state.quantities), state.currency)
+    if not notices:
+        return False
+    repository.write_repriced(session.connection(), state, lines, notices)
+    session.expire(cart)  # written in Core: the model reloads its version and lines
+    log.info("cart %s v%s: %s", cart.id, state.version + 1, "; ".join(n["message"] for n in notices))
+    return True
+
+
+def open_carts_holding(session, product_id):
+    """Ids of open carts with a line of the product."""
+    from ..models import Cart
+
+    query = (
+        select(CartLine.cart_id)
+        .join(Cart, Cart.id == CartLine.cart_id)
+        .where(CartLine.product_id == product_id, Cart.status == "open")
+    )
+    return sorted(set(session.execute(query).scalars()))
+
+
+def reprice_carts(shop, product_id):
+    """Move every open cart holding the product to a new version at its current price (or without it),
+    pushed to the cart's tabs; the PaymentIntent follows through the usual sync. Returns the carts moved."""
+    cart_ids = open_carts_holding(shop.session, product_id)
+    shop.session.commit()
+    moved = []
+    for cart_id in cart_ids:
+        cart = lock_cart(shop.session, cart_id)
+        changed = reprice_locked(shop.session, cart)
+        view = repository.state_of(cart).view() if changed else None
+        shop.session.commit()
+        if changed:
+            moved.append(cart_id)
+            shop.publish.cart(view)
+            shop.schedule_sync(cart_id)
+    return moved

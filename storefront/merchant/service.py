@@ -1,0 +1,155 @@
+"""Merchant use cases: products (carts follow every change), orders by status, refunds."""
+
+import logging
+
+from sqlalchemy import case, select
+
+from ..cart.domain import money
+from ..checkout.domain import refund_outcome
+from ..checkout.fulfilment import order_push
+from ..checkout.service import order_view
+from ..errors import NotFound, PaymentUnavailable
+from ..models import Order, Product
+from ..payments.gateway import PaymentError
+from . import domain, history, stock
+from .pricing import reprice_carts
+
+log = logging.getLogger(__name__)
+
+
+def product_view(product, reserved):
+    """A product as the merchant sees it: on hand, and what a shopper can still add."""
+    return {
+        "id": product.id,
+        "name": product.name,
+        "unit_amount": product.unit_amount,
+        "currency": product.currency,
+        "stock": product.stock,
+        "available": None if product.stock is None else max(0, product.stock - reserved),
+        "active": product.active,
+    }
+
+
+def list_products(shop):
+    """Every product, active or not, in id order."""
+    products = shop.session.execute(select(Product).order_by(Product.id)).scalars().all()
+    held = stock.held(shop.session, [p.id for p in products])
+    views = [product_view(p, held.get(p.id, 0)) for p in products]
+    shop.session.commit()
+    return views
+
+
+def create_product(shop, body):
+    """A new product in the store's currency."""
+    changes = domain.parse_product(body, creating=True)
+    product = Product(currency=shop.currency, **{"active": True, "stock": None, **changes})
+    shop.session.add(product)
+    shop.session.flush()
+    view = product_view(product, 0)
+    shop.session.commit()
+    log.info("product %s created: %s at %s", view["id"], view["name"], view["unit_amount"])
+    return view
+
+
+def update_product(shop, product_id, body):
+    """Edit a product; a new price or a withdrawal moves every open cart holding it to a new version."""
+    changes = domain.parse_product(body, creating=False)
+    product = shop.session.get(Product, product_id, with_for_update=True, populate_existing=True)
+    if product is None:
+        shop.session.rollback()
+        raise NotFound(f"No product with id {product_id}.", code="product_not_found")
+    reserved = stock.reserved_units(shop.session, product_id)
+    if "stock" in changes:
+        try:
+            domain.check_stock_level(changes["stock"], reserved)
+        except Exception:
+            shop.session.rollback()
+            raise
+    carts_follow = (
+        changes.get("unit_amount", product.unit_amount) != product.unit_amount
+        or changes.get("active", product.active) != product.active
+    )
+    for name, value in changes.items():
+        setattr(product, name, value)
+    view = product_view(product, reserved)
+    shop.session.commit()
+    if carts_follow:
+        moved = reprice_carts(shop, product_id)
+        log.info("product %s changed (%s); %s open carts moved to a new version", product_id, changes, len(moved))
+    return view
+
+
+def list_orders(shop, status=None):
+    """Orders newest first; without a filter the `needs_review` queue comes first."""
+    query = select(Order)
+    if status:
+        query = query.where(Order.status == status).order_by(Order.created_at.desc(), Order.id.desc())
+    else:
+        query = query.order_by(
+            case((Order.status == "needs_review", 0), else_=1), Order.created_at.desc(), Order.id.desc()
+        )
+    views = [merchant_order_view(order) for order in shop.session.execute(query).scalars()]
+    shop.session.commit()
+    return views
+
+
+def merchant_order_view(order):
+    """The order as the shopper sees it, plus its cart and when it was made."""
+    return {
+        **order_view(order),
+        "cart_id": order.cart_id,
+        "refund_due": order.refund_due,
+        "created_at": order.created_at.isoformat() + "Z",
+    }
+
+
+def refund_order(shop, order_id, requested=None):
+    """Refund an order (by default all that is not yet refunded) through the gateway, once per click."""
+    order = shop.session.get(Order, order_id, populate_existing=True)
+    if order is None:
+        shop.session.rollback()
+        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    try:
+        amount = domain.refund_amount(requested, order.amount_received, order.amount_refunded)
+    except Exception:
+        shop.session.rollback()
+        raise
+    before, pi_id, currency = order.amount_refunded, order.payment_intent_id, order.currency
+    shop.session.commit()  # no transaction (nor SQLite's write lock) held across the Stripe call
+    try:
+        shop.gateway.refund(pi_id, amount, reason_key=domain.merchant_refund_key(order_id, before, amount))
+    except PaymentError as err:
+        log.warning("order %s: merchant refund of %s failed: %s", order_id, amount, err)
+        raise PaymentUnavailable("Stripe did not take the refund; please try again.") from err
+    order = shop.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    # charge.refunded may have mirrored Stripe's total already: never count a refund twice.
+    order.amount_refunded = max(order.amount_refunded, before + amount)
+    order.status = refund_outcome(order.status, order.amount_received, order.amount_refunded, order.refund_due)
+    history.record(
+        shop.session.connection(),
+        "refund",
+        f"merchant refunded {money(amount, currency)}",
+        cart_id=order.cart_id,
+        order_id=order_id,
+        payment_intent_id=pi_id,
+    )
+    view = merchant_order_view(order)
+    shop.session.commit()
+    shop.publish.order(view["cart_id"], order_push(order))
+    log.info("order %s: merchant refunded %s", order_id, amount)
+    return view
+
+
+def order_history(shop, order_id):
+    """An order and the lines of its history, oldest first."""
+    order = shop.session.get(Order, order_id, populate_existing=True)
+    if order is None:
+        shop.session.rollback()
+        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    lines = [
+        {"at": h.at.isoformat() + "Z", "kind": h.kind, "message": h.message}
+        for h in history.of_order(shop.session, order)
+    ]
+    view = {**merchant_order_view(order), "history": lines}
+    shop.session.commit()
+    return view

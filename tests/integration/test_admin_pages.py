@@ -1,0 +1,90 @@
+"""The HTML admin at /admin: forms carry CSRF tokens, saving goes through the merchant service."""
+
+import re
+
+import pytest
+import requests
+
+from tests.conftest import wait_for
+from tests.integration.test_merchant import GRINDER, PASSWORD, Merchant, basic, checkout
+from tests.shopping import browser_confirm, fill, synced
+
+pytestmark = pytest.mark.timeout(90)
+
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+@pytest.fixture
+def shop(make_store, sandbox):
+    return make_store(sandbox=sandbox, ADMIN_PASSWORD=PASSWORD)
+
+
+def token(page):
+    found = TOKEN.search(page.get_data(as_text=True))
+    assert found, page.get_data(as_text=True)[:500]
+    return found.group(1)
+
+
+def edit_form(client, product_id, **fields):
+    page = client.get(f"/admin/products/edit/?id={product_id}", headers=basic())
+    assert page.status_code == 200
+    return {"csrf_token": token(page), **fields}
+
+
+def test_a_price_saved_on_the_product_page_reaches_open_carts(shop):
+    admin, shopper = shop.app.test_client(), shop.client()
+    cart = fill(shopper, (GRINDER, 1))
+    form = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="11900", stock="", active="y")
+    saved = admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic())
+    assert saved.status_code == 302
+    after = shopper.get("/api/cart").get_json()
+    assert after["version"] == cart["version"] + 1 and after["total"] == 11900
+    assert after["notices"][0]["message"] == "The price of the burr grinder changed from $129.00 to $119.00."
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(shop):
+    admin, shopper = shop.app.test_client(), shop.client()
+    cart = fill(shopper, (GRINDER, 1))
+    refused = admin.post(
+        f"/admin/products/edit/?id={GRINDER}",
+        headers=basic(),
+        data={"name": "Burr grinder", "unit_amount": "100", "active": "y"},
+    )
+    assert refused.status_code == 200  # the form again, with its error
+    assert Merchant(shop).get("/products")[GRINDER - 1]["unit_amount"] == 12900
+    assert shopper.get("/api/cart").get_json()["version"] == cart["version"]
+    created = admin.post("/admin/products/new/", headers=basic(), data={"name": "Jug", "unit_amount": "100"})
+    assert created.status_code == 200 and len(Merchant(shop).get("/products")) == 8
+
+
+def test_the_merchant_refunds_a_needs_review_order_from_its_page(shop, stripe_client):
+    merchant, admin, shopper = Merchant(shop), shop.app.test_client(), shop.client()
+    merchant.patch(GRINDER, stock=1)
+    fill(shopper, (GRINDER, 1))
+    started = checkout(shopper)
+    synced(shopper)
+    merchant.patch(GRINDER, stock=0)  # gone before the shopper pays, without the handshake
+    assert browser_confirm(shop.sandbox.url, shop.sandbox.publishable_key, started)[0] == 200
+    order = wait_for(lambda: next(iter(merchant.get("/orders?status=needs_review")), None), message="review")
+
+    listing = admin.get("/admin/orders/", headers=basic()).get_data(as_text=True)
+    assert "needs_review (1)" in listing
+    page = admin.get(f"/admin/orders/details/?id={order['id']}", headers=basic())
+    assert "handshake" not in page.get_data(as_text=True) and "stripe" in page.get_data(as_text=True)
+    url = f"/admin/orders/refund/{order['id']}"
+    assert admin.post(url, data={"amount": "100"}, headers=basic()).status_code == 302
+    assert merchant.get("/orders")[0]["amount_refunded"] == 0  # no CSRF token: nothing refunded
+    done = admin.post(url, data={"csrf_token": token(page), "amount": ""}, headers=basic(), follow_redirects=True)
+    assert "Refunded: order" in done.get_data(as_text=True)
+    refunded = merchant.get("/orders")[0]
+    assert refunded["status"] == "refunded" and refunded["amount_refunded"] == 12900
+    refunds = stripe_client.v1.refunds.list(params={"payment_intent": started["payment_intent_id"]})
+    assert [r.amount for r in refunds.data] == [12900]
+    assert "merchant refunded $129.00" in admin.get(
+        f"/admin/orders/details/?id={order['id']}", headers=basic()
+    ).get_data(as_text=True)
+
+
+def test_the_pages_ask_for_the_password(shop):
+    assert requests.get(f"{shop.url}/admin/", timeout=5).status_code == 401
+    assert requests.get(f"{shop.url}/admin/", auth=("admin", PASSWORD), timeout=5).status_code == 200
