@@ -77,9 +77,15 @@ def _database_url(url):
 
 
 def check_production_safety(config):
-    """Refuse to run in production with a default secret or no webhook secret."""
-    if config.get("ENV_NAME") != "production":
-        return
+    """Refuse to run with a secret key and no publishable key; in production, with a default secret or no
+    webhook secret."""
+    if config.get("ENV_NAME") == "production":
+        _check_production_secrets(config)
+    if config.get("STRIPE_SECRET_KEY") and not config.get("STRIPE_PUBLISHABLE_KEY"):
+        raise RuntimeError("STRIPE_PUBLISHABLE_KEY must be set with STRIPE_SECRET_KEY (the payment form needs it)")
+
+
+def _check_production_secrets(config):
     if config.get("SECRET_KEY") in ("", DEV_SECRET_KEY):
         raise RuntimeError("SECRET_KEY must be set in production (STOREFRONT_ENV=production)")
     if not config.get("STRIPE_WEBHOOK_SECRET"):

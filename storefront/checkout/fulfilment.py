@@ -41,6 +41,9 @@ def apply_payment_intent(shop, pi, observed_at=None):
         log.warning("PaymentIntent %s names no cart of ours; ignored", pi.id)
         return
     cart_id, version = ref
+    outcome = domain.payment_outcome(pi.status, pi.payment_error is not None)
+    # Read from Stripe before taking the row lock: no Stripe call while a cart is locked.
+    method = shop.gateway.payment_method_of(pi) if outcome == "succeeded" or pi.status == "processing" else None
     cart = lock_cart(shop.session, cart_id)
     if cart.payment_intent_id != pi.id and not orders_of(shop.session, pi.id):
         # Metadata can be copied: only a PaymentIntent this cart was given is one of ours.
@@ -49,10 +52,13 @@ def apply_payment_intent(shop, pi, observed_at=None):
         return
     if cart.payment_intent_id == pi.id:
         cart.pi_status = pi.status
-    outcome = domain.payment_outcome(pi.status, pi.payment_error is not None)
     changed, refund = [], None
     if outcome == "succeeded":
-        changed, refund = _fulfil(shop.session, cart, pi, version)
+        changed, refund = _fulfil(shop.session, cart, pi, version, method)
+    elif pi.status == "processing":
+        changed = orders_of(shop.session, pi.id, status="awaiting_payment")
+        for order in changed:
+            order.payment_method = method  # a bank debit can take days: the order page says which method waits
     elif outcome == "canceled" or (outcome == "failed" and domain.failure_is_current(observed_at, cart.frozen_at)):
         changed = _fail(shop.session, cart, pi, outcome)
     view = cart_view(cart)
@@ -64,7 +70,7 @@ def apply_payment_intent(shop, pi, observed_at=None):
         refund_excess(shop, *refund)
 
 
-def _fulfil(session, cart, pi, version):
+def _fulfil(session, cart, pi, version, method):
     orders = orders_of(session, pi.id)
     order = next((o for o in orders if o.cart_version == version), None)
     if order is not None and order.status in domain.SETTLED_ORDER_STATUSES:
@@ -73,6 +79,7 @@ def _fulfil(session, cart, pi, version):
         order = _order_from_snapshot(session, cart, pi, version)
     order.status, order.refund_due = domain.settlement(order.amount, pi.amount_received)
     order.amount_received = pi.amount_received
+    order.payment_method = method
     superseded = [o for o in orders if o is not order and o.status == "awaiting_payment"]
     for other in superseded:
         other.status = "payment_failed"
@@ -107,6 +114,8 @@ def _order_from_snapshot(session, cart, pi, version):
 
 def _fail(session, cart, pi, outcome):
     awaiting = orders_of(session, pi.id, status="awaiting_payment")
+    for order in awaiting:
+        order.failure_reason = (pi.payment_error_message or "")[:255] or None
     if cart.payment_intent_id == pi.id:
         unfreeze(cart, awaiting)
         if outcome == "canceled":

@@ -26,6 +26,9 @@ def order_view(order):
         "items": order.items,
         "payment_intent_id": order.payment_intent_id,
         "cart_version": order.cart_version,
+        "created_at": order.created_at.replace(microsecond=0).isoformat() + "Z",
+        "payment_method": order.payment_method,
+        "failure_reason": order.failure_reason,
     }
 
 
@@ -110,8 +113,9 @@ def confirm(shop, cart_id, shown_version, sync_now):
     cart.status, cart.frozen_at = "frozen", shop.now()
     order = _awaiting_order(shop.session, cart, view)
     view = cart_view(cart)
+    order_id = order.id
     shop.session.commit()
-    shop.publish.cart(view)
+    shop.publish.cart({**view, "order_id": order_id})  # other tabs link to the order being paid
     synced = sync_now(cart_id)
     fresh, released = _refresh(shop, cart_id, order.id, synced)
     if released:

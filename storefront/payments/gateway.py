@@ -50,6 +50,8 @@ class PaymentIntent:
     client_secret: str | None = None
     metadata: dict = field(default_factory=dict)
     payment_error: str | None = None
+    payment_error_message: str | None = None
+    latest_charge: str | None = None
 
     @property
     def cart_ref(self):
@@ -64,6 +66,7 @@ def _view(pi):
     if not isinstance(pi, dict):
         pi = pi.to_dict()
     error = pi.get("last_payment_error")
+    charge = pi.get("latest_charge")
     return PaymentIntent(
         id=pi["id"],
         status=pi["status"],
@@ -73,7 +76,21 @@ def _view(pi):
         client_secret=pi.get("client_secret"),
         metadata=dict(pi.get("metadata") or {}),
         payment_error=(error.get("code") or error.get("message") or "payment_error") if error else None,
+        payment_error_message=error.get("message") if error else None,
+        latest_charge=charge.get("id") if isinstance(charge, dict) else charge,
     )
+
+
+def _method_summary(details):
+    """A charge's `payment_method_details` as the order page shows it: type, card brand, last 4."""
+    kind = (details or {}).get("type")
+    if not kind:
+        return None
+    specific = details.get(kind) or {}
+    summary = {"type": kind, "last4": specific.get("last4")}
+    if specific.get("brand"):
+        summary["brand"] = specific["brand"]
+    return summary
 
 
 def _metadata(cart_id, version):
@@ -115,6 +132,17 @@ class StripeGateway:
     def retrieve(self, pi_id):
         """The PaymentIntent's current state, whatever order its events arrived in."""
         return self._call(self._client.v1.payment_intents.retrieve, pi_id)
+
+    def payment_method_of(self, pi):
+        """How a PaymentIntent was paid ({type, brand?, last4}) from its latest charge; None if unknown."""
+        if not pi.latest_charge:
+            return None
+        try:
+            charge = self._client.v1.charges.retrieve(pi.latest_charge)
+        except stripe.StripeError as err:
+            log.warning("PaymentIntent %s: charge %s not read (%s)", pi.id, pi.latest_charge, err)
+            return None
+        return _method_summary(charge.to_dict().get("payment_method_details"))
 
     def recent_payment_intents(self, created_since):
         """PaymentIntents created since a Unix time, for reconciliation."""
