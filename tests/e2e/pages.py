@@ -6,8 +6,10 @@ ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
 BLOCKING_IMPACTS = ("serious", "critical")
 
+# label-content-name-mismatch is one of axe's experimental rules, off by default: turned on here.
 RUN_AXE = """async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
+  const result = await axe.run(document, {resultTypes: ["violations"],
+    rules: {"label-content-name-mismatch": {enabled: true}}});
   return result.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
     nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}));
 }"""
