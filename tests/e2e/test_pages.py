@@ -177,3 +177,54 @@ def test_money_uses_stripes_currency_exponents(browser):
     assert shown["krw"] == "₩1,000"
     assert shown["exponents"] == [2, 0, 2, 2, 3, 3, 0]
     assert money(12345) == shown["usd"]
+
+
+SEPA_IBAN_FAILS = "AT861904300235473202"
+
+
+@SIZES
+def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, shoppers, viewport):
+    a, b = server.products()[:2]
+    shopper = shoppers(server, viewport)
+    card = Tab(shopper.new_page())
+    card.buy(a["id"], 2)
+    card.open_checkout(2 * a["unit_amount"])
+    card.fill_card(VISA)
+    card.pay()
+    paid_id = card.wait_for_order_page()
+    expect(card["order-status"]).to_have_text("Paid", timeout=20_000)
+    expect(card["order-payment-method"]).to_have_text("Visa ending in 4242")
+    expect(card["order-date"]).to_have_text(re.compile(r"\b20\d\d\b"))
+    expect(card["order-next"]).to_contain_text("Your payment was received")
+    expect(card[f"order-line-{a['id']}"]).to_contain_text(f"2 × {a['name']}")
+    expect(card["order-amount"]).to_have_text(money(2 * a["unit_amount"]))
+    assert_page_is_sound(card.page, "paid order")
+
+    # Refunded at Stripe: the order page follows and says when the money comes back.
+    payment_intent = card.order(paid_id)["payment_intent_id"]
+    refund = requests.post(f"{server.sandbox_url}/v1/refunds", data={"payment_intent": payment_intent},
+                           headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=10)
+    assert refund.ok, refund.text
+    expect(card["order-status"]).to_have_text("Refunded", timeout=20_000)
+    expect(card["order-next"]).to_contain_text(f"We refunded {money(2 * a['unit_amount'])}")
+
+    # A SEPA debit that is still processing says a bank debit takes days; when it fails, why, and the way back.
+    debit = Tab(shopper.new_page())
+    debit.buy(b["id"], 1)
+    debit.open_checkout(b["unit_amount"])
+    debit.fill_sepa(SEPA_IBAN_FAILS)
+    debit.pay()
+    failing_id = debit.wait_for_order_page()
+    expect(debit["order-status"]).to_have_text("Payment processing…")
+    expect(debit["order-payment-method"]).to_have_text("SEPA Direct Debit from the account ending in 3202",
+                                                       timeout=20_000)
+    expect(debit["order-next"]).to_contain_text("A bank debit can take several business days")
+    assert_page_is_sound(debit.page, "processing order")
+    server.sandbox("POST", f"/payment_intents/{debit.order(failing_id)['payment_intent_id']}/settle")
+    expect(debit["order-status"]).to_have_text("Payment failed — your cart is back", timeout=20_000)
+    expect(debit["order-next"]).to_contain_text("insufficient funds")
+    expect(debit["back-to-cart"]).to_have_class(re.compile("button--primary"))
+    expect(debit["pay-again"]).to_be_visible()
+    assert_page_is_sound(debit.page, "failed order")
+    debit["back-to-cart"].click()
+    expect(debit[f"qty-{b['id']}"]).to_have_value("1")
