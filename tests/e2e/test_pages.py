@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.e2e.pages import assert_page_is_sound
-from tests.e2e.tabs import ARTIFACTS, ROOT, SEPA_IBAN_PROCESSING, VISA, Tab, money
+from tests.e2e.tabs import ROOT, SEPA_IBAN_PROCESSING, VISA, Tab, money
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
