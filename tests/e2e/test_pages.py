@@ -58,6 +58,10 @@ def test_every_page_fits_and_passes_axe(server, shoppers, viewport):
     assert_page_is_sound(tab.page, "checkout")
     tab.page.evaluate("document.activeElement && document.activeElement.blur()")
     screenshot_for_readme(tab, "checkout-" + ("phone" if viewport is PHONE else "desktop"))
+    if viewport is PHONE:  # the narrowest phone the store supports
+        tab.page.set_viewport_size({"width": 360, "height": 740})
+        assert_page_is_sound(tab.page, "checkout at 360 px")
+        tab.page.set_viewport_size(viewport)
 
     tab.pay()
     order_id = tab.wait_for_order_page()
@@ -228,3 +232,24 @@ def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, 
     assert_page_is_sound(debit.page, "failed order")
     debit["back-to-cart"].click()
     expect(debit[f"qty-{b['id']}"]).to_have_value("1")
+
+
+@pytest.mark.parametrize("status, says", [
+    ("needs_review", "a person is checking it"),
+    ("awaiting_payment", "waiting for the payment provider"),
+])
+def test_order_page_wording_for_states_a_scenario_rarely_reaches(server, shoppers, status, says):
+    """Statuses that need a mismatched amount (needs_review) or a card still pending, read from a stubbed answer."""
+    tab = Tab(shoppers(server).new_page())
+    order = {"id": 7, "status": status, "amount": 2400, "amount_received": 2600 if status == "needs_review" else 0,
+             "amount_refunded": 0, "currency": "usd", "items": [{"product_id": 1, "name": "Beans", "unit_amount": 2400,
+             "quantity": 1, "line_total": 2400}], "payment_intent_id": "pi_x", "cart_version": 2,
+             "created_at": "2026-12-01T10:00:00Z", "payment_method": {"type": "card", "brand": "mastercard",
+             "last4": "4444"}, "failure_reason": None}
+    tab.page.route("**/api/orders/7", lambda route: route.fulfill(json=order))
+    tab.page.goto("/orders/7")
+    expect(tab["order-next"]).to_contain_text(says)
+    expect(tab["order-payment-method"]).to_have_text("Mastercard ending in 4444")
+    expect(tab["order-date"]).to_contain_text("December 1, 2026")
+    expect(tab["order-title"]).to_have_text("Order #7")
+    assert_page_is_sound(tab.page, f"{status} order")
