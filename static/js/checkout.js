@@ -246,6 +246,7 @@
 
   el.form.addEventListener("submit", pay);
   Store.on("cart", render);
+  Store.on("reachable", function () { if (state.messageCode === "network") showMessage(""); });
   Store.on("connection", function (connection) {
     if (connection === "up" && state.messageCode === "network") showMessage("");
     if (state.cart) render(state.cart);

@@ -41,6 +41,7 @@
     } catch (err) {
       return { ok: false, status: 0, data: networkError() };
     }
+    emit("reachable"); // the store answered, whatever it said
     let data = null;
     try {
       data = await response.json();

@@ -211,3 +211,26 @@ def test_a_reloaded_checkout_can_cancel_the_payment(server, shoppers):
     tab.pay()
     tab.wait_for_order_page()
     expect(tab["order-status"]).to_have_text("Paid", timeout=20_000)
+
+
+def test_a_replaced_payment_intent_gets_a_fresh_element_and_the_old_one_is_destroyed(server, shoppers):
+    a, b = server.products()[:2]
+    shopper = shoppers(server)
+    paying = Tab(shopper.new_page())
+    paying.buy(a["id"], 1)
+    watching = Tab(shopper.new_page()).open_checkout(a["unit_amount"])
+    first_intent = watching.cart()["payment"]["payment_intent_id"]
+    paying.open_checkout(a["unit_amount"])
+    paying.fill_card(VISA)
+    paying.pay()
+    paying.wait_for_order_page()
+    expect(watching["checkout-empty"]).to_be_visible(timeout=20_000)  # the paid items left the cart
+
+    answer = watching.page.request.post("/api/cart/items", data={"product_id": b["id"], "quantity": 1})
+    assert answer.ok, answer.text()
+    watching.expect_ready_to_pay(b["unit_amount"])
+    assert watching.cart()["payment"]["payment_intent_id"] != first_intent
+    expect(watching["sandbox-payment-element"]).to_have_count(1)
+    stats = shim_stats(watching)
+    assert stats["created"] == 2 and stats["destroyed"] == 1, stats  # destroy(), not a cleared container
+    assert shown_element_amount(watching) == b["unit_amount"]
