@@ -234,3 +234,23 @@ def test_a_replaced_payment_intent_gets_a_fresh_element_and_the_old_one_is_destr
     stats = shim_stats(watching)
     assert stats["created"] == 2 and stats["destroyed"] == 1, stats  # destroy(), not a cleared container
     assert shown_element_amount(watching) == b["unit_amount"]
+
+
+def test_a_cancel_refused_because_money_is_moving_says_so(server, shoppers):
+    """The page's side of 409 `payment_in_flight` (the answer stubbed: the bank started moving the money)."""
+    a = server.products()[0]
+    tab = Tab(shoppers(server).new_page())
+    tab.buy(a["id"], 1)
+    tab.open_checkout(a["unit_amount"])
+    tab.fill_card(THREE_D_SECURE_CARD)
+    tab.pay()
+    expect(tab["sandbox-3ds-modal"]).to_be_visible()
+    frozen = tab.cart()
+    refusal = {"error": {"code": "payment_in_flight", "message": "This payment is being processed."}, "cart": frozen}
+    tab.page.route("**/api/checkout/cancel", lambda route: route.fulfill(status=409, json=refusal))
+    tab.page.reload()
+    tab["cancel-payment"].click()
+    expect(tab["checkout-message"]).to_have_text("Your bank is already processing this payment, so it can't be "
+                                                 "cancelled now. The order page will show the result.")
+    expect(tab["in-flight-order-link"]).to_have_attribute("href", f"/orders/{frozen['order_id']}")
+    expect(tab["pay-button"]).to_be_disabled()
