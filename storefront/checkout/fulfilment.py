@@ -42,8 +42,7 @@ def apply_payment_intent(shop, pi, observed_at=None):
         return
     cart_id, version = ref
     outcome = domain.payment_outcome(pi.status, pi.payment_error is not None)
-    # Read from Stripe before taking the row lock: no Stripe call while a cart is locked.
-    method = shop.gateway.payment_method_of(pi) if outcome == "succeeded" or pi.status == "processing" else None
+    method = _method_to_record(shop, pi, outcome)
     cart = lock_cart(shop.session, cart_id)
     if cart.payment_intent_id != pi.id and not orders_of(shop.session, pi.id):
         # Metadata can be copied: only a PaymentIntent this cart was given is one of ours.
@@ -56,9 +55,7 @@ def apply_payment_intent(shop, pi, observed_at=None):
     if outcome == "succeeded":
         changed, refund = _fulfil(shop.session, cart, pi, version, method)
     elif pi.status == "processing":
-        changed = orders_of(shop.session, pi.id, status="awaiting_payment")
-        for order in changed:
-            order.payment_method = method  # a bank debit can take days: the order page says which method waits
+        changed = _note_method(shop.session, pi, method)
     elif outcome == "canceled" or (outcome == "failed" and domain.failure_is_current(observed_at, cart.frozen_at)):
         changed = _fail(shop.session, cart, pi, outcome)
     view = cart_view(cart)
@@ -70,6 +67,27 @@ def apply_payment_intent(shop, pi, observed_at=None):
         refund_excess(shop, *refund)
 
 
+def _method_to_record(shop, pi, outcome):
+    """How a processing or succeeded payment was paid, read from Stripe once per payment (before any row
+    lock: no Stripe call while a cart is locked); None when already recorded or not yet known."""
+    if outcome != "succeeded" and pi.status != "processing":
+        return None
+    known = shop.session.execute(  # a column read: no models loaded ahead of the lock
+        select(Order.id).where(Order.payment_intent_id == pi.id, Order.payment_method.is_not(None)).limit(1)
+    ).first()
+    return None if known else shop.gateway.payment_method_of(pi)
+
+
+def _note_method(session, pi, method):
+    """A bank debit can take days: the awaiting orders say which method is on its way."""
+    if not method:
+        return []
+    awaiting = orders_of(session, pi.id, status="awaiting_payment")
+    for order in awaiting:
+        order.payment_method = method
+    return awaiting
+
+
 def _fulfil(session, cart, pi, version, method):
     orders = orders_of(session, pi.id)
     order = next((o for o in orders if o.cart_version == version), None)
@@ -79,7 +97,7 @@ def _fulfil(session, cart, pi, version, method):
         order = _order_from_snapshot(session, cart, pi, version)
     order.status, order.refund_due = domain.settlement(order.amount, pi.amount_received)
     order.amount_received = pi.amount_received
-    order.payment_method = method
+    order.payment_method = method or order.payment_method
     superseded = [o for o in orders if o is not order and o.status == "awaiting_payment"]
     for other in superseded:
         other.status = "payment_failed"
