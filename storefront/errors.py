@@ -1,6 +1,6 @@
 """Domain errors and the one place that turns them, and HTTP errors, into JSON answers."""
 
-from flask import jsonify, request
+from flask import jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -77,7 +77,7 @@ def register_error_handlers(app):
     @app.errorhandler(HTTPException)
     def _http_error(err):
         if not _wants_json():
-            return err
+            return _page(err.code, err.name), err.code
         default = (err.name or "error").lower().replace(" ", "_")
         code = {413: "payload_too_large", 429: "rate_limited"}.get(err.code, default)
         return jsonify(error_body(code, err.description or err.name)), err.code
@@ -91,7 +91,17 @@ def register_error_handlers(app):
     @app.errorhandler(Exception)
     def _unexpected(err):
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if not _wants_json():
+            return _page(500, "Something went wrong"), 500
         return jsonify(error_body("internal_error", "Something went wrong on our side.")), 500
+
+
+def _page(status, title):
+    """The store's own error page (a shopper who mistyped a URL still sees the shop, not a bare server page)."""
+    try:
+        return render_template("errors/page.html", status=status, title=title)
+    except Exception:  # noqa: BLE001 - an error page must not fail in turn
+        return f"<!doctype html><title>{status}</title><h1>{status} {title}</h1>"
 
 
 def _wants_json():

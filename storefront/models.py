@@ -100,6 +100,9 @@ class Order(db.Model):
     amount_refunded: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(String(3))
     items: Mapped[list] = mapped_column(JSON)
+    # How it was paid ({type, brand?, last4}) and, for a failed payment, Stripe's reason: the order page shows both.
+    payment_method: Mapped[dict | None] = mapped_column(JSON)
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

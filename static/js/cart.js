@@ -111,10 +111,14 @@
     total.textContent = Store.money(cart.total, cart.currency);
     empty.hidden = cart.items.length > 0;
     frozenBanner.hidden = !frozen;
-    checkoutLink.classList.toggle("is-disabled", cart.items.length === 0);
-    checkoutLink.setAttribute("aria-disabled", String(cart.items.length === 0));
+    const closed = cart.items.length === 0 || frozen;
+    checkoutLink.classList.toggle("is-disabled", closed);
+    checkoutLink.setAttribute("aria-disabled", String(closed));
   }
 
+  checkoutLink.addEventListener("click", function (event) {
+    if (checkoutLink.getAttribute("aria-disabled") === "true") event.preventDefault();
+  });
   Store.on("cart", render);
   Store.start();
 })();

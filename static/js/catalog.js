@@ -4,6 +4,16 @@
 
   const list = document.querySelector("[data-testid=product-list]");
   const message = document.querySelector("[data-testid=page-message]");
+  const reason = document.querySelector("[data-testid=catalog-frozen]");
+  const buttons = [];
+  let frozen = false;
+
+  /* While a payment is in flight the cart can't change: say so before the shopper clicks. */
+  function renderFrozen(cart) {
+    frozen = cart.status === "frozen";
+    reason.hidden = !frozen;
+    buttons.forEach(function (button) { button.disabled = frozen || button.dataset.busy === "true"; });
+  }
 
   function card(product) {
     const item = document.createElement("li");
@@ -28,18 +38,25 @@
     button.type = "button";
     button.className = "button button--primary";
     button.dataset.testid = "add-to-cart-" + product.id;
-    button.textContent = "Add to cart";
-    button.setAttribute("aria-label", "Add " + product.name + " to cart");
+    // The accessible name starts with the visible words (WCAG 2.5.3), then says which product.
+    const which = document.createElement("span");
+    which.className = "visually-hidden";
+    which.textContent = ": " + product.name;
+    button.append("Add to cart", which);
+    button.setAttribute("aria-describedby", "frozen-reason");
     button.addEventListener("click", function () { add(product, button); });
+    buttons.push(button);
 
     item.append(swatch, name, price, button);
     return item;
   }
 
   async function add(product, button) {
+    button.dataset.busy = "true";
     button.disabled = true;
     const result = await Store.api("POST", "/api/cart/items", { product_id: product.id, quantity: 1 });
-    button.disabled = false;
+    button.dataset.busy = "false";
+    button.disabled = frozen;
     if (result.ok) {
       Store.acceptCart(result.data);
       Store.setMessage(message, "Added " + product.name + " to your cart.", "info");
@@ -57,8 +74,10 @@
       return;
     }
     result.data.forEach(function (product) { list.append(card(product)); });
+    if (Store.latestCart()) renderFrozen(Store.latestCart());
   }
 
+  Store.on("cart", renderFrozen);
   loadProducts();
   Store.start();
 })();

@@ -1,81 +1,119 @@
 /* Checkout: what you see is what you pay.
  *
  * The page shows the cart total and the amount the PaymentIntent will charge, re-rendered on every
- * `cart` push. Pay is enabled only while the shown version is the latest, the cart is open and the
- * PaymentIntent's amount equals the total. Pay runs the confirm handshake first; only a 200 lets
- * Stripe.js confirm the payment, and the outcome is shown on the order page, never here.
+ * `cart` push. Pay is enabled only while the page can reach the store, the shown version is the latest,
+ * the cart is open, the PaymentIntent's amount equals the total and the Payment Element has fetched that
+ * amount (elements.fetchUpdates). A burst of changes keeps Pay disabled once, not on and off: it is
+ * enabled again only after the cart has been quiet for a moment. Pay runs the confirm handshake first;
+ * only a 200 lets Stripe.js confirm the payment, and the outcome is shown on the order page.
  */
 (function () {
   "use strict";
 
+  const SETTLE_MS = 400;
+  const q = function (id) { return document.querySelector("[data-testid=" + id + "]"); };
   const el = {
-    lines: document.querySelector("[data-testid=checkout-lines]"),
-    empty: document.querySelector("[data-testid=checkout-empty]"),
-    total: document.querySelector("[data-testid=checkout-total]"),
-    amount: document.querySelector("[data-testid=checkout-amount]"),
-    version: document.querySelector("[data-testid=checkout-version]"),
-    form: document.getElementById("payment-form"),
-    button: document.querySelector("[data-testid=pay-button]"),
-    status: document.querySelector("[data-testid=pay-status]"),
-    message: document.querySelector("[data-testid=checkout-message]"),
+    lines: q("checkout-lines"), empty: q("checkout-empty"), panels: q("checkout-panels"),
+    total: q("checkout-total"), amount: q("checkout-amount"), form: document.getElementById("payment-form"),
+    button: q("pay-button"), status: q("pay-status"), message: q("checkout-message"),
+    inFlight: q("payment-in-flight"), inFlightText: q("in-flight-text"), finish: q("finish-authentication"),
+    cancel: q("cancel-payment"), orderLink: q("in-flight-order-link"),
   };
+  const Reasons = window.CheckoutReasons;
 
   const state = {
-    cart: null, // the cart this page shows
-    paying: false, // a payment is under way in this tab
-    ownAttempt: false, // this tab froze the cart; its outcome is still pending on the server
-    leaving: false,
-    stripe: null,
-    publishableKey: null,
-    elements: null,
-    mountedIntent: null,
-    starting: false,
-    startedFor: null, // the cart state the last POST /api/checkout was made for
+    cart: null, baseline: null, // what the page shows, and what it showed when Pay was last ready
+    paying: false, ownAttempt: false, leaving: false,
+    stripe: null, publishableKey: null, elements: null, paymentElement: null,
+    mountedIntent: null, formReady: false, formError: "",
+    fetched: null, fetching: false, // the "PaymentIntent:version:amount" the Payment Element has fetched
+    starting: false, startedFor: null,
+    changedAt: 0, settleTimer: null, messageCode: null, inspected: null,
   };
 
-  function money(amount) {
-    return Store.money(amount, state.cart.currency);
-  }
+  function money(amount) { return Store.money(amount, state.cart.currency); }
+  function payKey(cart) { return cart.payment.payment_intent_id + ":" + cart.version + ":" + cart.payment.amount; }
 
   function render(cart) {
+    if (state.cart && state.cart.id === cart.id && state.cart.version !== cart.version) state.changedAt = Date.now();
+    if (!state.baseline || state.baseline.id !== cart.id) state.baseline = cart;
     state.cart = cart;
     if (cart.status === "open") state.ownAttempt = false;
+    const empty = cart.items.length === 0 && cart.status === "open";
+    el.empty.hidden = !empty;
+    el.panels.hidden = empty;
     Store.renderLines(el.lines, cart.items, cart.currency, "checkout-line-");
-    el.empty.hidden = cart.items.length > 0;
     el.total.textContent = money(cart.total);
     el.amount.textContent = cart.payment ? money(cart.payment.amount) : "—";
     el.amount.classList.toggle("is-updating", !cart.payment || cart.payment.amount !== cart.total);
-    el.version.textContent = String(cart.version);
+    renderInFlight(cart);
     updatePay();
     ensurePaymentForm(cart);
+    fetchAmount(cart);
   }
+
+  function synced(cart) { return Boolean(cart.payment) && cart.payment.amount === cart.total; }
 
   /* Why Pay must stay disabled right now, or "" when it may be pressed. */
   function payBlocker() {
     const cart = state.cart;
     if (!cart) return "Loading your cart…";
-    if (cart.items.length === 0) return "Your cart is empty";
+    if (cart.items.length === 0) return "Your cart is empty.";
     if (state.paying) return "Payment in progress…";
-    if (cart.version !== Store.latestVersion()) return "Your cart changed — showing the latest…";
+    if (Store.connection() === "down") return "Can't reach the store right now. Pay is paused until the connection is back.";
+    if (Store.connection() === "connecting") return "Connecting to the store…";
+    if (cart.version !== Store.latestVersion()) return "Showing your latest cart…";
     if (cart.status !== "open") {
-      return state.ownAttempt ? "Waiting for the payment result…" : "A payment is in progress in another tab";
+      return state.ownAttempt ? "Waiting for the payment result…" : "A payment for this cart is already under way.";
     }
+    if (state.formError) return state.formError;
+    const changed = state.baseline && state.baseline.version !== cart.version;
+    const waiting = !synced(cart) || state.fetched !== payKey(cart) || Date.now() - state.changedAt < SETTLE_MS;
+    if (changed && waiting) return Reasons.changedReason(state.baseline, cart);
     if (!cart.payment) return "Preparing the payment…";
-    if (cart.payment.amount !== cart.total) return "Updating the amount to charge…";
-    if (!state.elements || state.mountedIntent !== cart.payment.payment_intent_id) return "Loading the payment form…";
+    if (!synced(cart)) return "Updating the amount to charge…";
+    if (!state.elements || state.mountedIntent !== cart.payment.payment_intent_id || !state.formReady) {
+      return "Loading the payment form…";
+    }
+    if (state.fetched !== payKey(cart) || Date.now() - state.changedAt < SETTLE_MS) return "Updating the amount to charge…";
     return "";
   }
 
   function updatePay() {
     const reason = payBlocker();
+    if (!reason) state.baseline = state.cart;
+    const cart = state.cart;
     el.button.disabled = Boolean(reason);
-    el.button.textContent = reason ? "Pay" : "Pay " + money(state.cart.payment.amount);
-    el.status.textContent = reason || "Ready: " + money(state.cart.payment.amount) + " will be charged.";
+    el.button.textContent = cart && cart.items.length ? "Pay " + money(reason ? cart.total : cart.payment.amount) : "Pay";
+    el.status.textContent = reason || "Ready: " + money(cart.payment.amount) + " will be charged.";
     el.status.dataset.ready = String(!reason);
+    clearTimeout(state.settleTimer);
+    const settling = SETTLE_MS - (Date.now() - state.changedAt);
+    if (reason && settling > 0) state.settleTimer = setTimeout(updatePay, settling + 10);
   }
 
-  function showMessage(text, kind) {
+  function showMessage(text, kind, code) {
+    state.messageCode = text ? code || null : null;
     Store.setMessage(el.message, text, kind || "error");
+  }
+
+  /* Stripe documents fetchUpdates after every server-side amount change: wallets show the amount in their sheet. */
+  async function fetchAmount(cart) {
+    if (state.fetching || !state.elements || !state.formReady || cart.status !== "open" || !synced(cart)) return;
+    if (state.mountedIntent !== cart.payment.payment_intent_id || state.fetched === payKey(cart)) return;
+    const key = payKey(cart);
+    state.fetching = true;
+    const result = await state.elements.fetchUpdates();
+    state.fetching = false;
+    if (result && result.error) {
+      state.formError = "The payment form could not update to the new amount (" + result.error.message +
+        "). Please reload the page.";
+    } else {
+      state.formError = "";
+      state.fetched = key;
+    }
+    updatePay();
+    if (state.cart && synced(state.cart) && payKey(state.cart) !== key && !state.formError) fetchAmount(state.cart);
   }
 
   /* Make sure a payment form exists for the cart's live PaymentIntent (re-POST is safe). */
@@ -95,42 +133,67 @@
     if (result.ok) {
       mount(result.data);
     } else if (!(result.data && result.data.error && result.data.error.code === "cart_empty")) {
-      showMessage(Store.errorMessage(result));
+      showMessage(Store.errorMessage(result), "error", result.data && result.data.error && result.data.error.code);
     }
     if (result.data && result.data.cart) Store.acceptCart(result.data.cart);
     await Store.refreshCart(); // the cart now names its PaymentIntent and the amount it charges
     if (state.cart) render(state.cart);
   }
 
+  function stripeFor(publishableKey) {
+    if (typeof Stripe !== "function") throw new Error("Stripe.js did not load");
+    if (!state.stripe || state.publishableKey !== publishableKey) {
+      state.stripe = Stripe(publishableKey);
+      state.publishableKey = publishableKey;
+    }
+    return state.stripe;
+  }
+
+  function formFailed(detail) {
+    state.formError = "The payment form could not load (" + detail + "). Nothing was charged. " +
+      "Please reload the page; if this keeps happening, the shop's payment setup needs attention.";
+    updatePay();
+  }
+
   function mount(answer) {
     if (answer.payment_intent_id === state.mountedIntent) return;
-    if (typeof Stripe !== "function") {
-      showMessage("The payment form could not load. Please reload the page.");
+    let stripe;
+    try {
+      stripe = stripeFor(answer.publishable_key);
+    } catch (err) {
+      formFailed(err.message);
       return;
     }
-    if (!state.stripe || state.publishableKey !== answer.publishable_key) {
-      state.stripe = Stripe(answer.publishable_key);
-      state.publishableKey = answer.publishable_key;
-    }
-    document.getElementById("payment-element").replaceChildren();
-    state.elements = state.stripe.elements({ clientSecret: answer.client_secret });
-    state.elements.create("payment").mount("#payment-element");
-    state.mountedIntent = answer.payment_intent_id;
+    if (state.paymentElement) state.paymentElement.destroy(); // Stripe's way to remove an Element for good
+    Object.assign(state, { formReady: false, formError: "", fetched: null, mountedIntent: answer.payment_intent_id });
+    state.elements = stripe.elements({ clientSecret: answer.client_secret });
+    const element = state.elements.create("payment");
+    element.on("ready", function () {
+      if (element !== state.paymentElement) return;
+      state.formReady = true;
+      if (state.cart) render(state.cart);
+    });
+    element.on("loaderror", function (event) {
+      if (element !== state.paymentElement) return;
+      formFailed((event && event.error && event.error.message) || "unknown error");
+    });
+    state.paymentElement = element;
+    element.mount("#payment-element");
   }
 
   /* A 409 (or other refusal) from the handshake: show the newer cart instead of paying. */
-  function refused(result) {
+  async function refused(result) {
     const data = result.data || {};
     const code = data.error && data.error.code;
-    if (data.cart) {
-      Store.acceptCart(data.cart);
-      Store.reconnect(); // a stale page had missed pushes: resume live updates
-    }
+    if (data.cart) Store.acceptCart(data.cart);
+    Store.reconnect(); // a stale page had missed pushes: resume live updates
+    await Store.refreshCart();
     const latest = Store.latestCart();
     if (code === "cart_changed" && latest) {
-      showMessage("Your cart changed — the amount to pay is now " + Store.money(latest.total, latest.currency), "warning");
+      showMessage("Your cart changed in another tab — the amount to pay is now " +
+        Store.money(latest.total, latest.currency) + ". Check it, then press Pay again.", "warning", code);
     } else {
-      showMessage(Store.errorMessage(result));
+      showMessage(Store.errorMessage(result), "error", code);
     }
   }
 
@@ -142,16 +205,14 @@
     state.paying = true;
     updatePay();
     try {
-      if (typeof state.elements.submit === "function") {
-        const checked = await state.elements.submit(); // validate the form before freezing the cart
-        if (checked && checked.error) {
-          showMessage(checked.error.message);
-          return;
-        }
+      const checked = await state.elements.submit(); // validate the form before freezing the cart
+      if (checked && checked.error) {
+        showMessage(Reasons.paymentErrorText(checked.error));
+        return;
       }
       const handshake = await Store.api("POST", "/api/checkout/confirm", { cart_version: shownVersion });
       if (!handshake.ok) {
-        refused(handshake);
+        await refused(handshake);
         return;
       }
       state.ownAttempt = true;
@@ -164,33 +225,31 @@
     }
   }
 
-  /* Card and form errors are written for shoppers; others get a plain sentence. */
-  function paymentErrorText(error) {
-    if (error.code === "payment_intent_authentication_failure") {
-      return "Your bank could not confirm it was you, so nothing was charged. You can try again.";
-    }
-    if ((error.type === "card_error" || error.type === "validation_error") && error.message) return error.message;
-    return "The payment did not go through" + (error.message ? ": " + error.message : ". Please try again.");
-  }
-
   async function confirmWithStripe(orderId) {
     const orderUrl = "/orders/" + orderId;
-    if (typeof state.elements.fetchUpdates === "function") await state.elements.fetchUpdates();
     const outcome = await state.stripe.confirmPayment({
       elements: state.elements,
       confirmParams: { return_url: location.origin + orderUrl },
       redirect: "if_required",
     });
     if (outcome.error) {
-      showMessage(paymentErrorText(outcome.error));
+      showMessage(Reasons.paymentErrorText(outcome.error), "error", outcome.error.code);
+      if (Reasons.clearsCard(outcome.error) && state.paymentElement.clear) state.paymentElement.clear();
       return;
     }
     state.leaving = true;
     location.assign(orderUrl);
   }
 
+  window.CheckoutInFlight.bind({ state: state, el: el, stripeFor: stripeFor, showMessage: showMessage });
+  function renderInFlight(cart) { window.CheckoutInFlight.render(cart); }
+
   el.form.addEventListener("submit", pay);
   Store.on("cart", render);
-  Store.on("connect", function () { if (state.cart) updatePay(); });
+  Store.on("reachable", function () { if (state.messageCode === "network") showMessage(""); });
+  Store.on("connection", function (connection) {
+    if (connection === "up" && state.messageCode === "network") showMessage("");
+    if (state.cart) render(state.cart);
+  });
   Store.start();
 })();

@@ -1,48 +1,106 @@
-/* Order status: "processing" until the server knows the outcome, then paid or failed, pushed live. */
+/* Order status: "processing" until the server knows the outcome, then paid or failed, pushed live.
+ * It says what was bought, when, how it was paid and what happens next. Returning from a Stripe
+ * redirect (payment_intent_client_secret, redirect_status in the URL), it asks Stripe.js at once,
+ * so a failed redirect does not show "processing" until the webhook arrives.
+ */
 (function () {
   "use strict";
 
   const section = document.getElementById("order");
   const orderId = Number(section.dataset.orderId);
-  const status = document.querySelector("[data-testid=order-status]");
-  const detail = document.querySelector("[data-testid=order-detail]");
-  const lines = document.querySelector("[data-testid=order-lines]");
-  const summary = document.querySelector("[data-testid=order-summary]");
-  const amount = document.querySelector("[data-testid=order-amount]");
+  const q = function (id) { return document.querySelector("[data-testid=" + id + "]"); };
+  const el = {
+    title: q("order-title"), status: q("order-status"), detail: q("order-detail"), next: q("order-next"),
+    facts: q("order-facts"), date: q("order-date"), method: q("order-payment-method"), lines: q("order-lines"),
+    summary: q("order-summary"), amount: q("order-amount"), actions: q("order-actions"),
+  };
+  let redirectFailure = null; // Stripe's word on a redirect that failed, until the server agrees
 
-  const TEXTS = {
-    awaiting_payment: function () { return "Payment processing…"; },
-    paid: function (order) { return "Paid — order #" + order.id; },
-    payment_failed: function () { return "Payment failed — your cart is back"; },
-    needs_review: function (order) { return "Payment received — order #" + order.id + " is being reviewed"; },
-    refunded: function (order) { return "Refunded — order #" + order.id; },
+  const STATUS = {
+    awaiting_payment: "Payment processing…",
+    paid: "Paid",
+    payment_failed: "Payment failed — your cart is back",
+    needs_review: "Payment received — we're checking this order",
+    refunded: "Refunded",
   };
 
-  const DETAILS = {
-    awaiting_payment: "We'll update this page as soon as the payment provider confirms. You can keep it open.",
-    paid: "Thank you! Your payment was received.",
-    payment_failed: "Nothing was charged for this order. ",
-    needs_review: "The amount received did not match this order; we're checking it and refunding any difference.",
-    refunded: "This order's payment has been refunded.",
-  };
+  function isDebit(order) { return order.payment_method && order.payment_method.type === "sepa_debit"; }
+
+  function nextStep(order) {
+    switch (order.status) {
+      case "awaiting_payment":
+        return isDebit(order)
+          ? "Your SEPA Direct Debit is on its way. A bank debit can take several business days to confirm; " +
+            "we keep your order and update this page as soon as your bank confirms."
+          : "We're waiting for the payment provider to confirm. This usually takes a few seconds; you can keep this page open.";
+      case "paid":
+        return "Thank you! Your payment was received. We'll pack your order and send it out; keep this page as your receipt.";
+      case "payment_failed":
+        return "Nothing was charged for this order" + (order.failure_reason ? ": " + order.failure_reason : ".") +
+          " Your items are back in your cart — you can pay again with another card or by bank debit.";
+      case "needs_review":
+        return "The amount received did not match this order, so a person is checking it. We refund any " +
+          "difference automatically; nothing else is needed from you.";
+      case "refunded":
+        return "We refunded " + Store.money(order.amount_refunded || order.amount_received, order.currency) +
+          ". Refunds usually reach your account within 5–10 business days.";
+      default:
+        return "";
+    }
+  }
+
+  const BRANDS = { visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover" };
+
+  function methodText(method) {
+    if (!method) return "Not known yet";
+    if (method.type === "card") {
+      const brand = BRANDS[method.brand] || (method.brand ? method.brand.charAt(0).toUpperCase() + method.brand.slice(1) : "Card");
+      return brand + " ending in " + method.last4;
+    }
+    if (method.type === "sepa_debit") return "SEPA Direct Debit from the account ending in " + method.last4;
+    return method.type.replace(/_/g, " ");
+  }
+
+  function dateText(iso) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "—";
+    return new Intl.DateTimeFormat(navigator.language || "en-US", { dateStyle: "long", timeStyle: "short" }).format(date);
+  }
+
+  function actions(order) {
+    const links = order.status === "payment_failed"
+      ? [["/cart", "Back to your cart", "back-to-cart", true], ["/checkout", "Pay another way", "pay-again", false]]
+      : [["/", "Continue shopping", "continue-shopping", order.status === "paid"]];
+    el.actions.replaceChildren.apply(el.actions, links.map(function (spec) {
+      const link = document.createElement("a");
+      link.href = spec[0];
+      link.textContent = spec[1];
+      link.dataset.testid = spec[2];
+      link.className = "button" + (spec[3] ? " button--primary" : "");
+      return link;
+    }));
+  }
 
   function render(order) {
-    const text = TEXTS[order.status] ? TEXTS[order.status](order) : "Order status: " + order.status;
-    status.textContent = text;
-    status.dataset.status = order.status;
-    detail.textContent = DETAILS[order.status] || "";
-    if (order.status === "payment_failed") {
-      const link = document.createElement("a");
-      link.href = "/cart";
-      link.dataset.testid = "back-to-cart";
-      link.textContent = "Return to your cart";
-      detail.append(link);
-    }
-    detail.hidden = !detail.textContent;
-    Store.renderLines(lines, order.items, order.currency, "order-line-");
-    lines.hidden = order.items.length === 0;
-    amount.textContent = Store.money(order.amount, order.currency);
-    summary.hidden = false;
+    const failedAtStripe = redirectFailure && order.status === "awaiting_payment";
+    const status = failedAtStripe ? "payment_failed" : order.status;
+    el.title.textContent = "Order #" + order.id;
+    el.status.textContent = failedAtStripe ? "Payment failed" : STATUS[order.status] || "Order status: " + order.status;
+    el.status.dataset.status = status;
+    el.detail.textContent = failedAtStripe
+      ? "Your bank or card issuer refused the payment: " + redirectFailure + " Nothing was charged."
+      : "";
+    el.detail.hidden = !el.detail.textContent;
+    el.next.textContent = failedAtStripe ? "" : nextStep(order);
+    el.next.hidden = !el.next.textContent;
+    el.date.textContent = dateText(order.created_at);
+    el.method.textContent = methodText(order.payment_method);
+    el.facts.hidden = false;
+    Store.renderLines(el.lines, order.items, order.currency, "order-line-");
+    el.lines.hidden = order.items.length === 0;
+    el.amount.textContent = Store.money(order.amount, order.currency);
+    el.summary.hidden = false;
+    actions({ status: status });
   }
 
   let requests = 0;
@@ -54,11 +112,31 @@
     if (result.ok) {
       render(result.data);
     } else if (result.status === 404) {
-      status.textContent = "We couldn't find this order.";
-      status.dataset.status = "not_found";
+      el.title.textContent = "Order not found";
+      el.status.textContent = "We couldn't find this order. It may belong to another browser, or the link is mistyped.";
+      el.status.dataset.status = "not_found";
+      el.actions.querySelector("a").classList.add("button--primary");
     } else {
-      status.textContent = Store.errorMessage(result);
-      status.dataset.status = "error";
+      el.status.textContent = Store.errorMessage(result);
+      el.status.dataset.status = "error";
+    }
+  }
+
+  /* Stripe's return from a redirect: read the PaymentIntent with Stripe.js, as Stripe documents. */
+  async function readRedirect() {
+    const params = new URLSearchParams(location.search);
+    const secret = params.get("payment_intent_client_secret");
+    if (!secret || typeof Stripe !== "function" || !section.dataset.publishableKey) return;
+    let found;
+    try {
+      found = await Stripe(section.dataset.publishableKey).retrievePaymentIntent(secret);
+    } catch (err) {
+      return;
+    }
+    const pi = found && found.paymentIntent;
+    if (pi && pi.status === "requires_payment_method") {
+      redirectFailure = (pi.last_payment_error && pi.last_payment_error.message) || "the payment was not completed.";
+      await load();
     }
   }
 
@@ -67,5 +145,6 @@
   });
   Store.on("connect", load);
   load();
+  readRedirect();
   Store.start();
 })();

@@ -41,6 +41,7 @@
     } catch (err) {
       return { ok: false, status: 0, data: networkError() };
     }
+    emit("reachable"); // the store answered, whatever it said
     let data = null;
     try {
       data = await response.json();
@@ -63,16 +64,9 @@
     return (result.data && result.data.error && result.data.error.message) || "Something went wrong. Please try again.";
   }
 
-  const formatters = {};
-
-  /* Amounts are integers in the currency's minor unit. */
+  /* Amounts are integers in the currency's minor unit, with Stripe's exponents (money.js). */
   function money(amount, currency) {
-    const code = (currency || "usd").toUpperCase();
-    if (!formatters[code]) {
-      formatters[code] = new Intl.NumberFormat(navigator.language || "en-US", { style: "currency", currency: code });
-    }
-    const digits = formatters[code].resolvedOptions().maximumFractionDigits;
-    return formatters[code].format(amount / Math.pow(10, digits));
+    return Money.format(amount, currency);
   }
 
   function isSameOrStale(incoming, current) {
@@ -89,6 +83,10 @@
   function acceptCart(cart) {
     if (!cart || typeof cart.version !== "number") return false;
     if (isSameOrStale(cart, latest)) return false;
+    // Only some answers name the order a frozen cart is paying (GET /api/cart does): keep it for this freeze.
+    if (cart.status === "frozen" && !cart.order_id && latest && latest.id === cart.id && latest.status === "frozen") {
+      cart = Object.assign({}, cart, { order_id: latest.order_id });
+    }
     latest = cart;
     emit("cart", cart);
     return true;
@@ -109,15 +107,33 @@
     if (!badge) return;
     const count = itemCount(cart);
     badge.textContent = String(count);
-    badge.setAttribute("aria-label", count === 1 ? "1 item in your cart" : count + " items in your cart");
+    const words = document.querySelector("[data-testid=cart-badge-words]");
+    if (words) words.textContent = count === 1 ? " item" : " items";
     badge.classList.toggle("is-empty", count === 0);
     badge.dataset.cartVersion = String(cart.version);
   }
 
+  let connection = "connecting"; // "connecting" until the first connect, then "up" or "down"
+
   function renderConnection(connected) {
+    const was = connection;
+    connection = connected ? "up" : "down";
     const indicator = document.querySelector("[data-testid=live-status]");
-    if (!indicator) return;
-    indicator.hidden = connected;
+    if (indicator) indicator.hidden = connected;
+    if (was !== connection) emit("connection", connection);
+  }
+
+  /* A payment in flight is shown on every page, before the shopper tries to change the cart. */
+  function renderFrozen(cart) {
+    const notice = document.querySelector("[data-testid=frozen-notice]");
+    if (!notice || document.body.dataset.page === "checkout") return;
+    const link = notice.querySelector("[data-testid=frozen-order-link]");
+    const frozen = cart.status === "frozen";
+    const here = document.body.dataset.page === "order" && cart.order_id &&
+      location.pathname === "/orders/" + cart.order_id;
+    notice.hidden = !frozen || Boolean(here);
+    link.hidden = !cart.order_id;
+    if (cart.order_id) link.href = "/orders/" + cart.order_id;
   }
 
   function connect() {
@@ -144,6 +160,9 @@
     });
     socket.on("cart", acceptCart);
     socket.on("order", function (order) { emit("order", order); });
+    // The browser knows first when the network goes: stop live updates (and paying) until it is back.
+    window.addEventListener("offline", function () { socket.disconnect(); renderConnection(false); });
+    window.addEventListener("online", function () { socket.connect(); });
   }
 
   /* Resume live updates if they were paused (a page that learned it is stale calls this). */
@@ -183,6 +202,7 @@
   }
 
   on("cart", renderBadge);
+  on("cart", renderFrozen);
 
   window.Store = {
     on: on,
@@ -199,5 +219,6 @@
     latestCart: function () { return latest; },
     latestVersion: function () { return latest ? latest.version : null; },
     socket: function () { return socket; },
+    connection: function () { return connection; },
   };
 })();

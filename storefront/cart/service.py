@@ -1,10 +1,10 @@
 """Cart use cases: read, apply a rule, write the new version if the cart is still the one read, then publish."""
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..database import statement_connection
 from ..errors import CheckoutInProgress, NotFound, OutOfStock
-from ..models import Cart, CartSnapshot
+from ..models import Cart, CartSnapshot, Order
 from . import domain, repository
 
 # A change that finds its cart moved on (another tab's change came first) reads it again this many
@@ -39,11 +39,20 @@ def create_cart(shop):
 
 
 def read_cart(shop, cart_id):
-    """The cart's current view."""
+    """The cart's current view; a frozen one names the order being paid (`order_id`), for the pages' link."""
     try:
-        return repository.read(statement_connection(shop.session), cart_id)[0].view()
+        conn = statement_connection(shop.session)
+        view = repository.read(conn, cart_id)[0].view()
+        if view["status"] == "frozen":
+            view["order_id"] = conn.execute(_AWAITING_ORDER, {
+                "pi": view["payment"] and view["payment"]["payment_intent_id"], "version": view["version"]}).scalar()
+        return view
     finally:
         shop.session.commit()
+
+
+_AWAITING_ORDER = select(Order.id).where(
+    Order.payment_intent_id == bindparam("pi"), Order.cart_version == bindparam("version"))
 
 
 def add_item(shop, cart_id, product_id, quantity):

@@ -47,23 +47,20 @@ def unfreeze(cart, orders):
 
 def apply_payment_intent(shop, pi, observed_at=None):
     """Bring orders and the cart in line with a PaymentIntent's current state (webhook, reconcile, sync)."""
-    # Metadata can be copied or edited: our records of the PaymentIntents we created say whose it is.
-    claim = attempts.claim_of(shop.session, pi, shop.gateway.store_id)
-    if claim is None or claim.cart_id is None or shop.session.get(Cart, claim.cart_id) is None:
-        shop.session.commit()
-        if claim is not None and pi.status == "succeeded":
-            refund_unmatched(shop, pi)
-        else:
-            log.warning("PaymentIntent %s is no payment of this store's carts; ignored", pi.id)
+    claim = _claim(shop, pi)
+    if claim is None:
         return
     cart_id, version = claim.cart_id, claim.version
+    outcome = domain.payment_outcome(pi.status, pi.payment_error is not None)
+    method = _method_to_record(shop, pi, outcome)
     cart = lock_cart(shop.session, cart_id)
     if cart.payment_intent_id == pi.id:
         cart.pi_status = pi.status
-    outcome = domain.payment_outcome(pi.status, pi.payment_error is not None)
     changed, refund = [], None
     if outcome == "succeeded":
-        changed, refund = _fulfil(shop.session, cart, pi, version, matched=not claim.review)
+        changed, refund = _fulfil(shop.session, cart, pi, version, method, matched=not claim.review)
+    elif pi.status == "processing":
+        changed = _note_method(shop.session, pi, method)
     elif outcome == "canceled" or (outcome == "failed" and domain.failure_is_current(observed_at, cart.frozen_at)):
         changed = _fail(shop.session, cart, pi, outcome)
     for order in changed:
@@ -81,7 +78,43 @@ def apply_payment_intent(shop, pi, observed_at=None):
         refund_excess(shop, *refund)
 
 
-def _fulfil(session, cart, pi, version, *, matched):
+def _claim(shop, pi):
+    """Whose payment this is, by our records (metadata can be copied or edited); None when no cart of ours
+    takes it — a succeeded payment of ours that no cart takes is refunded, so no money ends nowhere."""
+    claim = attempts.claim_of(shop.session, pi, shop.gateway.store_id)
+    if claim is not None and claim.cart_id is not None and shop.session.get(Cart, claim.cart_id) is not None:
+        return claim
+    shop.session.commit()
+    if claim is not None and pi.status == "succeeded":
+        refund_unmatched(shop, pi)
+    else:
+        log.warning("PaymentIntent %s is no payment of this store's carts; ignored", pi.id)
+    return None
+
+
+def _method_to_record(shop, pi, outcome):
+    """How a processing or succeeded payment was paid, read from Stripe once per payment (before any row
+    lock: no Stripe call while a cart is locked); None when already recorded or not yet known."""
+    if outcome != "succeeded" and pi.status != "processing":
+        return None
+    known = shop.session.execute(  # a column read: no models loaded ahead of the lock
+        select(Order.id).where(Order.payment_intent_id == pi.id, Order.payment_method.is_not(None)).limit(1)
+    ).first()
+    shop.session.commit()  # no connection held while Stripe is asked (SQLite has one per process)
+    return None if known else shop.gateway.payment_method_of(pi)
+
+
+def _note_method(session, pi, method):
+    """A bank debit can take days: the awaiting orders say which method is on its way."""
+    if not method:
+        return []
+    awaiting = orders_of(session, pi.id, status="awaiting_payment")
+    for order in awaiting:
+        order.payment_method = method
+    return awaiting
+
+
+def _fulfil(session, cart, pi, version, method, *, matched):
     orders = orders_of(session, pi.id)
     order = next((o for o in orders if o.cart_version == version), None)
     if order is not None and order.status in domain.SETTLED_ORDER_STATUSES:
@@ -90,6 +123,7 @@ def _fulfil(session, cart, pi, version, *, matched):
         order = _order_from_snapshot(session, cart, pi, version)
     order.status, order.refund_due = domain.settlement(order.amount, pi.amount_received, matched=matched)
     order.amount_received = pi.amount_received
+    order.payment_method = method or order.payment_method
     if not stock.sell(session, order.id, order.items):
         order.status = "needs_review"  # paid without the handshake, for stock that is gone: a person decides
         log.warning("order %s was paid but its stock is gone; it needs review", order.id)
@@ -129,6 +163,8 @@ def _order_from_snapshot(session, cart, pi, version):
 
 def _fail(session, cart, pi, outcome):
     awaiting = orders_of(session, pi.id, status="awaiting_payment")
+    for order in awaiting:
+        order.failure_reason = (pi.payment_error_message or "")[:255] or None
     if cart.payment_intent_id == pi.id:
         unfreeze(cart, awaiting)
         if outcome == "canceled":

@@ -37,6 +37,9 @@ def order_view(order):
         "items": order.items,
         "payment_intent_id": order.payment_intent_id,
         "cart_version": order.cart_version,
+        "created_at": order.created_at.replace(microsecond=0).isoformat() + "Z",
+        "payment_method": order.payment_method,
+        "failure_reason": order.failure_reason,
     }
 
 
@@ -142,7 +145,7 @@ def confirm(shop, cart_id, shown_version, sync_now):
                    cart_id=cart_id, order_id=order.id, payment_intent_id=cart.payment_intent_id)
     view = cart_view(cart)
     shop.session.commit()
-    shop.publish.cart(view)
+    shop.publish.cart({**view, "order_id": order_id})  # other tabs link to the order being paid
     try:
         synced = sync_now(cart_id)
         fresh, released = _refresh(shop, cart_id, order_id, synced)

@@ -50,6 +50,8 @@ class PaymentIntent:
     client_secret: str | None = None
     metadata: dict = field(default_factory=dict)
     payment_error: str | None = None
+    payment_error_message: str | None = None
+    latest_charge: str | None = None
 
     @property
     def cart_ref(self):
@@ -64,6 +66,7 @@ def _view(pi):
     if not isinstance(pi, dict):
         pi = pi.to_dict()
     error = pi.get("last_payment_error")
+    charge = pi.get("latest_charge")
     return PaymentIntent(
         id=pi["id"],
         status=pi["status"],
@@ -73,16 +76,31 @@ def _view(pi):
         client_secret=pi.get("client_secret"),
         metadata=dict(pi.get("metadata") or {}),
         payment_error=(error.get("code") or error.get("message") or "payment_error") if error else None,
+        payment_error_message=error.get("message") if error else None,
+        latest_charge=charge.get("id") if isinstance(charge, dict) else charge,
     )
 
 
 @dataclass(frozen=True)
 class Charge:
-    """The part of a Stripe charge a refund event is about, as Stripe says it is now."""
+    """The part of a Stripe charge the store reasons about, as Stripe says it is now."""
 
     id: str
     payment_intent: str | None
     amount_refunded: int
+    payment_method: dict | None = None
+
+
+def _method_summary(details):
+    """A charge's `payment_method_details` as the order page shows it: type, card brand, last 4."""
+    kind = (details or {}).get("type")
+    if not kind:
+        return None
+    specific = details.get(kind) or {}
+    summary = {"type": kind, "last4": specific.get("last4")}
+    if specific.get("brand"):
+        summary["brand"] = specific["brand"]
+    return summary
 
 
 class StripeGateway:
@@ -136,7 +154,7 @@ class StripeGateway:
         return self._call(self._client.v1.payment_intents.retrieve, pi_id)
 
     def retrieve_charge(self, charge_id):
-        """A charge as Stripe holds it now (its PaymentIntent, how much was refunded); None if Stripe has none."""
+        """A charge as Stripe holds it now (its PaymentIntent, refunds, how it was paid); None if Stripe has none."""
         try:
             charge = self._client.v1.charges.retrieve(charge_id)
         except stripe.InvalidRequestError as err:
@@ -150,15 +168,19 @@ class StripeGateway:
         charge = charge.to_dict()
         pi = charge.get("payment_intent")
         return Charge(id=charge["id"], payment_intent=pi if isinstance(pi, str) else (pi or {}).get("id"),
-                      amount_refunded=charge.get("amount_refunded") or 0)
+                      amount_refunded=charge.get("amount_refunded") or 0,
+                      payment_method=_method_summary(charge.get("payment_method_details")))
 
-    def recent_payment_intents(self, created_since):
-        """PaymentIntents created since a Unix time, for reconciliation."""
+    def payment_method_of(self, pi):
+        """How a PaymentIntent was paid ({type, brand?, last4}) from its latest charge; None if unknown."""
+        if not pi.latest_charge:
+            return None
         try:
-            page = self._client.v1.payment_intents.list(params={"created": {"gte": created_since}, "limit": 100})
-            return [_view(pi) for pi in page.auto_paging_iter()]
-        except stripe.StripeError as err:
-            raise GatewayUnavailable(str(err)) from err
+            charge = self.retrieve_charge(pi.latest_charge)
+        except PaymentError as err:
+            log.warning("PaymentIntent %s: charge %s not read (%s)", pi.id, pi.latest_charge, err)
+            return None
+        return charge.payment_method if charge else None
 
     def list_events(self, *, types, created_since, undelivered_only, starting_after=None):
         """One page (newest first) of the events of these types since a Unix time: (events as dicts, has_more).

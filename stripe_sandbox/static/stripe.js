@@ -1,8 +1,12 @@
 /* Stripe.js shim served by the offline Stripe sandbox at /v3/.
  * The part of Stripe.js a checkout page uses: Stripe(pk), elements({clientSecret}),
- * elements.create('payment'), mount, fetchUpdates, submit, confirmPayment,
- * retrievePaymentIntent. It calls the sandbox straight from the browser (CORS),
- * exactly as Stripe.js calls api.stripe.com. Plain JS, no build. */
+ * elements.create('payment'), mount, on('ready' | 'loaderror' | 'change'), clear, destroy,
+ * fetchUpdates, submit, confirmPayment, handleNextAction, retrievePaymentIntent. It calls the
+ * sandbox straight from the browser (CORS), exactly as Stripe.js calls api.stripe.com, and
+ * behaves as Stripe documents: the element loads the PaymentIntent with the publishable key
+ * (a wrong key is a `loaderror`, never a blank form), shows the amount it will charge and
+ * re-reads it on fetchUpdates(). Plain JS, no build; no inline styles (a page's CSP may forbid
+ * them). */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -141,23 +145,60 @@
   };
 
   PaymentElement.prototype.mount = function (target) {
+    if (this.destroyed) throw new Error("This Element has already been destroyed. Please create a new one.");
     var node = typeof target === "string" ? document.querySelector(target) : target;
+    var self = this;
     this.root = el("div", {"data-testid": "sandbox-payment-element"});
-    this.root.appendChild(this.section("card", "Card", "sandbox-method-card",
-                                      "sandbox-card-number", TEST_CARDS));
-    this.root.appendChild(this.section("sepa", "SEPA Direct Debit", "sandbox-method-sepa",
-                                      "sandbox-iban", TEST_IBANS));
     node.innerHTML = "";
     node.appendChild(this.root);
-    var self = this;
-    setTimeout(function () { self.emit("ready", {elementType: "payment"}); }, 0);
+    // Like Stripe's Payment Element, it loads the PaymentIntent first: a bad key or secret is a loaderror.
+    this.elements.stripe.retrievePaymentIntent(this.elements.clientSecret).then(function (result) {
+      if (self.destroyed) return;
+      if (result.error) {
+        self.root.appendChild(el("p", {"data-testid": "sandbox-load-error"}, result.error.message));
+        self.emit("loaderror", {elementType: "payment", error: result.error});
+        return;
+      }
+      self.amount = el("p", {"data-testid": "sandbox-amount"});
+      self.root.appendChild(self.amount);
+      self.showAmount(result.paymentIntent);
+      self.root.appendChild(self.section("card", "Card", "sandbox-method-card",
+                                        "sandbox-card-number", TEST_CARDS));
+      self.root.appendChild(self.section("sepa", "SEPA Direct Debit", "sandbox-method-sepa",
+                                        "sandbox-iban", TEST_IBANS));
+      self.emit("ready", {elementType: "payment"});
+    });
     return this;
+  };
+
+  /* What a wallet's payment sheet would show: the amount the Element last loaded. */
+  PaymentElement.prototype.showAmount = function (pi) {
+    if (!this.amount || !pi) return;
+    this.amount.setAttribute("data-amount", String(pi.amount));
+    this.amount.setAttribute("data-currency", pi.currency);
+    this.amount.textContent = "Sandbox payment of " + pi.amount + " " + String(pi.currency).toUpperCase() +
+      " (minor units)";
+  };
+
+  PaymentElement.prototype.clear = function () {
+    if (!this.root) return;
+    Array.prototype.forEach.call(this.root.querySelectorAll("input[type=text]"), function (input) {
+      input.value = "";
+    });
+    this.changed();
   };
 
   PaymentElement.prototype.unmount = function () {
     if (this.root && this.root.parentNode) this.root.parentNode.removeChild(this.root);
   };
-  PaymentElement.prototype.destroy = PaymentElement.prototype.unmount;
+
+  PaymentElement.prototype.destroy = function () {
+    this.unmount();
+    this.destroyed = true;
+    this.handlers = {};
+    if (this.elements.element === this) this.elements.element = null;
+    Stripe.sandboxStats.destroyed += 1;
+  };
 
   function Elements(stripe, options) {
     this.stripe = stripe;
@@ -167,7 +208,9 @@
 
   Elements.prototype.create = function (type) {
     if (type !== "payment") throw new Error("The sandbox shim only offers the 'payment' element.");
+    if (this.element) throw new Error("Can only create one Element of type payment.");
     this.element = new PaymentElement(this);
+    Stripe.sandboxStats.created += 1;
     return this.element;
   };
 
@@ -176,7 +219,11 @@
   Elements.prototype.fetchUpdates = function () {
     var self = this;
     return this.stripe.retrievePaymentIntent(this.clientSecret).then(function (result) {
-      if (result.paymentIntent) self.paymentIntent = result.paymentIntent;
+      if (result.paymentIntent) {
+        self.paymentIntent = result.paymentIntent;
+        if (self.element) self.element.showAmount(result.paymentIntent);
+      }
+      Stripe.sandboxStats.fetchUpdates += 1;
       return result.error ? {error: result.error} : {};
     });
   };
@@ -201,31 +248,75 @@
     return new Promise(function () {});  // the page is going away, as with Stripe.js
   }
 
+  function styled(node, styles) {
+    Object.keys(styles).forEach(function (k) { node.style[k] = styles[k]; });
+    return node;
+  }
+
+  /* The 3-D Secure challenge as an accessible modal dialog: labelled, focus moves in and stays in
+   * (Tab cycles), Escape fails the authentication as closing Stripe's challenge does, and focus
+   * returns to where it was. */
   function challenge(pi) {
     return new Promise(function (resolve) {
-      var overlay = el("div", {"data-testid": "sandbox-3ds-modal", style:
-        "position:fixed;inset:0;background:rgba(0,0,0,.5);display:flex;" +
-        "align-items:center;justify-content:center;z-index:2147483647"});
-      var box = el("div", {style: "background:#fff;padding:1.5rem;border-radius:8px"});
-      box.appendChild(el("p", {}, "3D Secure test: authenticate this payment?"));
+      var before = document.activeElement;
+      var overlay = styled(el("div", {"data-testid": "sandbox-3ds-modal"}), {
+        position: "fixed", inset: "0", background: "rgba(0,0,0,.5)", display: "flex",
+        alignItems: "center", justifyContent: "center", zIndex: "2147483647"});
+      var box = styled(el("div", {role: "dialog", "aria-modal": "true",
+                                  "aria-labelledby": "sandbox-3ds-title",
+                                  "aria-describedby": "sandbox-3ds-text",
+                                  "data-testid": "sandbox-3ds-dialog"}),
+                       {background: "#fff", color: "#1d2433", padding: "1.5rem", borderRadius: "8px",
+                        maxWidth: "22rem", margin: "1rem"});
+      box.appendChild(styled(el("h2", {id: "sandbox-3ds-title"}, "Confirm this payment"),
+                             {fontSize: "1.15rem", margin: "0 0 .5rem"}));
+      box.appendChild(el("p", {id: "sandbox-3ds-text"},
+        "3D Secure test: your bank asks you to confirm the payment of " + pi.amount + " " +
+        String(pi.currency).toUpperCase() + " (minor units)."));
+      var buttons = [];
+      function close(outcome) {
+        document.removeEventListener("keydown", onKey, true);
+        overlay.parentNode.removeChild(overlay);
+        if (before && typeof before.focus === "function") before.focus();
+        resolve(outcome);
+      }
+      function onKey(event) {
+        if (event.key === "Escape") {
+          event.preventDefault();
+          close("fail");
+        } else if (event.key === "Tab") {
+          var index = buttons.indexOf(document.activeElement);
+          var next = event.shiftKey ? index - 1 : index + 1;
+          event.preventDefault();
+          buttons[(next + buttons.length) % buttons.length].focus();
+        }
+      }
       [["complete", "Complete authentication", "sandbox-3ds-complete"],
        ["fail", "Fail authentication", "sandbox-3ds-fail"]].forEach(function (b) {
-        var button = el("button", {type: "button", "data-testid": b[2]}, b[1]);
-        button.addEventListener("click", function () {
-          overlay.parentNode.removeChild(overlay);
-          resolve(b[0]);
-        });
+        var button = styled(el("button", {type: "button", "data-testid": b[2]}, b[1]),
+                            {margin: ".25rem .5rem 0 0", font: "inherit", padding: ".5rem .9rem"});
+        button.addEventListener("click", function () { close(b[0]); });
+        buttons.push(button);
         box.appendChild(button);
       });
       overlay.appendChild(box);
       document.body.appendChild(overlay);
+      document.addEventListener("keydown", onKey, true);
+      buttons[0].focus();
     });
   }
 
   function Stripe(publishableKey) {
     if (!(this instanceof Stripe)) return new Stripe(publishableKey);
+    if (typeof publishableKey !== "string" || !publishableKey) {
+      // Stripe.js throws an IntegrationError here too.
+      throw new Error("Please call Stripe() with your publishable key. You used an empty string.");
+    }
     this.key = publishableKey;
   }
+
+  // What a test may check about how the page used the shim.
+  Stripe.sandboxStats = {created: 0, destroyed: 0, fetchUpdates: 0, handleNextAction: 0};
 
   Stripe.prototype.elements = function (options) { return new Elements(this, options); };
 
@@ -251,6 +342,22 @@
         return {error: error};
       }
       return {paymentIntent: body};
+    });
+  };
+
+  /* Finish a PaymentIntent's next action (3D Secure) by its client secret, as after a reload. */
+  Stripe.prototype.handleNextAction = function (options) {
+    var self = this;
+    Stripe.sandboxStats.handleNextAction += 1;
+    return this.retrievePaymentIntent((options || {}).clientSecret).then(function (result) {
+      if (result.error) return result;
+      var pi = result.paymentIntent;
+      if (pi.status !== "requires_action") {
+        return {error: {type: "invalid_request_error", code: "payment_intent_unexpected_state",
+                        message: "This PaymentIntent has no next action to handle (it is " + pi.status + ").",
+                        payment_intent: pi}};
+      }
+      return self.authenticate(pi);
     });
   };
 

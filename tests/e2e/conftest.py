@@ -29,7 +29,7 @@ def free_port():
 class LiveServer:
     """`python wsgi.py` in its own process group (it starts the sandbox as a child)."""
 
-    def __init__(self, tmp_dir, database_url=None):
+    def __init__(self, tmp_dir, database_url=None, extra_env=None):
         self.port, self.sandbox_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
@@ -44,6 +44,7 @@ class LiveServer:
             STRIPE_SANDBOX_SEPA_DELAY="600",
             PYTHONUNBUFFERED="1",
         )
+        env.update(extra_env or {})
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -64,7 +65,8 @@ class LiveServer:
         pytest.fail(f"wsgi.py did not answer within {SERVER_START_SECONDS}s:\n{self.log_tail()}")
 
     def log_tail(self, lines=40):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def products(self):
@@ -104,21 +106,58 @@ def server(browser, tmp_path, request):
 
 
 @pytest.fixture
-def shopper(browser, server, request):
-    """A browser context (one shopper); on failure its tabs are screenshotted for the report."""
+def make_server(browser, tmp_path):
+    """Start a storefront with extra environment settings (e.g. a wrong publishable key)."""
+    started = []
+
+    def start(**extra_env):
+        live = LiveServer(tmp_path, extra_env=extra_env)
+        started.append(live)
+        live.wait_until_ready()
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
+
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def shoppers(browser, request):
+    """Open shoppers (browser contexts) on a server at a viewport; on failure their tabs are screenshotted."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=10_000)
-    context = browser.new_context(base_url=server.url, viewport={"width": 1100, "height": 820}, locale="en-US")
-    context.set_default_timeout(15_000)
-    yield context
+    opened = []
+
+    def open_shopper(live, viewport=None):
+        context = browser.new_context(base_url=live.url, viewport=viewport or {"width": 1100, "height": 820},
+                                      locale="en-US")
+        context.set_default_timeout(15_000)
+        # Any Content-Security-Policy violation on any page is recorded for the tests to check.
+        context.add_init_script("window.__cspViolations = []; document.addEventListener('securitypolicyviolation',"
+                                " (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+        opened.append((context, live))
+        return context
+
+    yield open_shopper
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for index, page in enumerate(context.pages, start=1):
-            page.screenshot(path=ARTIFACTS / f"{request.node.name}-failed-tab{index}.png", full_page=True)
-        print(f"--- wsgi.py log (last lines) ---\n{server.log_tail(80)}")
-    context.close()
+    for number, (context, live) in enumerate(opened, start=1):
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for index, page in enumerate(context.pages, start=1):
+                page.screenshot(path=ARTIFACTS / f"{request.node.name}-s{number}-failed-tab{index}.png", full_page=True)
+            print(f"--- wsgi.py log (last lines) ---\n{live.log_tail(80)}")
+        context.close()
+
+
+@pytest.fixture
+def shopper(server, shoppers):
+    """One shopper (a browser context) on the scenario's server."""
+    return shoppers(server)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

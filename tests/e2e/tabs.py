@@ -132,6 +132,13 @@ class Tab:
     def was_not_reloaded(self):
         return self.page.evaluate("window.__notReloaded === true")
 
+    def miss_live_updates(self):
+        """Simulate pushes lost on the way (the tab still believes it is connected)."""
+        self.page.evaluate("Store.socket().off('cart')")
+
+    def resume_live_updates(self):
+        self.page.evaluate("Store.socket().on('cart', Store.acceptCart)")
+
     def disconnect_live_updates(self):
         """Simulate a tab that went offline: its socket stops, with no automatic reconnection."""
         self.page.evaluate("Store.socket().disconnect()")
