@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import bindparam, delete, insert, null, select, text, union_all, update
 
 from ..errors import NotFound
-from ..models import Cart, CartLine, CartSnapshot, Product
+from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, Product, utcnow
 from . import domain
 
 carts, lines_table, products, snapshots = (
@@ -96,7 +96,7 @@ _SET_QUANTITY = update(lines_table).where(
 ).values(quantity=bindparam("new_quantity"))
 _ADD_LINES = insert(lines_table)
 _BUMP = update(carts).where(carts.c.id == bindparam("cart_id")).values(
-    version=bindparam("new_version"), total=bindparam("new_total"))
+    version=bindparam("new_version"), total=bindparam("new_total"), changed_at=bindparam("changed_at"))
 _BUMP_IF_CURRENT = _BUMP.where(carts.c.version == bindparam("old_version"), carts.c.status == "open")
 _ADD_SNAPSHOT = insert(snapshots)
 
@@ -104,7 +104,7 @@ _ADD_SNAPSHOT = insert(snapshots)
 # optimistic: if another change (or a freeze) came first, `bumped` is empty and nothing is written.
 _CHANGE_IN_ONE_STATEMENT = text("""
 WITH bumped AS (
-    UPDATE carts SET version = :new_version, total = :new_total
+    UPDATE carts SET version = :new_version, total = :new_total, changed_at = :changed_at
     WHERE id = :cart_id AND version = :old_version AND status = 'open'
     RETURNING id
 ), removed AS (
@@ -189,7 +189,7 @@ def write_change(conn, state, quantities, products_by_id):
     set_lines = [(pid, q, 0) for pid, q in edit.changed] + edit.added
     written = conn.execute(_CHANGE_IN_ONE_STATEMENT, {
         "cart_id": state.id, "old_version": state.version, "new_version": edit.new.version,
-        "new_total": edit.new.total, "currency": state.currency, "removed": edit.removed,
+        "new_total": edit.new.total, "changed_at": utcnow(), "currency": state.currency, "removed": edit.removed,
         "product_ids": [pid for pid, _, _ in set_lines], "quantities": [q for _, q, _ in set_lines],
         "positions": [position for _, _, position in set_lines],
         "items": json.dumps([line.as_dict() for line in edit.new.lines]),
@@ -205,7 +205,7 @@ def write_lines(conn, state, quantities, products_by_id=None):
 
 def _write(conn, state, edit, *, if_current):
     new = edit.new
-    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total}
+    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total, "changed_at": utcnow()}
     if if_current:
         if conn.execute(_BUMP_IF_CURRENT, {**bump, "old_version": state.version}).rowcount != 1:
             return None
@@ -228,3 +228,26 @@ def _write(conn, state, edit, *, if_current):
 def _one_or_many(params):
     """One row's parameters as a plain execute (a change touches one line), several as an executemany."""
     return params[0] if len(params) == 1 else params
+
+
+_NEXT_ID_POSTGRES = text("SELECT nextval(pg_get_serial_sequence('carts', 'id'))")
+_NEXT_ID_COUNTER = (update(CartIdCounter.__table__).where(CartIdCounter.__table__.c.id == 1)
+                    .values(last_id=CartIdCounter.__table__.c.last_id + 1)
+                    .returning(CartIdCounter.__table__.c.last_id))
+
+
+def reserve_id(conn):
+    """A cart id no other cart will ever get, without a cart row: PostgreSQL's sequence for carts.id, or
+    (SQLite, whose row ids are only max + 1) the one-row counter. Every cart id comes from here."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(_NEXT_ID_POSTGRES).scalar_one()
+    return conn.execute(_NEXT_ID_COUNTER).scalar_one()
+
+
+def delete_carts(conn, cart_ids):
+    """Remove carts with their lines and snapshots (the caller has checked that nothing refers to them)."""
+    if not cart_ids:
+        return
+    conn.execute(delete(lines_table).where(lines_table.c.cart_id.in_(cart_ids)))
+    conn.execute(delete(snapshots).where(snapshots.c.cart_id.in_(cart_ids)))
+    conn.execute(delete(carts).where(carts.c.id.in_(cart_ids)))

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from ..cart.cleanup import CleanupSchedule
 from ..checkout.domain import REUSABLE_PI_STATUSES, SETTLED_ORDER_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
@@ -118,6 +119,7 @@ class PeriodicReconcile:
     def __init__(self, app, start_task, sleep, shop_factory):
         self._app, self._start_task, self._sleep, self._shop_factory = app, start_task, sleep, shop_factory
         self._running = False
+        self._cleanup = CleanupSchedule(app.config, time.monotonic)
 
     def start(self):
         """Start the periodic job (unless RECONCILE_INTERVAL_SECONDS is 0)."""
@@ -141,5 +143,9 @@ class PeriodicReconcile:
                     reconcile(shop, older_than_seconds=self._app.config["RECONCILE_AFTER_SECONDS"])
                 except Exception:
                     log.exception("periodic reconcile failed")
+                try:
+                    self._cleanup.run_if_due(shop)
+                except Exception:
+                    log.exception("periodic cart cleanup failed")
                 finally:
                     shop.session.remove()
