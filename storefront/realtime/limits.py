@@ -4,7 +4,8 @@
   SOCKETIO_EVENT_LIMIT, per engine.io session, in memory (the `limits` library): no network round
   trip per event. A connection over the limit is closed at once and its packets are dropped.
 - Size: SOCKETIO_MAX_MESSAGE_BYTES is engine.io's own max_http_buffer_size (a larger WebSocket
-  frame closes the connection; a larger polling POST is refused unread).
+  frame closes the connection). A larger polling POST is refused with 413 before engine.io sees it:
+  engine.io's own refusal would wait for the client to poll first, which an attacker never does.
 - Work: python-socketio runs a connection's handlers one at a time (async_handlers=False), so one
   connection has at most one event in flight; each packet first lets other green threads run; and
   handlers that read the database share SOCKETIO_DB_CONNECTIONS slots, so sockets can never hold
@@ -75,11 +76,26 @@ def _close(eio_server, eio_sid):
         connection.close(wait=False, abort=True, reason=eio_server.reason.SERVER_DISCONNECT)
 
 
+def refuse_oversized_polls(wsgi_app, max_bytes, path="/socket.io/"):
+    """WSGI middleware: a polling POST declaring more than `max_bytes` is answered 413, unread."""
+
+    def app(environ, start_response):
+        length = environ.get("CONTENT_LENGTH") or "0"
+        oversized = not length.isdigit() or int(length) > max_bytes
+        if oversized and environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").startswith(path):
+            start_response("413 Request Entity Too Large", [("Content-Type", "text/plain"), ("Connection", "close")])
+            return [b"Socket.IO message too large"]
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
 def install(app, socketio):
     """Put the limits in front of this app's Socket.IO server (after socketio.init_app)."""
     pool_size = app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_size", 5)
     limits = SocketLimits(app.config, pool_size, socketio.sleep)
     eio = socketio.server.eio
     eio.on("message", limits.guard(eio, eio.handlers["message"]))
+    app.wsgi_app = refuse_oversized_polls(app.wsgi_app, app.config["SOCKETIO_MAX_MESSAGE_BYTES"])
     app.extensions["socket_limits"] = limits
     return limits
