@@ -15,13 +15,16 @@ class CrossSiteRequest(ShopError):
 
 
 class ShopJSONProvider(DefaultJSONProvider):
-    """Flask's JSON, where a body nested too deep to parse is invalid JSON (a 400), not a RecursionError (a 500).
+    """Flask's JSON, parsing request bodies strictly: UTF-8 only (RFC 8259 between systems), and a body nested
+    too deep to parse is invalid JSON (a 400), not a RecursionError (a 500).
 
     Every `request.get_json()` goes through here, so each JSON route, present or future, is covered.
     """
 
     def loads(self, s, **kwargs):
         try:
+            if isinstance(s, bytes):
+                s = s.decode("utf-8")  # json.loads would guess UTF-16 or 32 from the bytes; invalid is a ValueError
             return super().loads(s, **kwargs)
         except RecursionError as err:
             raise ValueError("JSON nested too deep") from err
