@@ -1,5 +1,5 @@
 """One socket must not stall the store: flood `get_cart` from one connection of the real server
-(`python wsgi.py`, eventlet, SQLite, its own Stripe sandbox) and watch what other shoppers see.
+(`python wsgi.py`, eventlet, SQLite or PostgreSQL, its own Stripe sandbox) and watch what other shoppers see.
 
 While one client emits `get_cart` as fast as it can (bounded in count and time), another shopper
 reads its cart over HTTP; the test records that shopper's latencies and status codes and the
@@ -43,7 +43,8 @@ class Store:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "SOCKETIO_"))}
         env.update(PORT=str(self.port), STRIPE_SANDBOX_PORT=str(free_port()), PYTHONUNBUFFERED="1",
                    DATABASE_URL=f"sqlite:///{tmp_path / 'store.sqlite3'}", SECRET_KEY="flood-test-secret",
-                   RECONCILE_INTERVAL_SECONDS="0", **{k: str(v) for k, v in settings.items()})
+                   RECONCILE_INTERVAL_SECONDS="0")
+        env.update({k: str(v) for k, v in settings.items()})
         self.log_path = tmp_path / "server.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log,
@@ -79,12 +80,14 @@ class Store:
                 continue
 
 
-@pytest.fixture
-def start_store(tmp_path):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def start_store(request, tmp_path):
+    """Start `python wsgi.py` on SQLite (a pool of one connection) or PostgreSQL (a pool of 20)."""
     stores = []
+    database = {"DATABASE_URL": request.getfixturevalue("postgres_url")} if request.param == "postgres" else {}
 
     def start(**settings):
-        stores.append(Store(tmp_path, **settings))
+        stores.append(Store(tmp_path, **database, **settings))
         return stores[-1]
 
     yield start
