@@ -164,3 +164,23 @@ def test_the_periodic_job_removes_abandoned_carts(make_store, database_url):
     wait_for(lambda: counts(store)[0] == 1, timeout=20, message="the periodic job to remove the abandoned cart")
     assert keeper.get("/api/cart").get_json() == kept
     assert shopper.get("/api/cart").get_json()["items"] == []
+
+
+def test_an_upgraded_database_hands_out_ids_past_its_existing_carts(shop_store):
+    import flask_migrate
+    from sqlalchemy import text
+
+    from storefront import MIGRATIONS
+
+    with shop_store.app.app_context():
+        flask_migrate.downgrade(directory=str(MIGRATIONS), revision="7b3e1c9a4f20")
+        for _ in range(7):  # carts as the previous release wrote them: ids from the database
+            db.session.execute(text("INSERT INTO carts (version, total, status, currency, checkout_count, "
+                                    "created_at) VALUES (1, 0, 'open', 'usd', 0, CURRENT_TIMESTAMP)"))
+        db.session.commit()
+        existing = db.session.scalar(select(func.max(Cart.id)))
+        db.session.remove()
+        flask_migrate.upgrade(directory=str(MIGRATIONS))
+    ids = [shop_store.client().get("/api/cart").get_json()["id"] for _ in range(3)]
+    assert min(ids) > existing and len(set(ids)) == 3
+    assert counts(shop_store)[0] == 7
