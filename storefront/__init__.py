@@ -10,6 +10,8 @@ from .config import Config, check_production_safety, check_stripe_keys
 from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
+from .guards import ShopJSONProvider
+from .realtime import limits as socket_limits
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
@@ -18,6 +20,7 @@ MIGRATIONS = ROOT / "migrations"
 def create_app(config=None):
     """Build an app; `config` (a dict) overrides what the environment says."""
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.json = ShopJSONProvider(app)
     app.config.from_object(Config())
     app.config.update(config or {})
     check_production_safety(app.config)
@@ -60,7 +63,11 @@ def register_extensions(app):
                                               app.config.get("SOCKETIO_CHANNEL", "flask-socketio")),
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
         manage_session=False,
+        # One event of a connection at a time: a flood waits on its own socket, not in the server's memory.
+        async_handlers=False,
+        max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_BYTES"],
     )
+    socket_limits.install(app, socketio)
 
 
 def register_payments(app):
@@ -112,6 +119,7 @@ def register_blueprints(app):
 
 
 def register_commands(app):
-    from .cli import reconcile_command
+    from .cli import cleanup_carts_command, reconcile_command
 
     app.cli.add_command(reconcile_command)
+    app.cli.add_command(cleanup_carts_command)

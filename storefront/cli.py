@@ -1,4 +1,4 @@
-"""Command-line entry points: `flask --app storefront reconcile`."""
+"""Command-line entry points: `flask --app storefront reconcile` and `flask --app storefront cleanup-carts`."""
 
 import json
 import time
@@ -7,6 +7,7 @@ import uuid
 import click
 from flask.cli import with_appcontext
 
+from .cart.cleanup import remove_abandoned_carts
 from .payments.budget import reconcile_budget
 from .payments.reconcile import reconcile_paced
 from .payments.sync import sync_cart
@@ -33,3 +34,18 @@ def reconcile_command(older_than, lookback):
     if summary["errors"]:
         # A cron job must see that Stripe could not be asked about everything.
         raise click.exceptions.Exit(1)
+
+
+@click.command("cleanup-carts")
+@click.option("--older-than", default=None, type=float,
+              help="Seconds since a cart last changed (default: ABANDONED_CART_SECONDS).")
+@with_appcontext
+def cleanup_carts_command(older_than):
+    """Remove abandoned open carts (no order, no live PaymentIntent) with their lines and snapshots."""
+    from flask import current_app
+
+    if older_than is None:
+        older_than = current_app.config["ABANDONED_CART_SECONDS"]
+    shop = current_shop()
+    removed = remove_abandoned_carts(shop.session, shop.now(), older_than)
+    click.echo(json.dumps({"carts_removed": removed}))

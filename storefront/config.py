@@ -58,6 +58,17 @@ class Config:
         self.SYNC_COALESCE_SECONDS = _env_float("SYNC_COALESCE_SECONDS", 0.05)
         self.SYNC_LEASE_SECONDS = _env_float("SYNC_LEASE_SECONDS", 30)
         self.CART_RATE_LIMIT = env.get("CART_RATE_LIMIT", "20 per second; 600 per hour")
+        # Socket.IO packets one connection may send (a tab sends about one: its connect); past it, it is closed.
+        self.SOCKETIO_EVENT_LIMIT = env.get("SOCKETIO_EVENT_LIMIT", "10 per second; 120 per minute")
+        # The largest Socket.IO message (engine.io's max_http_buffer_size): a larger one closes the connection.
+        self.SOCKETIO_MAX_MESSAGE_BYTES = int(env.get("SOCKETIO_MAX_MESSAGE_BYTES", 16 * 1024))
+        # Database connections Socket.IO handlers may hold at once (unset: a quarter of the pool), and how
+        # long a handler waits for one before answering `busy`: the rest of the pool stays HTTP's.
+        self.SOCKETIO_DB_CONNECTIONS = int(env.get("SOCKETIO_DB_CONNECTIONS") or 0) or None
+        self.SOCKETIO_DB_WAIT_SECONDS = _env_float("SOCKETIO_DB_WAIT_SECONDS", 5)
+        # An open cart nobody has changed for this long (no order, no live PaymentIntent) is removed.
+        self.ABANDONED_CART_SECONDS = _env_float("ABANDONED_CART_SECONDS", 30 * 86400)
+        self.CART_CLEANUP_INTERVAL_SECONDS = _env_float("CART_CLEANUP_INTERVAL_SECONDS", 3600)
         # Redis, when configured, is what every process shares: pushes, the Stripe update budget, rate limits.
         queue = self.SOCKETIO_MESSAGE_QUEUE or ""
         self.REDIS_URL = env.get("REDIS_URL") or (queue if queue.startswith(("redis://", "rediss://")) else None)

@@ -51,10 +51,25 @@ class Cart(db.Model):
     # What the merchant changed in this version (prices, withdrawn products), for the page to show;
     # cleared by the next change.
     notices: Mapped[list | None] = mapped_column(JSON)
+    # When the content last changed (a new version): what "abandoned" is measured from.
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     lines: Mapped[list["CartLine"]] = relationship(
         back_populates="cart", cascade="all, delete-orphan", order_by="CartLine.position"
     )
+
+
+class CartIdCounter(db.Model):
+    """One row: the last cart id handed out on SQLite (PostgreSQL uses carts.id's sequence).
+
+    A visitor gets a cart id (and its Socket.IO room) before the cart has a row; SQLite would hand a
+    row-less id to the next INSERT, so ids come from here instead.
+    """
+
+    __tablename__ = "cart_id_counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_id: Mapped[int]
 
 
 class CartLine(db.Model):

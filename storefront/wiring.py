@@ -1,8 +1,8 @@
 """Build a Shop from the running app, and find the session's cart."""
 
-from flask import current_app, session
+from flask import current_app, request, session
 
-from .cart.service import create_cart
+from .cart.service import create_cart, discard_unchanged_cart, reserve_cart_id
 from .errors import NotFound
 from .extensions import db
 from .models import utcnow
@@ -23,20 +23,43 @@ def current_shop():
     )
 
 
-def with_session_cart(shop, use):
-    """`use(cart_id)` on the session's cart, starting a new cart (and setting the cookie) when it has none.
-
-    The signed cookie's id is trusted without a lookup: the use case reads the cart anyway, and one that
-    no longer exists (cart_not_found) is replaced by a new one, as a first visit would be.
-    """
+def session_cart_id():
+    """The cart id in the signed session cookie, or None."""
     cart_id = session.get("cart_id")
-    if isinstance(cart_id, int):
+    return cart_id if isinstance(cart_id, int) and not isinstance(cart_id, bool) else None
+
+
+def new_session_cart_id(shop):
+    """Give the session a cart id (and the cookie); no row is written until the cart first changes."""
+    cart_id = reserve_cart_id(shop)
+    session["cart_id"] = cart_id
+    session.permanent = True
+    return cart_id
+
+
+def with_session_cart(shop, use):
+    """`use(cart_id)` on the session's cart.
+
+    A visitor who has changed nothing has no cart row. A read (GET) runs on the session's cart id as it is
+    (None without one) and writes nothing. A change or a checkout writes the cart first when it has no row
+    (a reserved id, or a cart removed as abandoned), and removes it again if the use case then fails, so a
+    refused first request leaves no row behind either. The signed cookie's id is trusted without a lookup.
+    """
+    if request.method in ("GET", "HEAD"):
+        return use(session_cart_id())
+    cart_id = session_cart_id()
+    if cart_id is None:
+        cart_id = new_session_cart_id(shop)
+    else:
         try:
             return use(cart_id)
         except NotFound as err:
             if err.code != "cart_not_found":
                 raise
-    cart_id = create_cart(shop)
-    session["cart_id"] = cart_id
-    session.permanent = True
-    return use(cart_id)
+    created = create_cart(shop, cart_id)
+    try:
+        return use(cart_id)
+    except Exception:
+        if created:
+            discard_unchanged_cart(shop, cart_id)
+        raise

@@ -1,7 +1,7 @@
 """orders.payment_method and orders.failure_reason: what the order page tells the shopper
 
 Revision ID: 5c0ffee7a1b2
-Revises: 7b3e1c9a4f20
+Revises: c4d81f0e2a17
 Create Date: 2026-12-01 23:45:00
 
 """

@@ -1,7 +1,7 @@
 """The merchant's side: line prices per cart version, stock and reservations, notices, order history
 
 Revision ID: c4d81f0e2a17
-Revises: 7b3e1c9a4f20
+Revises: c4e7a1d09b3f
 Create Date: 2026-12-01 23:40:00
 
 """

@@ -1,7 +1,7 @@
 """store_identity and payment_attempts: idempotency unique per store and per attempt
 
 Revision ID: c4e7a1d09b3f
-Revises: 7b3e1c9a4f20
+Revises: c4d1e7a2b9f3
 Create Date: 2026-12-01 23:40:00
 
 """

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Integer, bindparam, cast, delete, func, insert, null, select, text, union_all, update
 
 from ..errors import NotFound
-from ..models import Cart, CartLine, CartSnapshot, Product, StockReservation
+from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, Product, StockReservation, utcnow
 from . import domain
 
 carts, lines_table, products, snapshots = (
@@ -107,7 +107,8 @@ _SET_QUANTITY = update(lines_table).where(
 ).values(quantity=bindparam("new_quantity"))
 _ADD_LINES = insert(lines_table)
 _BUMP = update(carts).where(carts.c.id == bindparam("cart_id")).values(
-    version=bindparam("new_version"), total=bindparam("new_total"), notices=bindparam("notices"))
+    version=bindparam("new_version"), total=bindparam("new_total"), notices=bindparam("notices"),
+    changed_at=bindparam("changed_at"))
 _SET_PRICE = update(lines_table).where(
     lines_table.c.cart_id == bindparam("line_cart"), lines_table.c.product_id == bindparam("line_product")
 ).values(unit_amount=bindparam("new_unit_amount"))
@@ -125,7 +126,7 @@ WITH priced AS (
     WHERE c.id = :cart_id AND p.id = CAST(:guard_product AS integer) AND p.unit_amount = :guard_price AND p.active
     FOR NO KEY UPDATE OF c FOR SHARE OF p
 ), bumped AS (
-    UPDATE carts SET version = :new_version, total = :new_total, notices = NULL
+    UPDATE carts SET version = :new_version, total = :new_total, notices = NULL, changed_at = :changed_at
     WHERE id = :cart_id AND version = :old_version AND status = 'open'
       AND (CAST(:guard_product AS integer) IS NULL OR EXISTS (SELECT 1 FROM priced))
     RETURNING id
@@ -216,7 +217,7 @@ def write_change(conn, state, quantities, products_by_id):
     guard = edit.added[0] if edit.added else None
     written = conn.execute(_CHANGE_IN_ONE_STATEMENT, {
         "cart_id": state.id, "old_version": state.version, "new_version": edit.new.version,
-        "new_total": edit.new.total, "currency": state.currency, "removed": edit.removed,
+        "new_total": edit.new.total, "changed_at": utcnow(), "currency": state.currency, "removed": edit.removed,
         "product_ids": [pid for pid, _, _, _ in set_lines], "quantities": [q for _, q, _, _ in set_lines],
         "unit_amounts": [price for _, _, price, _ in set_lines],
         "positions": [position for _, _, _, position in set_lines],
@@ -234,7 +235,8 @@ def write_lines(conn, state, quantities, products_by_id=None):
 
 def _write(conn, state, edit, *, if_current):
     new = edit.new
-    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total, "notices": None}
+    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total, "notices": None,
+            "changed_at": utcnow()}
     if if_current:
         if conn.execute(_BUMP_IF_CURRENT, {**bump, "old_version": state.version}).rowcount != 1:
             return None
@@ -259,7 +261,7 @@ def write_repriced(conn, state, lines, notices):
     transaction, which holds the cart's row lock."""
     new = replace(state, version=state.version + 1, lines=tuple(lines), notices=tuple(notices))
     conn.execute(_BUMP, {"cart_id": state.id, "new_version": new.version, "new_total": new.total,
-                         "notices": list(notices)})
+                         "notices": list(notices), "changed_at": utcnow()})
     kept = {line.product_id: line for line in lines}
     removed = [line.product_id for line in state.lines if line.product_id not in kept]
     if removed:
@@ -277,3 +279,26 @@ def write_repriced(conn, state, lines, notices):
 def _one_or_many(params):
     """One row's parameters as a plain execute (a change touches one line), several as an executemany."""
     return params[0] if len(params) == 1 else params
+
+
+_NEXT_ID_POSTGRES = text("SELECT nextval(pg_get_serial_sequence('carts', 'id'))")
+_NEXT_ID_COUNTER = (update(CartIdCounter.__table__).where(CartIdCounter.__table__.c.id == 1)
+                    .values(last_id=CartIdCounter.__table__.c.last_id + 1)
+                    .returning(CartIdCounter.__table__.c.last_id))
+
+
+def reserve_id(conn):
+    """A cart id no other cart will ever get, without a cart row: PostgreSQL's sequence for carts.id, or
+    (SQLite, whose row ids are only max + 1) the one-row counter. Every cart id comes from here."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(_NEXT_ID_POSTGRES).scalar_one()
+    return conn.execute(_NEXT_ID_COUNTER).scalar_one()
+
+
+def delete_carts(conn, cart_ids):
+    """Remove carts with their lines and snapshots (the caller has checked that nothing refers to them)."""
+    if not cart_ids:
+        return
+    conn.execute(delete(lines_table).where(lines_table.c.cart_id.in_(cart_ids)))
+    conn.execute(delete(snapshots).where(snapshots.c.cart_id.in_(cart_ids)))
+    conn.execute(delete(carts).where(carts.c.id.in_(cart_ids)))

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..extensions import limiter
 from ..guards import json_body
-from ..wiring import current_shop, with_session_cart
+from ..wiring import current_shop, new_session_cart_id, session_cart_id, with_session_cart
 from . import domain, service
 
 bp = Blueprint("cart", __name__, url_prefix="/api/cart")
@@ -20,8 +20,9 @@ _mutations = limiter.shared_limit(_mutation_limit, scope="cart_mutation")
 
 @bp.get("")
 def get_cart():
+    """The session's cart; a first visit gets a cart id in its cookie (for its Socket.IO room), not a row."""
     shop = current_shop()
-    return jsonify(with_session_cart(shop, lambda cart_id: service.read_cart(shop, cart_id)))
+    return jsonify(service.read_cart(shop, session_cart_id() or new_session_cart_id(shop)))
 
 
 @bp.post("/items")

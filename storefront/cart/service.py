@@ -1,6 +1,7 @@
 """Cart use cases: read, apply a rule, write the new version if the cart is still the one read, then publish."""
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 
 from ..database import statement_connection
 from ..errors import CheckoutInProgress, NotFound, OutOfStock
@@ -27,19 +28,51 @@ def cart_view(cart):
     return repository.state_of(cart).view()
 
 
-def create_cart(shop):
-    """A new empty cart with its first snapshot; its id."""
-    cart = Cart(version=1, total=0, status="open", currency=shop.currency)
-    shop.session.add(cart)
-    shop.session.flush()
-    cart_id = cart.id  # read before the commit expires it: reading it after would open a new transaction
-    shop.session.add(CartSnapshot(cart_id=cart_id, version=1, items=[], total=0, currency=cart.currency))
-    shop.session.commit()
-    return cart_id
+def reserve_cart_id(shop):
+    """A new cart id, with no row: the cart is written on its first change."""
+    try:
+        return repository.reserve_id(shop.session.connection())
+    finally:
+        shop.session.commit()
+
+
+def create_cart(shop, cart_id):
+    """Write the reserved cart `cart_id`, empty, with its first snapshot; False if it already exists."""
+    shop.session.add(Cart(id=cart_id, version=1, total=0, status="open", currency=shop.currency))
+    shop.session.add(CartSnapshot(cart_id=cart_id, version=1, items=[], total=0, currency=shop.currency))
+    try:
+        shop.session.commit()
+    except IntegrityError:
+        shop.session.rollback()  # another tab's first change wrote it a moment ago
+        return False
+    return True
+
+
+def discard_unchanged_cart(shop, cart_id):
+    """Remove a cart written for a first change that failed, unless something has changed it since."""
+    session = shop.session
+    session.rollback()
+    try:
+        unchanged = session.execute(
+            select(Cart.id).where(Cart.id == cart_id, Cart.version == 1, Cart.status == "open",
+                                  Cart.payment_intent_id.is_(None)).with_for_update()
+        ).scalar_one_or_none()
+        if unchanged is not None:
+            repository.delete_carts(session.connection(), [cart_id])
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+
+
+def empty_view(cart_id, currency):
+    """What a cart with no row yet looks like: version 1, nothing in it."""
+    return repository.CartState(cart_id, 1, "open", currency, None, None, None).view()
 
 
 def read_cart(shop, cart_id):
-    """The cart's current view; a frozen one names the order being paid (`order_id`), for the pages' link."""
+    """The cart's current view: empty for a reserved cart with no row yet (or one removed as abandoned); a
+    frozen one names the order being paid (`order_id`), for the pages' link."""
     try:
         conn = statement_connection(shop.session)
         view = repository.read(conn, cart_id)[0].view()
@@ -47,6 +80,8 @@ def read_cart(shop, cart_id):
             view["order_id"] = conn.execute(_AWAITING_ORDER, {
                 "pi": view["payment"] and view["payment"]["payment_intent_id"], "version": view["version"]}).scalar()
         return view
+    except NotFound:
+        return empty_view(cart_id, shop.currency)
     finally:
         shop.session.commit()
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from ..cart.cleanup import CleanupSchedule
 from ..checkout.cancel import release_unpaid_freeze
 from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
@@ -208,6 +209,7 @@ class PeriodicReconcile:
         self._budget = budget
         self._holder = f"{uuid.uuid4().hex[:12]}"
         self._running = False
+        self._cleanup = CleanupSchedule(app.config, time.monotonic)
 
     def start(self):
         """Start the periodic job (unless RECONCILE_INTERVAL_SECONDS is 0)."""
@@ -231,6 +233,10 @@ class PeriodicReconcile:
                     self._pass_if_due(shop, interval)
                 except Exception:
                     log.exception("periodic reconcile failed")
+                try:
+                    self._cleanup.run_if_due(shop)
+                except Exception:
+                    log.exception("periodic cart cleanup failed")
                 finally:
                     shop.session.remove()
 

@@ -1,13 +1,19 @@
 """Socket.IO handlers: the server picks the room from the HTTP session, never from the client."""
 
-from flask import session
+from flask import current_app, session
 from flask_socketio import ConnectionRefusedError, emit, join_room
 
 from ..cart.service import read_cart
-from ..errors import NotFound
 from ..extensions import socketio
 from ..wiring import current_shop
+from .limits import SocketBusy
 from .publish import cart_room
+
+
+def _read_session_cart(cart_id):
+    """The cart, read in one of the sockets' database slots (a cart with no row yet reads as empty)."""
+    with current_app.extensions["socket_limits"].db_slot():
+        return read_cart(current_shop(), cart_id)
 
 
 @socketio.on("connect")
@@ -17,9 +23,9 @@ def on_connect(auth=None):
     if not isinstance(cart_id, int):
         raise ConnectionRefusedError("no cart in this session: load the store first")
     try:
-        view = read_cart(current_shop(), cart_id)
-    except NotFound as err:
-        raise ConnectionRefusedError("unknown cart") from err
+        view = _read_session_cart(cart_id)
+    except SocketBusy as err:
+        raise ConnectionRefusedError("the store is busy: try again") from err
     join_room(cart_room(cart_id))
     emit("cart", view)
 
@@ -31,6 +37,6 @@ def on_get_cart(*_args):
     if not isinstance(cart_id, int):
         return {"error": {"code": "no_cart", "message": "no cart in this session"}}
     try:
-        return read_cart(current_shop(), cart_id)
-    except NotFound:
-        return {"error": {"code": "cart_not_found", "message": "unknown cart"}}
+        return _read_session_cart(cart_id)
+    except SocketBusy:
+        return {"error": {"code": "busy", "message": "the store is busy; try again"}}

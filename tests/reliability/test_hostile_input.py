@@ -153,6 +153,52 @@ def test_a_tampered_session_cookie_gets_a_fresh_cart_not_someone_elses(offline_s
     assert answer.get_json()["items"] == []
 
 
+# --- bodies of any shape: depth, encoding, size ---------------------------------------------------
+
+# Routes that read a JSON body; POST /api/checkout/cancel may ignore one, but must never fail on it.
+JSON_ROUTES = [
+    ("POST", "/api/cart/items"),
+    ("PUT", "/api/cart/items/1"),
+    ("POST", "/api/checkout/confirm"),
+    ("POST", "/api/checkout/cancel"),
+]
+DEEP = 8000
+HOSTILE_BODIES = {
+    "deep array": "[" * DEEP + "]" * DEEP,
+    "deep object": '{"a":' * DEEP + "1" + "}" * DEEP,
+    "deep under a field": '{"product_id": 1, "quantity": ' + "[" * DEEP + "]" * DEEP + "}",
+    "deep mixed": '{"quantity": ' + '[{"a":' * 2000 + "1" + "}]" * 2000 + "}",
+    "invalid utf-8": b'{"product_id": 1, "quantity": "\xff\xfe\xfd"}'.decode("unicode_escape").encode("latin-1"),
+    "lone surrogate": r'{"product_id": 1, "quantity": "\ud800"}',
+    "utf-8 with a byte order mark": '\ufeff{"product_id": 1, "quantity": 1}'.encode(),
+    "utf-16": '{"product_id": 1, "quantity": 1}'.encode("utf-16"),
+    "nul bytes": b'{"product_id": 1\x00, "quantity": 1}'.decode("unicode_escape").encode(),
+    "huge": '{"product_id": 1, "quantity": 1, "pad": "' + "x" * (2 * 1024 * 1024) + '"}',
+}
+
+
+@pytest.mark.parametrize("method,path", JSON_ROUTES)
+@pytest.mark.parametrize("shape", sorted(HOSTILE_BODIES))
+def test_bodies_of_any_depth_encoding_or_size_are_a_4xx_json_error(shopper, method, path, shape):
+    before = cart_of(shopper)
+    answer = shopper.open(path, method=method, data=HOSTILE_BODIES[shape], content_type="application/json")
+    assert answer.status_code < 500, (shape, answer.status_code, answer.get_data()[:300])
+    if path != "/api/checkout/cancel" or answer.status_code >= 400:
+        assert 400 <= answer.status_code < 500 and assert_json_error(answer), (shape, answer.status_code)
+    if shape == "huge" and path != "/api/checkout/cancel":
+        assert answer.status_code == 413 and assert_json_error(answer)["code"] == "payload_too_large"
+    assert cart_of(shopper) == before
+
+
+def test_deep_json_over_the_real_server_is_a_400(offline_store, shopper):
+    http = requests.Session()
+    assert http.post(f"{offline_store.url}/api/cart/items", json={"product_id": 1, "quantity": 1}).status_code == 200
+    for path, method in (("/api/cart/items", "POST"), ("/api/cart/items/1", "PUT")):
+        answer = http.request(method, f"{offline_store.url}{path}", data=HOSTILE_BODIES["deep array"],
+                              headers={"Content-Type": "application/json"}, timeout=10)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+
+
 # --- Socket.IO events --------------------------------------------------------------------------
 
 event_names = st.one_of(st.just("get_cart"), st.sampled_from(["cart", "order", "message", "json"]),

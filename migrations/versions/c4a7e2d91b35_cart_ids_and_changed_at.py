@@ -1,0 +1,39 @@
+"""carts.changed_at (what abandoned carts are measured from) and the SQLite cart id counter
+
+Revision ID: c4a7e2d91b35
+Revises: 5c0ffee7a1b2
+Create Date: 2026-12-01 23:50:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = 'c4a7e2d91b35'
+down_revision = '5c0ffee7a1b2'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    # A constant default lets SQLite add a NOT NULL column in place (no table copy); every row then
+    # takes its creation time, and the storefront always writes the column itself.
+    op.add_column('carts', sa.Column('changed_at', sa.DateTime(), nullable=False,
+                                     server_default='1970-01-01 00:00:00'))
+    op.execute("UPDATE carts SET changed_at = created_at")
+    op.create_index(op.f('ix_carts_changed_at'), 'carts', ['changed_at'], unique=False)
+    op.create_table('cart_id_counter',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('last_id', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    # Ids already used stay used: the counter starts past them.
+    op.execute("INSERT INTO cart_id_counter (id, last_id) SELECT 1, COALESCE(MAX(id), 0) FROM carts")
+
+
+def downgrade():
+    op.drop_table('cart_id_counter')
+    op.drop_index(op.f('ix_carts_changed_at'), table_name='carts')
+    with op.batch_alter_table('carts') as batch:
+        batch.drop_column('changed_at')

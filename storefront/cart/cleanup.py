@@ -1,0 +1,71 @@
+"""Removing abandoned carts: open, unchanged for ABANDONED_CART_SECONDS, with no order and no
+PaymentIntent that could still move money. Their lines and snapshots go with them.
+
+A shopper who comes back with the old cookie finds an empty cart under the same id (ids are never
+handed out twice), as on a first visit.
+"""
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import exists, or_, select
+
+from ..models import Cart, Order
+from . import repository
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+def _abandoned(cutoff):
+    return (
+        select(Cart.id)
+        .where(
+            Cart.status == "open",
+            Cart.changed_at <= cutoff,
+            # A PaymentIntent a browser could still confirm would leave its money with no cart to become an order.
+            or_(Cart.payment_intent_id.is_(None), Cart.pi_status == "canceled"),
+            ~exists().where(Order.cart_id == Cart.id),
+        )
+        .order_by(Cart.id)
+        .limit(BATCH)
+        # Row locks (PostgreSQL re-checks the conditions on a cart changed meanwhile); SQLite's write
+        # transaction already serialises. A cart another job is removing is skipped.
+        .with_for_update(skip_locked=True)
+    )
+
+
+def remove_abandoned_carts(session, now, older_than_seconds):
+    """Remove carts nobody has changed for `older_than_seconds`; how many were removed."""
+    cutoff = now - timedelta(seconds=older_than_seconds)
+    removed = 0
+    while True:
+        try:
+            cart_ids = session.execute(_abandoned(cutoff)).scalars().all()
+            repository.delete_carts(session.connection(), cart_ids)
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        removed += len(cart_ids)
+        if len(cart_ids) < BATCH:
+            break
+    if removed:
+        log.info("removed %d abandoned carts (unchanged since %s)", removed, cutoff)
+    return removed
+
+
+class CleanupSchedule:
+    """Runs the removal from a periodic loop at most once every CART_CLEANUP_INTERVAL_SECONDS."""
+
+    def __init__(self, config, clock):
+        self._config, self._clock, self._last = config, clock, None
+
+    def run_if_due(self, shop):
+        """Remove abandoned carts if the interval has passed since the last run; the count, or None."""
+        now = self._clock()
+        interval = self._config["CART_CLEANUP_INTERVAL_SECONDS"]
+        if interval <= 0 or (self._last is not None and now - self._last < interval):
+            return None
+        self._last = now
+        return remove_abandoned_carts(shop.session, shop.now(), self._config["ABANDONED_CART_SECONDS"])
