@@ -3,6 +3,7 @@
 import asyncio
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -48,6 +49,13 @@ async def open_tab(port, cookie, pushes):
     return await Tab(HOST, port, cookie, on_event=lambda _tab, name, data, _t: pushes.append((name, data))).connect()
 
 
+def run(scenario):
+    """Run an async scenario on its own loop in a thread: the browser tests' sync Playwright keeps a loop
+    running on the main thread for the rest of the session."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
+
+
 async def until(condition, timeout=10):
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
@@ -84,7 +92,7 @@ def test_a_change_is_answered_and_pushed_with_its_version_to_every_tab_of_that_c
         http.close()
         other.close()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_changes_racing_on_one_cart_all_land_each_on_its_own_version(floor):
@@ -106,7 +114,7 @@ def test_changes_racing_on_one_cart_all_land_each_on_its_own_version(floor):
             shopper.close()
         http.close()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_bad_input_is_a_4xx_with_an_error_code_and_changes_nothing(floor):
@@ -134,7 +142,7 @@ def test_bad_input_is_a_4xx_with_an_error_code_and_changes_nothing(floor):
         assert [(i["product_id"], i["quantity"]) for i in final["items"]] == [(2, 99)]
         http.close()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_tab_without_a_session_is_refused(floor):
@@ -144,4 +152,4 @@ def test_a_tab_without_a_session_is_refused(floor):
             await tab.connect(timeout=3)  # the refusal (a CONNECT_ERROR packet) comes at once
         await tab.close()
 
-    asyncio.run(scenario())
+    run(scenario)

@@ -234,10 +234,12 @@ class Shopper:
     def finish(self):
         """Collect every tab's pushes; each tab must have been pushed the latest version it was answered."""
         latest = self.version
-        received = [[] for _ in self.sockets]
+        # A tab refused at connect (no database slot free in time: the store was busy) has nothing to collect.
+        tabs = [tab for tab in self.sockets if tab.is_connected()]
+        received = [[] for _ in tabs]
 
         def caught_up():
-            for i, tab in enumerate(self.sockets):
+            for i, tab in enumerate(tabs):
                 received[i].extend(tab.get_received())
             return all(max((e["args"][0]["version"] for e in got if e["name"] == "cart"), default=0) >= latest
                        for got in received)
