@@ -11,7 +11,7 @@ from ..cart.service import cart_view, lock_cart
 from ..merchant import history, stock
 from ..merchant.pricing import reprice_locked
 from ..models import Cart, CartSnapshot, Order
-from ..payments.gateway import PaymentError
+from ..payments.gateway import AlreadyRefunded, GatewayUnavailable, PaymentError
 from . import attempts, domain
 
 log = logging.getLogger(__name__)
@@ -197,13 +197,25 @@ def refund_excess(shop, order_id, pi_id, amount):
 
 
 def refund_unmatched(shop, pi):
-    """A payment this store created that no cart of ours can take goes back whole; reconciliation retries."""
+    """A payment this store created that no cart of ours can take goes back whole.
+
+    Stripe unavailable: GatewayUnavailable goes up, so the webhook asks for redelivery and reconciliation
+    leaves the event for its next pass. A payment refunded in full already (by hand, or by an earlier try
+    whose answer was lost) is done.
+    """
     try:
         shop.gateway.refund(pi.id, None, reason_key=f"unmatched-{pi.id}")
-    except PaymentError as err:
-        log.warning("PaymentIntent %s: ours, matched to no cart; refund failed (%s)", pi.id, err)
+    except AlreadyRefunded:
+        log.info("PaymentIntent %s: ours, matched to no cart; already refunded", pi.id)
+    except GatewayUnavailable:
+        raise
+    except PaymentError as err:  # refused for good: the attempt stays open and reconciliation asks again
+        log.error("PaymentIntent %s: ours, matched to no cart; Stripe refused the refund (%s)", pi.id, err)
         return False
-    log.warning("PaymentIntent %s: ours, matched to no cart; %s refunded", pi.id, pi.amount_received)
+    else:
+        log.warning("PaymentIntent %s: ours, matched to no cart; %s refunded", pi.id, pi.amount_received)
+    attempts.close(shop.session, pi.id, "refunded")
+    shop.session.commit()
     return True
 
 

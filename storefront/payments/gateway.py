@@ -30,6 +30,10 @@ class AmountLocked(PaymentError):
         self.payment_intent = payment_intent
 
 
+class AlreadyRefunded(PaymentError):
+    """The payment was refunded in full already: nothing is left to give back."""
+
+
 class IdempotencyConflict(PaymentError):
     """The same idempotency key was used with other parameters: the state moved on meanwhile."""
 
@@ -207,6 +211,10 @@ class StripeGateway:
         try:
             key = self._key("refund", reason_key)
             refund = self._client.v1.refunds.create(params, options={"idempotency_key": key})
+        except stripe.InvalidRequestError as err:
+            if err.code == "charge_already_refunded":
+                raise AlreadyRefunded(str(err)) from err
+            raise PaymentError(str(err)) from err
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
             raise GatewayUnavailable(str(err)) from err
         except stripe.StripeError as err:

@@ -8,24 +8,30 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from ..checkout import attempts
 from ..checkout.cancel import release_unpaid_freeze
 from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order, WebhookEvent
 from ..webhooks.routes import HANDLERS, _mark_processed, _record
-from .gateway import GatewayUnavailable, PaymentError, PaymentIntentMissing
+from .gateway import AmountLocked, GatewayUnavailable, PaymentError, PaymentIntentMissing
 from .lease import end_turn, take_turn
 
 log = logging.getLogger(__name__)
 
 
-def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True):
+# PaymentIntents the sweep asks Stripe about per pass (each costs up to four paced requests).
+SWEEP_PER_PASS = 10
+
+
+def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True, sweep_limit=SWEEP_PER_PASS):
     """Apply Stripe's view to stale orders, missed webhook events, expired freezes and owed refunds."""
-    summary = {"orders_checked": 0, "events_checked": 0, "payments_applied": 0, "freezes_released": 0,
-               "refunds_retried": 0, "syncs_requested": 0, "errors": 0}
+    summary = {"orders_checked": 0, "events_checked": 0, "payments_applied": 0, "payments_swept": 0,
+               "freezes_released": 0, "refunds_retried": 0, "syncs_requested": 0, "errors": 0}
     _awaiting_orders(shop, older_than_seconds, summary)
     _missed_events(shop, lookback_seconds, undelivered_only, summary)
+    _unsettled_payments(shop, older_than_seconds, sweep_limit, summary)
     _expired_freezes(shop, summary)
     _unpaid_freezes(shop, older_than_seconds, summary)
     _owed_refunds(shop, summary)
@@ -110,6 +116,49 @@ def _apply_missed_event(shop, event, summary):
     summary["payments_applied"] += 1
     log.info("reconcile: applied event %s (%s), whose webhook this store never processed", event["id"], event["type"])
     return True
+
+
+def _unsettled_payments(shop, older_than_seconds, limit, summary):
+    """Every succeeded PaymentIntent this store created ends in an order or a refund, even when its event was
+    acknowledged but did nothing (delivered to an older deployment) or is older than the events' lookback.
+
+    The store's own records name the candidates (attempts.unsettled, oldest first, `limit` a pass); one no
+    cart holds and nobody can still be paying is cancelled, so the candidates drain.
+    """
+    cutoff = shop.now() - timedelta(seconds=older_than_seconds)
+    for pi_id in attempts.unsettled(shop.session, cutoff, limit):
+        summary["payments_swept"] += 1
+        try:
+            _settle_attempt(shop, pi_id)
+        except GatewayUnavailable as err:
+            shop.session.rollback()
+            summary["errors"] += 1
+            log.warning("reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass",
+                        pi_id, err)
+            return
+        except PaymentError as err:
+            shop.session.rollback()
+            summary["errors"] += 1
+            log.warning("reconcile: PaymentIntent %s not settled: %s", pi_id, err)
+
+
+def _settle_attempt(shop, pi_id):
+    try:
+        pi = shop.gateway.retrieve(pi_id)
+    except PaymentIntentMissing:
+        log.warning("reconcile: PaymentIntent %s of ours is unknown to Stripe; no money can move on it", pi_id)
+        attempts.close(shop.session, pi_id, "missing")
+        shop.session.commit()
+        return
+    if pi.status in REUSABLE_PI_STATUSES:  # no cart holds it: nobody was given it to pay
+        try:
+            pi = shop.gateway.cancel(pi_id)
+        except AmountLocked as err:
+            pi = err.payment_intent
+    apply_payment_intent(shop, pi)
+    if pi.status == "canceled":
+        attempts.close(shop.session, pi_id, "canceled")
+        shop.session.commit()
 
 
 def _expired_freezes(shop, summary):
