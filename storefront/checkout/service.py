@@ -18,7 +18,7 @@ from ..errors import (
 )
 from ..merchant import history, stock
 from ..models import Cart, Order
-from ..payments.gateway import IdempotencyConflict, PaymentError
+from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError, PaymentRefused
 from . import attempts, domain
 from .fulfilment import apply_payment_intent, order_push, orders_of, unfreeze
 
@@ -89,7 +89,15 @@ def start_checkout(shop, cart_id):
             shop.session.commit()
             log.warning("cart %s: Stripe refused attempt %s again; starting a new one", cart_id, attempt.token)
             continue
-        except PaymentError as err:
+        except GatewayUnavailable as err:  # its answer may have been lost: the next checkout asks again
+            raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
+        except PaymentError as err:  # refused: nothing was created, so the next checkout starts a new attempt
+            attempts.abandon(shop.session, attempt.token)
+            shop.session.commit()
+            log.warning("cart %s: Stripe refused attempt %s (%s)", cart_id, attempt.token, err)
+            if isinstance(err, PaymentRefused):
+                raise InvalidInput(f"The payment provider can't take this cart as it is: {err}",
+                                   code="payment_refused") from err
             raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
         _attach(shop, cart_id, attempt.token, pi)
     raise PaymentUnavailable("Checkout could not start; please try again.")

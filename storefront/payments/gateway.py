@@ -34,6 +34,10 @@ class AlreadyRefunded(PaymentError):
     """The payment was refunded in full already: nothing is left to give back."""
 
 
+class PaymentRefused(PaymentError):
+    """Stripe refused the request as made (an amount below its minimum, a currency it does not take)."""
+
+
 class IdempotencyConflict(PaymentError):
     """The same idempotency key was used with other parameters: the state moved on meanwhile."""
 
@@ -252,4 +256,4 @@ class StripeGateway:
             return AmountLocked(err.user_message or str(err), _view(error["payment_intent"]))
         if err.code == "resource_missing":
             return PaymentIntentMissing(str(err))
-        return PaymentError(str(err))
+        return PaymentRefused(err.user_message or str(err))

@@ -5,7 +5,7 @@ import stripe
 from sqlalchemy import select, update
 
 from storefront.extensions import db
-from storefront.models import Cart, Order, PaymentAttempt, WebhookEvent, utcnow
+from storefront.models import Cart, Order, PaymentAttempt, Product, WebhookEvent, utcnow
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
 from tests.conftest import wait_for
@@ -260,3 +260,20 @@ def test_the_sweep_cancels_payment_intents_no_cart_holds_oldest_first_a_few_a_pa
     assert reconcile_now(store)["payments_swept"] == 1 and statuses() == ["canceled", "canceled"]
     assert reconcile_now(store)["payments_swept"] == 0
     assert [attempt_status(store, s["payment_intent_id"]) for s in started] == ["canceled", "canceled"]
+
+
+def test_a_cart_stripe_refuses_gets_a_clear_error_and_checks_out_once_it_changes(store):
+    with store.app.app_context():
+        db.session.execute(update(Product).where(Product.id == 1).values(unit_amount=10))  # below Stripe's $0.50
+        db.session.commit()
+        db.session.remove()
+    shopper = store.client()
+    fill(shopper, (1, 1))
+    refused = shopper.post("/api/checkout")
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["error"]["code"] == "payment_refused"
+    assert "at least" in refused.get_json()["error"]["message"]
+    cart = fill(shopper, (1, 9))
+    started = shopper.post("/api/checkout")
+    assert started.status_code == 200, started.get_json()
+    assert started.get_json()["amount"] == cart["total"] == 100
