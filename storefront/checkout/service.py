@@ -17,10 +17,11 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..merchant import history, stock
-from ..models import Cart, Order
+from ..models import Order
 from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError, PaymentRefused
 from . import attempts, domain
-from .fulfilment import apply_payment_intent, order_push, orders_of, unfreeze
+from .cancel import release_freeze
+from .fulfilment import order_push, unfreeze
 
 log = logging.getLogger(__name__)
 
@@ -225,31 +226,13 @@ def _release_broken_handshake(shop, cart_id, order_id):
 
 
 def release_expired_freeze(shop, cart_id):
-    """Release a freeze past its time limit once Stripe says the money can no longer move; True if released."""
-    cart = shop.session.get(Cart, cart_id, populate_existing=True)
-    expired = cart is not None and domain.freeze_expired(cart.frozen_at, shop.now(), shop.freeze_seconds)
-    pi_id = cart.payment_intent_id if expired else None
-    shop.session.commit()
-    if not pi_id:
-        return False
+    """Release a freeze past its time limit by cancelling its PaymentIntent, unless Stripe says the money moves
+    (or refuses the cancel because it started to); True if released."""
     try:
-        pi = shop.gateway.retrieve(pi_id)
-    except PaymentError:
+        pi = release_freeze(shop, cart_id, domain.may_release_freeze,
+                            due=lambda frozen_at: domain.freeze_expired(frozen_at, shop.now(), shop.freeze_seconds))
+    except PaymentError as err:
+        shop.session.rollback()
+        log.warning("cart %s: expired freeze not released; Stripe could not be asked (%s)", cart_id, err)
         return False
-    apply_payment_intent(shop, pi)
-    if not domain.may_release_freeze(pi.status):
-        return False
-    cart = lock_cart(shop.session, cart_id)
-    if cart.status != "frozen" or cart.payment_intent_id != pi_id:
-        shop.session.commit()
-        return cart.status == "open"
-    awaiting = orders_of(shop.session, pi_id, status="awaiting_payment")
-    unfreeze(cart, awaiting)
-    view = cart_view(cart)
-    shop.session.commit()
-    log.info("cart %s: expired freeze released (PaymentIntent %s is %s)", cart_id, pi_id, pi.status)
-    shop.publish.cart(view)
-    for order in awaiting:
-        shop.publish.order(cart_id, order_push(order))
-    shop.schedule_sync(cart_id)
-    return True
+    return pi is not None and pi.status == "canceled"

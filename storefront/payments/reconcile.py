@@ -180,7 +180,7 @@ def _unpaid_freezes(shop, older_than_seconds, summary):
     ).scalars().all()
     shop.session.commit()
     for cart_id in cart_ids:
-        if release_unpaid_freeze(shop, cart_id):
+        if release_unpaid_freeze(shop, cart_id, cutoff):
             summary["freezes_released"] += 1
 
 

@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import create_engine, text
 
+from storefront.checkout.cancel import release_unpaid_freeze
 from storefront.extensions import db
 from storefront.payments.gateway import AmountLocked
 from storefront.payments.reconcile import reconcile
@@ -168,3 +169,45 @@ def test_a_cancel_that_loses_the_race_to_a_payment_is_refused_by_stripe(store):
     with pytest.raises(AmountLocked) as refused:
         store.app.extensions["gateway"].cancel(started["payment_intent_id"])
     assert refused.value.payment_intent.status == "processing"
+
+
+def confirming_after_the_look(store, started):
+    """The shopper's wallet sheet confirms the payment right after the store's look at the PaymentIntent."""
+    gateway, confirmed = store.app.extensions["gateway"], []
+    real = gateway.retrieve
+
+    def retrieve(pi_id):
+        pi = real(pi_id)
+        if pi_id == started["payment_intent_id"] and not confirmed:
+            confirmed.append(browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0])
+        return pi
+
+    gateway.retrieve = retrieve
+    return confirmed
+
+
+def test_reconcile_does_not_release_a_freeze_the_shopper_pays_meanwhile(store):
+    control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    shopper = store.client()
+    cart, started, order_id = start_and_confirm(shopper, (1, 1))
+    confirmed = confirming_after_the_look(store, started)
+    with store.app.app_context():
+        shop = current_shop()
+        released = release_unpaid_freeze(shop, cart["id"], shop.now())
+        db.session.remove()
+    assert confirmed == [200] and released is False
+    order = shopper.get(f"/api/orders/{order_id}").get_json()
+    assert (order["status"], order["amount_received"]) == ("paid", cart["total"])
+
+
+def test_an_expired_freeze_the_shopper_pays_meanwhile_stays_frozen(make_store, sandbox):
+    control(sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
+    shopper = store.client()
+    cart, started, order_id = start_and_confirm(shopper, (1, 1))
+    confirmed = confirming_after_the_look(store, started)
+    answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
+    assert confirmed == [200]
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "checkout_in_progress"
+    assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "paid"
+    assert shopper.get("/api/cart").get_json()["items"] == []  # the paid lines left; nothing was added
