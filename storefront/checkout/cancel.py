@@ -10,11 +10,14 @@ import logging
 from ..cart.service import read_cart
 from ..errors import PaymentInFlight, PaymentUnavailable
 from ..models import Cart
-from ..payments.gateway import AmountLocked, PaymentError
+from ..payments.gateway import AmountLocked, PaymentError, PaymentIntentMissing
 from . import domain
-from .fulfilment import apply_payment_intent
+from .fulfilment import apply_payment_intent, forget_missing_payment
 
 log = logging.getLogger(__name__)
+
+MISSING = "missing"  # Stripe does not know the PaymentIntent: no money can move on it
+RELEASED = frozenset({"canceled", MISSING})
 
 
 def cancel_checkout(shop, cart_id):
@@ -24,14 +27,14 @@ def cancel_checkout(shop, cart_id):
     `payment_in_flight`), and a cancel that loses the race to a payment is refused by Stripe the same way.
     """
     try:
-        pi = release_freeze(shop, cart_id, domain.may_release_freeze)
+        status = release_freeze(shop, cart_id, domain.may_release_freeze)
     except PaymentError as err:
         raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
     cart = read_cart(shop, cart_id)
-    if pi is not None and not domain.may_release_freeze(pi.status):
+    if status is not None and not domain.may_release_freeze(status):
         raise PaymentInFlight("This payment is already going through; it can't be cancelled.", extra={"cart": cart})
-    if pi is not None:
-        log.info("cart %s: checkout cancelled by the shopper (PaymentIntent %s is %s)", cart_id, pi.id, pi.status)
+    if status is not None:
+        log.info("cart %s: checkout cancelled by the shopper (its PaymentIntent is %s)", cart_id, status)
     return cart
 
 
@@ -39,21 +42,22 @@ def release_unpaid_freeze(shop, cart_id, frozen_before):
     """Release a freeze from before `frozen_before` whose PaymentIntent holds no payment (a handshake that broke
     half-way); True if released."""
     try:
-        pi = release_freeze(shop, cart_id, domain.UNPAID_PI_STATUSES.__contains__,
-                            due=lambda frozen_at: frozen_at <= frozen_before)
+        status = release_freeze(shop, cart_id, domain.UNPAID_PI_STATUSES.__contains__,
+                                due=lambda frozen_at: frozen_at <= frozen_before)
     except PaymentError as err:
         shop.session.rollback()
         log.warning("cart %s: unpaid freeze not released; Stripe could not be asked (%s)", cart_id, err)
         return False
-    return pi is not None and pi.status == "canceled"
+    return status in RELEASED
 
 
 def release_freeze(shop, cart_id, releasable, due=None):
     """Cancel the frozen cart's PaymentIntent at Stripe if Stripe says its status is `releasable`, then apply
     what Stripe answers (a cancelled PaymentIntent opens the cart and fails its awaiting order).
 
-    Only a freeze `due(frozen_at)` is looked at. Returns the PaymentIntent as Stripe last said it is, or None
-    when the cart is not frozen (nothing asked); PaymentError when Stripe could not be asked.
+    Only a freeze `due(frozen_at)` is looked at. Returns the PaymentIntent's status as Stripe last said it,
+    `missing` when Stripe does not know it, or None when the cart is not frozen (nothing asked);
+    PaymentError when Stripe could not be asked.
     """
     cart = shop.session.get(Cart, cart_id, populate_existing=True)
     frozen = cart is not None and cart.status == "frozen" and cart.payment_intent_id
@@ -67,7 +71,10 @@ def release_freeze(shop, cart_id, releasable, due=None):
             pi = shop.gateway.cancel(pi_id)
     except AmountLocked as err:  # the shopper confirmed meanwhile: Stripe refused the cancel
         pi = err.payment_intent
+    except PaymentIntentMissing:  # e.g. a sandbox restarted beside a database that was kept
+        forget_missing_payment(shop, cart_id, pi_id)
+        return MISSING
     apply_payment_intent(shop, pi)
     if pi.status == "canceled":
         log.info("cart %s: freeze released (PaymentIntent %s cancelled, nothing was paid)", cart_id, pi_id)
-    return pi
+    return pi.status

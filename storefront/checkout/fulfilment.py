@@ -175,6 +175,28 @@ def _fail(session, cart, pi, outcome):
     return awaiting
 
 
+def forget_missing_payment(shop, cart_id, pi_id):
+    """Stripe does not know the cart's PaymentIntent, so no money can move on it: the cart opens, its awaiting
+    orders fail (their stock goes back) and the next checkout creates a new PaymentIntent."""
+    cart = lock_cart(shop.session, cart_id)
+    if cart.payment_intent_id != pi_id:
+        shop.session.commit()
+        return
+    awaiting = orders_of(shop.session, pi_id, status="awaiting_payment")
+    if cart.status == "frozen":
+        unfreeze(cart, awaiting)
+    _forget_payment_intent(cart)
+    for order in awaiting:
+        history.record(shop.session.connection(), "stripe", "PaymentIntent unknown to Stripe; order is payment_failed",
+                       cart_id=cart_id, order_id=order.id, payment_intent_id=pi_id)
+    view, pushes = cart_view(cart), [order_push(order) for order in awaiting]
+    shop.session.commit()
+    log.warning("cart %s: PaymentIntent %s is unknown to Stripe; forgotten, the cart is open", cart_id, pi_id)
+    shop.publish.cart(view)
+    for push in pushes:
+        shop.publish.order(cart_id, push)
+
+
 def _forget_payment_intent(cart):
     cart.payment_intent_id = cart.client_secret = cart.pi_status = None
     cart.pi_amount = cart.pi_version = None

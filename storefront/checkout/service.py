@@ -20,7 +20,7 @@ from ..merchant import history, stock
 from ..models import Order
 from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError, PaymentRefused
 from . import attempts, domain
-from .cancel import release_freeze
+from .cancel import RELEASED, release_freeze
 from .fulfilment import order_push, unfreeze
 
 log = logging.getLogger(__name__)
@@ -229,10 +229,10 @@ def release_expired_freeze(shop, cart_id):
     """Release a freeze past its time limit by cancelling its PaymentIntent, unless Stripe says the money moves
     (or refuses the cancel because it started to); True if released."""
     try:
-        pi = release_freeze(shop, cart_id, domain.may_release_freeze,
-                            due=lambda frozen_at: domain.freeze_expired(frozen_at, shop.now(), shop.freeze_seconds))
+        status = release_freeze(shop, cart_id, domain.may_release_freeze,
+                                due=lambda frozen_at: domain.freeze_expired(frozen_at, shop.now(), shop.freeze_seconds))
     except PaymentError as err:
         shop.session.rollback()
         log.warning("cart %s: expired freeze not released; Stripe could not be asked (%s)", cart_id, err)
         return False
-    return pi is not None and pi.status == "canceled"
+    return status in RELEASED

@@ -211,3 +211,23 @@ def test_an_expired_freeze_the_shopper_pays_meanwhile_stays_frozen(make_store, s
     assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "checkout_in_progress"
     assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "paid"
     assert shopper.get("/api/cart").get_json()["items"] == []  # the paid lines left; nothing was added
+
+
+def test_a_payment_intent_stripe_forgot_frees_its_cart(store, stripe_client):
+    shoppers = [store.client() for _ in range(2)]
+    handshakes = [start_and_confirm(shopper, (1, 1)) for shopper in shoppers]
+    control(store.sandbox.url, "POST", "/reset")  # the demo's in-memory sandbox restarted; the database stayed
+
+    answer = cancel(shoppers[0])  # the shopper's way out
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["status"] == "open" and answer.get_json()["payment"] is None
+    with store.app.app_context():  # and reconciliation's, for the shopper who left
+        summary = reconcile(current_shop(), older_than_seconds=0)
+        db.session.remove()
+    assert summary["freezes_released"] == 1
+    for shopper, (cart, started, order_id) in zip(shoppers, handshakes, strict=True):
+        assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "payment_failed"
+        again = shopper.post("/api/checkout")
+        assert again.status_code == 200, again.get_json()
+        assert again.get_json()["payment_intent_id"] != started["payment_intent_id"]
+        assert stripe_client.v1.payment_intents.retrieve(again.get_json()["payment_intent_id"]).amount == cart["total"]
