@@ -98,7 +98,8 @@ def _unprocessed(session, events):
 
 
 def _apply_missed_event(shop, event, summary):
-    """Process one event as its webhook would have; False when Stripe is unavailable (the pass stops)."""
+    """Process one event as its webhook would have; False when Stripe is unavailable (the pass stops). An event
+    Stripe refuses to help with is counted and left unprocessed, for the next pass."""
     if not _record(shop.session, event["id"], event["type"], acted_on=True):
         return True  # a delivery processed it meanwhile
     try:
@@ -109,6 +110,11 @@ def _apply_missed_event(shop, event, summary):
         log.warning("reconcile: Stripe unavailable at event %s (%s); the rest waits for the next pass",
                     event["id"], err)
         return False
+    except PaymentError as err:  # refused for this event alone (e.g. a charge we may not read): left for later
+        shop.session.rollback()
+        summary["errors"] += 1
+        log.warning("reconcile: event %s not applied: %s", event["id"], err)
+        return True
     except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as err:
         shop.session.rollback()
         log.warning("reconcile: event %s is malformed (%s); ignored", event["id"], err)
