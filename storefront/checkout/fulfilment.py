@@ -67,13 +67,15 @@ def apply_payment_intent(shop, pi, observed_at=None):
         history.record(shop.session.connection(), "stripe",
                        f"PaymentIntent {pi.status}; received {money(pi.amount_received, pi.currency)}; "
                        f"order is {order.status}", cart_id=cart_id, order_id=order.id, payment_intent_id=pi.id)
-    view = cart_view(cart)
+    # Read before the commit: an expired model read afterwards opens a transaction that would stay open
+    # across the refund's Stripe call (on SQLite, the write lock).
+    view, pushes = cart_view(cart), [order_push(order) for order in changed]
     shop.session.commit()
     shop.publish.cart(view)
     if changed:
         shop.schedule_sync(cart_id)  # a cart opened again may be at new prices: its PaymentIntent follows
-    for order in changed:
-        shop.publish.order(cart_id, order_push(order))
+    for push in pushes:
+        shop.publish.order(cart_id, push)
     if refund:
         refund_excess(shop, *refund)
 
@@ -248,7 +250,7 @@ def record_refunds(shop, pi_id, amount_refunded):
         if order.status in domain.SETTLED_ORDER_STATUSES and amount_refunded > order.amount_refunded:
             order.amount_refunded = amount_refunded
             order.status = domain.refund_outcome(order.status, order.amount_received, amount_refunded, order.refund_due)
-            changed.append(order)
+            changed.append((order.cart_id, order_push(order)))
     shop.session.commit()
-    for order in changed:
-        shop.publish.order(order.cart_id, order_push(order))
+    for cart_id, push in changed:
+        shop.publish.order(cart_id, push)

@@ -204,11 +204,11 @@ def _refresh(shop, cart_id, order_id, synced):
     )
     if release:
         unfreeze(cart, [order])
-    view = cart_view(cart)
+    view, push = cart_view(cart), order_push(order)
     shop.session.commit()
     if release:
         shop.publish.cart(view)
-        shop.publish.order(cart_id, order_push(order))
+        shop.publish.order(cart_id, push)
         shop.schedule_sync(cart_id)
     return view, release
 
