@@ -153,9 +153,12 @@ class StripeGateway:
         return self._call(self._client.v1.payment_intents.update, pi_id, params, options={"idempotency_key": key})
 
     def cancel(self, pi_id):
-        """Cancel a PaymentIntent so that no money can move on it any more (AmountLocked if it already moves)."""
-        key = self._key(pi_id, "cancel")
-        return self._call(self._client.v1.payment_intents.cancel, pi_id, options={"idempotency_key": key})
+        """Cancel a PaymentIntent so that no money can move on it any more (AmountLocked if it already moves).
+
+        No key of ours: Stripe keeps a refused cancel's answer for a day and would replay it to a later cancel
+        of the same PaymentIntent after its state changed. The SDK's own key covers its retries of this call.
+        """
+        return self._call(self._client.v1.payment_intents.cancel, pi_id)
 
     def retrieve(self, pi_id):
         """The PaymentIntent's current state, whatever order its events arrived in."""

@@ -8,7 +8,7 @@ from storefront.extensions import db
 from storefront.payments.gateway import AmountLocked
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
-from tests.shopping import browser_confirm, control, fill, start_and_confirm
+from tests.shopping import browser_confirm, control, fill, order_status, start_and_confirm
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -183,7 +183,7 @@ def test_a_cancel_that_loses_the_race_to_a_payment_is_refused_by_stripe(store):
     assert refused.value.payment_intent.status == "processing"
 
 
-def confirming_after_the_look(store, started):
+def confirming_after_the_look(store, started, **payment):
     """The shopper's wallet sheet confirms the payment right after the store's look at the PaymentIntent."""
     gateway, confirmed = store.app.extensions["gateway"], []
     real = gateway.retrieve
@@ -191,7 +191,7 @@ def confirming_after_the_look(store, started):
     def retrieve(pi_id):
         pi = real(pi_id)
         if pi_id == started["payment_intent_id"] and not confirmed:
-            confirmed.append(browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0])
+            confirmed.append(browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, **payment)[0])
         return pi
 
     gateway.retrieve = retrieve
@@ -243,3 +243,20 @@ def test_a_payment_intent_stripe_forgot_frees_its_cart(store, stripe_client):
         assert again.status_code == 200, again.get_json()
         assert again.get_json()["payment_intent_id"] != started["payment_intent_id"]
         assert stripe_client.v1.payment_intents.retrieve(again.get_json()["payment_intent_id"]).amount == cart["total"]
+
+
+def test_a_cancel_refused_while_processing_does_not_refuse_the_next_freezes_cancel(store, stripe_client):
+    shopper = store.client()
+    cart, started, order_id = start_and_confirm(shopper, (1, 1))
+    failing_debit = {**SEPA, "payment_method_data[sepa_debit][iban]": "AT861904300235473202"}
+    confirmed = confirming_after_the_look(store, started, **failing_debit)
+    assert cancel(shopper).status_code == 409  # the debit started after our look: Stripe refuses the cancel
+    assert confirmed == [200]
+    order_status(shopper, order_id, "payment_failed")  # the debit failed: the cart is open again
+
+    again = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
+    assert again.status_code == 200, again.get_json()
+    answer = cancel(shopper)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["status"] == "open"
+    assert stripe_client.v1.payment_intents.retrieve(started["payment_intent_id"]).status == "canceled"
