@@ -34,6 +34,9 @@ if ASYNC_MODE != "gevent":
         f"not {ASYNC_MODE!r} (eventlet is the demo's mode: python wsgi.py)"
     )
 
+# This is the production server: production's checks apply (no development SECRET_KEY, a webhook secret,
+# Secure cookies) unless STOREFRONT_ENV says otherwise (the tests serve it over plain HTTP on loopback).
+os.environ.setdefault("STOREFRONT_ENV", "production")
 app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"})
 if app.config["STRIPE_OFFLINE"]:
     logging.getLogger(__name__).warning(

@@ -56,8 +56,10 @@ def start_sandbox(port, webhook_url, webhook_secret):
 
 def _sandbox_pid(port):
     """The process id of the sandbox answering on port, or None."""
+    # Straight to loopback: an HTTP_PROXY in the environment must not answer for (or hide) our sandbox.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sandbox/state", timeout=1) as answer:
+        with direct.open(f"http://127.0.0.1:{port}/_sandbox/state", timeout=1) as answer:
             return json.load(answer).get("pid")
     except (OSError, ValueError):
         return None

@@ -32,6 +32,8 @@ def store_env(*, port, database_url, sandbox_port, webhook_secret, secret_key, q
         "SEED_CATALOG": "1",
         "SOCKETIO_ASYNC_MODE": "eventlet",
         "PYTHONUNBUFFERED": "1",
+        # Plain HTTP on loopback: the session cookie must not be Secure (production.py defaults to production).
+        "STOREFRONT_ENV": "development",
     }
     env.pop("STRIPE_SECRET_KEY", None)
     if queue:

@@ -10,7 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..models import Cart, Order, PaymentAttempt
 from .domain import SETTLED_ORDER_STATUSES
@@ -88,15 +88,27 @@ def claim_of(session, pi, store_id):
     return Claim(None, None) if meta_store == store_id else None
 
 
-def unsettled_payment(session, pi, store_id):
-    """A succeeded PaymentIntent of ours with no settled order yet (what reconciliation must apply)."""
-    if pi.status != "succeeded":
-        return False
-    settled = session.scalar(select(Order.id).where(
-        Order.payment_intent_id == pi.id, Order.status.in_(SETTLED_ORDER_STATUSES)).limit(1))
-    ours = settled is None and claim_of(session, pi, store_id) is not None
+def unsettled(session, created_before, limit):
+    """PaymentIntents this store created, no cart holds and no order settled: each may hold money that
+    reached no order (its event acknowledged, but by a deployment that did nothing). Oldest first, so a
+    backlog drains in order: each one asked about ends (an order, a refund, a cancel) or is still in flight."""
+    pi_id = PaymentAttempt.payment_intent_id
+    settled = select(Order.id).where(Order.payment_intent_id == pi_id, Order.status.in_(SETTLED_ORDER_STATUSES))
+    held = select(Cart.id).where(Cart.payment_intent_id == pi_id)
+    found = session.scalars(
+        select(pi_id).where(PaymentAttempt.status == "created", pi_id.is_not(None),
+                            PaymentAttempt.created_at <= created_before, ~settled.exists(), ~held.exists())
+        .order_by(PaymentAttempt.created_at, PaymentAttempt.id).limit(limit)
+    ).all()
     session.commit()
-    return ours
+    return found
+
+
+def close(session, pi_id, status):
+    """The attempt's PaymentIntent ended without an order (`refunded`, `canceled`, `missing` at Stripe):
+    reconciliation stops asking about it."""
+    session.execute(update(PaymentAttempt).where(PaymentAttempt.payment_intent_id == pi_id,
+                                                 PaymentAttempt.status == "created").values(status=status))
 
 
 def _attempt_of(session, pi):

@@ -11,7 +11,7 @@ from ..cart.service import cart_view, lock_cart
 from ..merchant import history, stock
 from ..merchant.pricing import reprice_locked
 from ..models import Cart, CartSnapshot, Order
-from ..payments.gateway import PaymentError
+from ..payments.gateway import AlreadyRefunded, GatewayUnavailable, PaymentError
 from . import attempts, domain
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,15 @@ def apply_payment_intent(shop, pi, observed_at=None):
         history.record(shop.session.connection(), "stripe",
                        f"PaymentIntent {pi.status}; received {money(pi.amount_received, pi.currency)}; "
                        f"order is {order.status}", cart_id=cart_id, order_id=order.id, payment_intent_id=pi.id)
-    view = cart_view(cart)
+    # Read before the commit: an expired model read afterwards opens a transaction that would stay open
+    # across the refund's Stripe call (on SQLite, the write lock).
+    view, pushes = cart_view(cart), [order_push(order) for order in changed]
     shop.session.commit()
     shop.publish.cart(view)
     if changed:
         shop.schedule_sync(cart_id)  # a cart opened again may be at new prices: its PaymentIntent follows
-    for order in changed:
-        shop.publish.order(cart_id, order_push(order))
+    for push in pushes:
+        shop.publish.order(cart_id, push)
     if refund:
         refund_excess(shop, *refund)
 
@@ -175,6 +177,28 @@ def _fail(session, cart, pi, outcome):
     return awaiting
 
 
+def forget_missing_payment(shop, cart_id, pi_id):
+    """Stripe does not know the cart's PaymentIntent, so no money can move on it: the cart opens, its awaiting
+    orders fail (their stock goes back) and the next checkout creates a new PaymentIntent."""
+    cart = lock_cart(shop.session, cart_id)
+    if cart.payment_intent_id != pi_id:
+        shop.session.commit()
+        return
+    awaiting = orders_of(shop.session, pi_id, status="awaiting_payment")
+    if cart.status == "frozen":
+        unfreeze(cart, awaiting)
+    _forget_payment_intent(cart)
+    for order in awaiting:
+        history.record(shop.session.connection(), "stripe", "PaymentIntent unknown to Stripe; order is payment_failed",
+                       cart_id=cart_id, order_id=order.id, payment_intent_id=pi_id)
+    view, pushes = cart_view(cart), [order_push(order) for order in awaiting]
+    shop.session.commit()
+    log.warning("cart %s: PaymentIntent %s is unknown to Stripe; forgotten, the cart is open", cart_id, pi_id)
+    shop.publish.cart(view)
+    for push in pushes:
+        shop.publish.order(cart_id, push)
+
+
 def _forget_payment_intent(cart):
     cart.payment_intent_id = cart.client_secret = cart.pi_status = None
     cart.pi_amount = cart.pi_version = None
@@ -197,13 +221,25 @@ def refund_excess(shop, order_id, pi_id, amount):
 
 
 def refund_unmatched(shop, pi):
-    """A payment this store created that no cart of ours can take goes back whole; reconciliation retries."""
+    """A payment this store created that no cart of ours can take goes back whole.
+
+    Stripe unavailable: GatewayUnavailable goes up, so the webhook asks for redelivery and reconciliation
+    leaves the event for its next pass. A payment refunded in full already (by hand, or by an earlier try
+    whose answer was lost) is done.
+    """
     try:
         shop.gateway.refund(pi.id, None, reason_key=f"unmatched-{pi.id}")
-    except PaymentError as err:
-        log.warning("PaymentIntent %s: ours, matched to no cart; refund failed (%s)", pi.id, err)
+    except AlreadyRefunded:
+        log.info("PaymentIntent %s: ours, matched to no cart; already refunded", pi.id)
+    except GatewayUnavailable:
+        raise
+    except PaymentError as err:  # refused for good: the attempt stays open and reconciliation asks again
+        log.error("PaymentIntent %s: ours, matched to no cart; Stripe refused the refund (%s)", pi.id, err)
         return False
-    log.warning("PaymentIntent %s: ours, matched to no cart; %s refunded", pi.id, pi.amount_received)
+    else:
+        log.warning("PaymentIntent %s: ours, matched to no cart; %s refunded", pi.id, pi.amount_received)
+    attempts.close(shop.session, pi.id, "refunded")
+    shop.session.commit()
     return True
 
 
@@ -214,7 +250,7 @@ def record_refunds(shop, pi_id, amount_refunded):
         if order.status in domain.SETTLED_ORDER_STATUSES and amount_refunded > order.amount_refunded:
             order.amount_refunded = amount_refunded
             order.status = domain.refund_outcome(order.status, order.amount_received, amount_refunded, order.refund_due)
-            changed.append(order)
+            changed.append((order.cart_id, order_push(order)))
     shop.session.commit()
-    for order in changed:
-        shop.publish.order(order.cart_id, order_push(order))
+    for cart_id, push in changed:
+        shop.publish.order(cart_id, push)

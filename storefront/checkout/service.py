@@ -17,10 +17,11 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..merchant import history, stock
-from ..models import Cart, Order
-from ..payments.gateway import IdempotencyConflict, PaymentError
+from ..models import Order
+from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError, PaymentRefused
 from . import attempts, domain
-from .fulfilment import apply_payment_intent, order_push, orders_of, unfreeze
+from .cancel import RELEASED, release_freeze
+from .fulfilment import order_push, unfreeze
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,15 @@ def start_checkout(shop, cart_id):
             shop.session.commit()
             log.warning("cart %s: Stripe refused attempt %s again; starting a new one", cart_id, attempt.token)
             continue
-        except PaymentError as err:
+        except GatewayUnavailable as err:  # its answer may have been lost: the next checkout asks again
+            raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
+        except PaymentError as err:  # refused: nothing was created, so the next checkout starts a new attempt
+            attempts.abandon(shop.session, attempt.token)
+            shop.session.commit()
+            log.warning("cart %s: Stripe refused attempt %s (%s)", cart_id, attempt.token, err)
+            if isinstance(err, PaymentRefused):
+                raise InvalidInput(f"The payment provider can't take this cart as it is: {err}",
+                                   code="payment_refused") from err
             raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
         _attach(shop, cart_id, attempt.token, pi)
     raise PaymentUnavailable("Checkout could not start; please try again.")
@@ -195,11 +204,11 @@ def _refresh(shop, cart_id, order_id, synced):
     )
     if release:
         unfreeze(cart, [order])
-    view = cart_view(cart)
+    view, push = cart_view(cart), order_push(order)
     shop.session.commit()
     if release:
         shop.publish.cart(view)
-        shop.publish.order(cart_id, order_push(order))
+        shop.publish.order(cart_id, push)
         shop.schedule_sync(cart_id)
     return view, release
 
@@ -217,31 +226,13 @@ def _release_broken_handshake(shop, cart_id, order_id):
 
 
 def release_expired_freeze(shop, cart_id):
-    """Release a freeze past its time limit once Stripe says the money can no longer move; True if released."""
-    cart = shop.session.get(Cart, cart_id, populate_existing=True)
-    expired = cart is not None and domain.freeze_expired(cart.frozen_at, shop.now(), shop.freeze_seconds)
-    pi_id = cart.payment_intent_id if expired else None
-    shop.session.commit()
-    if not pi_id:
-        return False
+    """Release a freeze past its time limit by cancelling its PaymentIntent, unless Stripe says the money moves
+    (or refuses the cancel because it started to); True if released."""
     try:
-        pi = shop.gateway.retrieve(pi_id)
-    except PaymentError:
+        status = release_freeze(shop, cart_id, domain.may_release_freeze,
+                                due=lambda frozen_at: domain.freeze_expired(frozen_at, shop.now(), shop.freeze_seconds))
+    except PaymentError as err:
+        shop.session.rollback()
+        log.warning("cart %s: expired freeze not released; Stripe could not be asked (%s)", cart_id, err)
         return False
-    apply_payment_intent(shop, pi)
-    if not domain.may_release_freeze(pi.status):
-        return False
-    cart = lock_cart(shop.session, cart_id)
-    if cart.status != "frozen" or cart.payment_intent_id != pi_id:
-        shop.session.commit()
-        return cart.status == "open"
-    awaiting = orders_of(shop.session, pi_id, status="awaiting_payment")
-    unfreeze(cart, awaiting)
-    view = cart_view(cart)
-    shop.session.commit()
-    log.info("cart %s: expired freeze released (PaymentIntent %s is %s)", cart_id, pi_id, pi.status)
-    shop.publish.cart(view)
-    for order in awaiting:
-        shop.publish.order(cart_id, order_push(order))
-    shop.schedule_sync(cart_id)
-    return True
+    return status in RELEASED

@@ -133,9 +133,9 @@ def refund_order(shop, order_id, requested=None):
         order_id=order_id,
         payment_intent_id=pi_id,
     )
-    view = merchant_order_view(order)
+    view, push = merchant_order_view(order), order_push(order)
     shop.session.commit()
-    shop.publish.order(view["cart_id"], order_push(order))
+    shop.publish.order(view["cart_id"], push)
     log.info("order %s: merchant refunded %s", order_id, amount)
     return view
 

@@ -30,6 +30,14 @@ class AmountLocked(PaymentError):
         self.payment_intent = payment_intent
 
 
+class AlreadyRefunded(PaymentError):
+    """The payment was refunded in full already: nothing is left to give back."""
+
+
+class PaymentRefused(PaymentError):
+    """Stripe refused the request as made (an amount below its minimum, a currency it does not take)."""
+
+
 class IdempotencyConflict(PaymentError):
     """The same idempotency key was used with other parameters: the state moved on meanwhile."""
 
@@ -145,9 +153,12 @@ class StripeGateway:
         return self._call(self._client.v1.payment_intents.update, pi_id, params, options={"idempotency_key": key})
 
     def cancel(self, pi_id):
-        """Cancel a PaymentIntent so that no money can move on it any more (AmountLocked if it already moves)."""
-        key = self._key(pi_id, "cancel")
-        return self._call(self._client.v1.payment_intents.cancel, pi_id, options={"idempotency_key": key})
+        """Cancel a PaymentIntent so that no money can move on it any more (AmountLocked if it already moves).
+
+        No key of ours: Stripe keeps a refused cancel's answer for a day and would replay it to a later cancel
+        of the same PaymentIntent after its state changed. The SDK's own key covers its retries of this call.
+        """
+        return self._call(self._client.v1.payment_intents.cancel, pi_id)
 
     def retrieve(self, pi_id):
         """The PaymentIntent's current state, whatever order its events arrived in."""
@@ -207,6 +218,10 @@ class StripeGateway:
         try:
             key = self._key("refund", reason_key)
             refund = self._client.v1.refunds.create(params, options={"idempotency_key": key})
+        except stripe.InvalidRequestError as err:
+            if err.code == "charge_already_refunded":
+                raise AlreadyRefunded(str(err)) from err
+            raise PaymentError(str(err)) from err
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
             raise GatewayUnavailable(str(err)) from err
         except stripe.StripeError as err:
@@ -244,4 +259,4 @@ class StripeGateway:
             return AmountLocked(err.user_message or str(err), _view(error["payment_intent"]))
         if err.code == "resource_missing":
             return PaymentIntentMissing(str(err))
-        return PaymentError(str(err))
+        return PaymentRefused(err.user_message or str(err))

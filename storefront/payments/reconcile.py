@@ -9,24 +9,30 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from ..cart.cleanup import CleanupSchedule
+from ..checkout import attempts
 from ..checkout.cancel import release_unpaid_freeze
 from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order, WebhookEvent
 from ..webhooks.routes import HANDLERS, _mark_processed, _record
-from .gateway import GatewayUnavailable, PaymentError, PaymentIntentMissing
+from .gateway import AmountLocked, GatewayUnavailable, PaymentError, PaymentIntentMissing
 from .lease import end_turn, take_turn
 
 log = logging.getLogger(__name__)
 
 
-def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True):
+# PaymentIntents the sweep asks Stripe about per pass (each costs up to four paced requests).
+SWEEP_PER_PASS = 10
+
+
+def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True, sweep_limit=SWEEP_PER_PASS):
     """Apply Stripe's view to stale orders, missed webhook events, expired freezes and owed refunds."""
-    summary = {"orders_checked": 0, "events_checked": 0, "payments_applied": 0, "freezes_released": 0,
-               "refunds_retried": 0, "syncs_requested": 0, "errors": 0}
+    summary = {"orders_checked": 0, "events_checked": 0, "payments_applied": 0, "payments_swept": 0,
+               "freezes_released": 0, "refunds_retried": 0, "syncs_requested": 0, "errors": 0}
     _awaiting_orders(shop, older_than_seconds, summary)
     _missed_events(shop, lookback_seconds, undelivered_only, summary)
+    _unsettled_payments(shop, older_than_seconds, sweep_limit, summary)
     _expired_freezes(shop, summary)
     _unpaid_freezes(shop, older_than_seconds, summary)
     _owed_refunds(shop, summary)
@@ -93,7 +99,8 @@ def _unprocessed(session, events):
 
 
 def _apply_missed_event(shop, event, summary):
-    """Process one event as its webhook would have; False when Stripe is unavailable (the pass stops)."""
+    """Process one event as its webhook would have; False when Stripe is unavailable (the pass stops). An event
+    Stripe refuses to help with is counted and left unprocessed, for the next pass."""
     if not _record(shop.session, event["id"], event["type"], acted_on=True):
         return True  # a delivery processed it meanwhile
     try:
@@ -104,6 +111,11 @@ def _apply_missed_event(shop, event, summary):
         log.warning("reconcile: Stripe unavailable at event %s (%s); the rest waits for the next pass",
                     event["id"], err)
         return False
+    except PaymentError as err:  # refused for this event alone (e.g. a charge we may not read): left for later
+        shop.session.rollback()
+        summary["errors"] += 1
+        log.warning("reconcile: event %s not applied: %s", event["id"], err)
+        return True
     except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as err:
         shop.session.rollback()
         log.warning("reconcile: event %s is malformed (%s); ignored", event["id"], err)
@@ -111,6 +123,49 @@ def _apply_missed_event(shop, event, summary):
     summary["payments_applied"] += 1
     log.info("reconcile: applied event %s (%s), whose webhook this store never processed", event["id"], event["type"])
     return True
+
+
+def _unsettled_payments(shop, older_than_seconds, limit, summary):
+    """Every succeeded PaymentIntent this store created ends in an order or a refund, even when its event was
+    acknowledged but did nothing (delivered to an older deployment) or is older than the events' lookback.
+
+    The store's own records name the candidates (attempts.unsettled, oldest first, `limit` a pass); one no
+    cart holds and nobody can still be paying is cancelled, so the candidates drain.
+    """
+    cutoff = shop.now() - timedelta(seconds=older_than_seconds)
+    for pi_id in attempts.unsettled(shop.session, cutoff, limit):
+        summary["payments_swept"] += 1
+        try:
+            _settle_attempt(shop, pi_id)
+        except GatewayUnavailable as err:
+            shop.session.rollback()
+            summary["errors"] += 1
+            log.warning("reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass",
+                        pi_id, err)
+            return
+        except PaymentError as err:
+            shop.session.rollback()
+            summary["errors"] += 1
+            log.warning("reconcile: PaymentIntent %s not settled: %s", pi_id, err)
+
+
+def _settle_attempt(shop, pi_id):
+    try:
+        pi = shop.gateway.retrieve(pi_id)
+    except PaymentIntentMissing:
+        log.warning("reconcile: PaymentIntent %s of ours is unknown to Stripe; no money can move on it", pi_id)
+        attempts.close(shop.session, pi_id, "missing")
+        shop.session.commit()
+        return
+    if pi.status in REUSABLE_PI_STATUSES:  # no cart holds it: nobody was given it to pay
+        try:
+            pi = shop.gateway.cancel(pi_id)
+        except AmountLocked as err:
+            pi = err.payment_intent
+    apply_payment_intent(shop, pi)
+    if pi.status == "canceled":
+        attempts.close(shop.session, pi_id, "canceled")
+        shop.session.commit()
 
 
 def _expired_freezes(shop, summary):
@@ -132,7 +187,7 @@ def _unpaid_freezes(shop, older_than_seconds, summary):
     ).scalars().all()
     shop.session.commit()
     for cart_id in cart_ids:
-        if release_unpaid_freeze(shop, cart_id):
+        if release_unpaid_freeze(shop, cart_id, cutoff):
             summary["freezes_released"] += 1
 
 

@@ -12,7 +12,7 @@ from ..checkout.fulfilment import apply_payment_intent, record_refunds
 from ..database import statement_connection
 from ..errors import error_body
 from ..models import WebhookEvent, utcnow
-from ..payments.gateway import GatewayUnavailable, InvalidSignature, PaymentIntentMissing
+from ..payments.gateway import GatewayUnavailable, InvalidSignature, PaymentError, PaymentIntentMissing
 from ..wiring import current_shop
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,10 @@ def _receive(shop):
         shop.session.rollback()
         log.warning("event %s: Stripe unavailable (%s); asking for redelivery", event_id, err)
         return jsonify(error_body("payment_unavailable", "Stripe is unavailable; deliver again later.")), 503
+    except PaymentError as err:  # refused (a revoked key, a permission): not done, so Stripe delivers again
+        shop.session.rollback()
+        log.error("event %s: Stripe refused what it needs (%s); asking for redelivery", event_id, err)
+        return jsonify(error_body("payment_unavailable", "Stripe refused a request; deliver again later.")), 503
     except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as err:
         shop.session.rollback()
         log.warning("event %s of type %s is malformed (%s); ignored", event_id, event_type, err)

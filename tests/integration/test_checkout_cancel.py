@@ -3,11 +3,12 @@
 import pytest
 from sqlalchemy import create_engine, text
 
+from storefront.checkout.cancel import release_unpaid_freeze
 from storefront.extensions import db
 from storefront.payments.gateway import AmountLocked
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
-from tests.shopping import browser_confirm, control, fill, start_and_confirm
+from tests.shopping import browser_confirm, control, fill, order_status, start_and_confirm
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -20,6 +21,18 @@ def cancel(client, **kwargs):
 
 @pytest.mark.parametrize("paid_with", [None, "pm_card_authenticationRequired", "pm_card_chargeDeclined"])
 def test_cancel_releases_a_freeze_no_money_moves_on(store, stripe_client, paid_with):
+    cancel_releases_the_freeze(store, stripe_client, paid_with)
+
+
+@pytest.mark.postgres
+def test_cancel_releases_a_freeze_on_postgresql(make_store, sandbox, postgres_url, stripe_client):
+    # SAWarnings are errors in the tests: a model read after a commit would open a transaction the
+    # autocommit reads that follow warn about.
+    store = make_store(sandbox=sandbox, database_url=postgres_url)
+    cancel_releases_the_freeze(store, stripe_client, "pm_card_chargeDeclined")
+
+
+def cancel_releases_the_freeze(store, stripe_client, paid_with):
     shopper = store.client()
     cart, started, order_id = start_and_confirm(shopper, (1, 2))
     if paid_with:  # the shopper reloaded in the middle of 3-D Secure, or after a decline
@@ -168,3 +181,82 @@ def test_a_cancel_that_loses_the_race_to_a_payment_is_refused_by_stripe(store):
     with pytest.raises(AmountLocked) as refused:
         store.app.extensions["gateway"].cancel(started["payment_intent_id"])
     assert refused.value.payment_intent.status == "processing"
+
+
+def confirming_after_the_look(store, started, **payment):
+    """The shopper's wallet sheet confirms the payment right after the store's look at the PaymentIntent."""
+    gateway, confirmed = store.app.extensions["gateway"], []
+    real = gateway.retrieve
+
+    def retrieve(pi_id):
+        pi = real(pi_id)
+        if pi_id == started["payment_intent_id"] and not confirmed:
+            confirmed.append(browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, **payment)[0])
+        return pi
+
+    gateway.retrieve = retrieve
+    return confirmed
+
+
+def test_reconcile_does_not_release_a_freeze_the_shopper_pays_meanwhile(store):
+    control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    shopper = store.client()
+    cart, started, order_id = start_and_confirm(shopper, (1, 1))
+    confirmed = confirming_after_the_look(store, started)
+    with store.app.app_context():
+        shop = current_shop()
+        released = release_unpaid_freeze(shop, cart["id"], shop.now())
+        db.session.remove()
+    assert confirmed == [200] and released is False
+    order = shopper.get(f"/api/orders/{order_id}").get_json()
+    assert (order["status"], order["amount_received"]) == ("paid", cart["total"])
+
+
+def test_an_expired_freeze_the_shopper_pays_meanwhile_stays_frozen(make_store, sandbox):
+    control(sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    store = make_store(sandbox=sandbox, FREEZE_SECONDS=0)
+    shopper = store.client()
+    cart, started, order_id = start_and_confirm(shopper, (1, 1))
+    confirmed = confirming_after_the_look(store, started)
+    answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
+    assert confirmed == [200]
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "checkout_in_progress"
+    assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "paid"
+    assert shopper.get("/api/cart").get_json()["items"] == []  # the paid lines left; nothing was added
+
+
+def test_a_payment_intent_stripe_forgot_frees_its_cart(store, stripe_client):
+    shoppers = [store.client() for _ in range(2)]
+    handshakes = [start_and_confirm(shopper, (1, 1)) for shopper in shoppers]
+    control(store.sandbox.url, "POST", "/reset")  # the demo's in-memory sandbox restarted; the database stayed
+
+    answer = cancel(shoppers[0])  # the shopper's way out
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["status"] == "open" and answer.get_json()["payment"] is None
+    with store.app.app_context():  # and reconciliation's, for the shopper who left
+        summary = reconcile(current_shop(), older_than_seconds=0)
+        db.session.remove()
+    assert summary["freezes_released"] == 1
+    for shopper, (cart, started, order_id) in zip(shoppers, handshakes, strict=True):
+        assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "payment_failed"
+        again = shopper.post("/api/checkout")
+        assert again.status_code == 200, again.get_json()
+        assert again.get_json()["payment_intent_id"] != started["payment_intent_id"]
+        assert stripe_client.v1.payment_intents.retrieve(again.get_json()["payment_intent_id"]).amount == cart["total"]
+
+
+def test_a_cancel_refused_while_processing_does_not_refuse_the_next_freezes_cancel(store, stripe_client):
+    shopper = store.client()
+    cart, started, order_id = start_and_confirm(shopper, (1, 1))
+    failing_debit = {**SEPA, "payment_method_data[sepa_debit][iban]": "AT861904300235473202"}
+    confirmed = confirming_after_the_look(store, started, **failing_debit)
+    assert cancel(shopper).status_code == 409  # the debit started after our look: Stripe refuses the cancel
+    assert confirmed == [200]
+    order_status(shopper, order_id, "payment_failed")  # the debit failed: the cart is open again
+
+    again = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
+    assert again.status_code == 200, again.get_json()
+    answer = cancel(shopper)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["status"] == "open"
+    assert stripe_client.v1.payment_intents.retrieve(started["payment_intent_id"]).status == "canceled"

@@ -1,12 +1,14 @@
 """Idempotency that holds per store and per attempt, and every payment this store created ends somewhere."""
 
 import pytest
-from sqlalchemy import select
+import stripe
+from sqlalchemy import select, update
 
 from storefront.extensions import db
-from storefront.models import Order, PaymentAttempt
+from storefront.models import Cart, Order, PaymentAttempt, Product, WebhookEvent, utcnow
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
+from tests.conftest import wait_for
 from tests.shopping import browser_confirm, control, fill, order_status, start_and_confirm
 
 pytestmark = pytest.mark.timeout(90)
@@ -116,3 +118,162 @@ def test_a_create_is_recorded_before_stripe_is_asked(store):
         attempt = db.session.scalars(select(PaymentAttempt)).one()
         assert (attempt.cart_id, attempt.cart_version, attempt.status) == (cart["id"], cart["version"], "pending")
         db.session.remove()
+
+
+def failing_once(store, name):
+    """The store's gateway call `name`, whose first call meets a Stripe answering 500s (the calls are recorded)."""
+    gateway, url = store.app.extensions["gateway"], store.sandbox.url
+    real, calls = getattr(gateway, name), []
+
+    def call(*args, **kwargs):
+        calls.append(args)
+        if len(calls) > 1:
+            return real(*args, **kwargs)
+        control(url, "POST", "/faults", {"error_rate": 1.0})
+        try:
+            return real(*args, **kwargs)
+        finally:
+            control(url, "POST", "/faults", {"error_rate": None})
+
+    setattr(gateway, name, call)
+    return calls
+
+
+def unmatched_payment(store, stripe_client):
+    """A payment of ours whose metadata and records name a cart that does not exist; (cart, PaymentIntent id)."""
+    shopper = store.client()
+    cart = fill(shopper, (1, 1))
+    started = shopper.post("/api/checkout").get_json()
+    pi_id = started["payment_intent_id"]
+    with store.app.app_context():
+        db.session.execute(PaymentAttempt.__table__.update().values(cart_id=6100))
+        db.session.commit()
+        db.session.remove()
+    stripe_client.v1.payment_intents.update(pi_id, params={"metadata": {"cart_id": "6100"}})
+    return shopper, cart, started
+
+
+def refunded(stripe_client, pi_id):
+    return [r.amount for r in stripe_client.v1.refunds.list(params={"payment_intent": pi_id}).data]
+
+
+def attempt_status(store, pi_id):
+    with store.app.app_context():
+        try:
+            query = select(PaymentAttempt.status).where(PaymentAttempt.payment_intent_id == pi_id)
+            return db.session.scalars(query).one()
+        finally:
+            db.session.remove()
+
+
+def test_a_refund_of_an_unmatched_payment_that_stripe_fails_is_delivered_again(store, stripe_client):
+    _, cart, started = unmatched_payment(store, stripe_client)
+    calls = failing_once(store, "refund")
+    assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
+    # The first delivery's refund fails: the webhook answers 503 and Stripe's redelivery refunds it.
+    def done():
+        try:
+            return refunded(stripe_client, started["payment_intent_id"]) == [cart["total"]]
+        except stripe.APIError:  # asked while the store's refund met the injected failure
+            return False
+
+    wait_for(done, message="the redelivered event to refund the payment")
+    assert len(calls) == 2
+    deliveries = control(store.sandbox.url, "GET", "/deliveries")["data"]
+    assert 503 in [d["status_code"] for d in deliveries]
+
+
+def test_a_refund_of_an_unmatched_payment_that_stripe_fails_is_retried_by_the_next_pass(store, stripe_client):
+    control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    _, cart, started = unmatched_payment(store, stripe_client)
+    pi_id = started["payment_intent_id"]
+    assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
+    failing_once(store, "refund")
+    first = reconcile_now(store)
+    assert first["errors"] >= 1 and refunded(stripe_client, pi_id) == []
+    assert attempt_status(store, pi_id) == "created"
+    second = reconcile_now(store)  # the event was left unprocessed: this pass refunds
+    assert second["errors"] == 0 and refunded(stripe_client, pi_id) == [cart["total"]]
+    assert attempt_status(store, pi_id) == "refunded"
+
+
+def test_a_payment_already_refunded_at_stripe_counts_as_refunded(store, stripe_client):
+    control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    _, cart, started = unmatched_payment(store, stripe_client)
+    pi_id = started["payment_intent_id"]
+    assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
+    stripe_client.v1.refunds.create(params={"payment_intent": pi_id})  # the merchant refunded it by hand
+    assert reconcile_now(store)["errors"] == 0
+    assert attempt_status(store, pi_id) == "refunded"
+    assert reconcile_now(store)["payments_swept"] == 0  # nothing left to ask Stripe about
+    assert refunded(stripe_client, pi_id) == [cart["total"]]
+
+
+def acknowledge_every_event(store, stripe_client):
+    """As if another deployment had acknowledged every event so far and done nothing with them."""
+    with store.app.app_context():
+        for event in stripe_client.v1.events.list(params={"limit": 100}).data:
+            db.session.merge(WebhookEvent(id=event.id, type=event.type, processed_at=utcnow()))
+        db.session.commit()
+        db.session.remove()
+
+
+def forget_payment_intent(store, cart_id):
+    with store.app.app_context():
+        db.session.execute(update(Cart).where(Cart.id == cart_id).values(
+            payment_intent_id=None, client_secret=None, pi_status=None, pi_amount=None, pi_version=None))
+        db.session.commit()
+        db.session.remove()
+
+
+def test_a_payment_whose_event_did_nothing_still_ends_in_an_order(store, stripe_client):
+    control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    shopper = store.client()
+    cart = fill(shopper, (1, 2))
+    started = shopper.post("/api/checkout").get_json()
+    forget_payment_intent(store, cart["id"])  # no cart holds it any more; a stale tab still can pay it
+    assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
+    acknowledge_every_event(store, stripe_client)
+
+    summary = reconcile_now(store)
+    assert (summary["payments_swept"], summary["errors"]) == (1, 0)
+    with store.app.app_context():
+        orders = db.session.scalars(select(Order).where(Order.payment_intent_id == started["payment_intent_id"])).all()
+        found = [(o.cart_id, o.status, o.amount_received) for o in orders]
+        db.session.remove()
+    assert found == [(cart["id"], "paid", cart["total"])]
+    assert reconcile_now(store)["payments_swept"] == 0
+
+
+def test_the_sweep_cancels_payment_intents_no_cart_holds_oldest_first_a_few_a_pass(store, stripe_client):
+    shoppers = [store.client() for _ in range(2)]
+    carts = [fill(shopper, (1, 1)) for shopper in shoppers]
+    started = [shopper.post("/api/checkout").get_json() for shopper in shoppers]
+    for cart in carts:
+        forget_payment_intent(store, cart["id"])  # e.g. abandoned carts cleaned up
+    statuses = lambda: [stripe_client.v1.payment_intents.retrieve(s["payment_intent_id"]).status for s in started]  # noqa: E731
+
+    with store.app.app_context():
+        first = reconcile(current_shop(), older_than_seconds=0, sweep_limit=1)
+        db.session.remove()
+    assert first["payments_swept"] == 1 and statuses() == ["canceled", "requires_payment_method"]
+    assert reconcile_now(store)["payments_swept"] == 1 and statuses() == ["canceled", "canceled"]
+    assert reconcile_now(store)["payments_swept"] == 0
+    assert [attempt_status(store, s["payment_intent_id"]) for s in started] == ["canceled", "canceled"]
+
+
+def test_a_cart_stripe_refuses_gets_a_clear_error_and_checks_out_once_it_changes(store):
+    with store.app.app_context():
+        db.session.execute(update(Product).where(Product.id == 1).values(unit_amount=10))  # below Stripe's $0.50
+        db.session.commit()
+        db.session.remove()
+    shopper = store.client()
+    fill(shopper, (1, 1))
+    refused = shopper.post("/api/checkout")
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["error"]["code"] == "payment_refused"
+    assert "at least" in refused.get_json()["error"]["message"]
+    cart = fill(shopper, (1, 9))
+    started = shopper.post("/api/checkout")
+    assert started.status_code == 200, started.get_json()
+    assert started.get_json()["amount"] == cart["total"] == 100

@@ -332,3 +332,23 @@ def test_a_large_stripe_event_is_accepted(store):
         "/webhooks/stripe", data=payload, content_type="application/json", headers={"Stripe-Signature": header}
     )
     assert answer.status_code == 200, answer.get_json()
+
+
+def test_no_transaction_is_open_while_the_excess_is_refunded(store, stripe_client):
+    from storefront.extensions import db
+
+    gateway = store.app.extensions["gateway"]
+    real, open_during_refund = gateway.refund, []
+
+    def refund(*args, **kwargs):
+        open_during_refund.append(db.session().in_transaction())  # on SQLite, the write lock held across Stripe
+        return real(*args, **kwargs)
+
+    gateway.refund = refund
+    shopper = store.client()
+    cart, started, order_id = start_and_confirm(shopper, (A, 1))
+    stripe_client.v1.payment_intents.update(started["payment_intent_id"], params={"amount": cart["total"] + 500})
+    browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)
+    wait_for(lambda: shopper.get(f"/api/orders/{order_id}").get_json()["amount_refunded"] == 500,
+             message="the excess refund to be recorded")
+    assert open_during_refund == [False]

@@ -6,8 +6,13 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from storefront.extensions import db
+from storefront.models import WebhookEvent
+from storefront.payments.gateway import StripeGateway
+from storefront.payments.reconcile import reconcile
+from storefront.wiring import current_shop
 from tests.conftest import POSTGRES_URL, wait_for
-from tests.shopping import browser_confirm, order_status, orders_snapshot, post_event, start_and_confirm
+from tests.shopping import browser_confirm, control, order_status, orders_snapshot, post_event, start_and_confirm
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -72,3 +77,58 @@ def test_webhooks_answer_503_while_the_database_is_down(make_store, sandbox, pos
     assert answer.status_code == 200 and "duplicate" not in answer.get_json()
     assert post_event(store.client(), delivered, secret).get_json()["duplicate"] is True
 
+
+
+def revoked_charge_reads(store):
+    """Charges read with a key Stripe refuses (a restricted key without charge access, a revoked one)."""
+    gateway = store.app.extensions["gateway"]
+    revoked = StripeGateway("sk_test_revoked", store_id=gateway.store_id, api_base=store.sandbox.url, max_retries=0)
+    real, gateway.retrieve_charge = gateway.retrieve_charge, revoked.retrieve_charge
+    return lambda: setattr(gateway, "retrieve_charge", real)
+
+
+def event_processed(store, event_id):
+    with store.app.app_context():
+        try:
+            return db.session.get(WebhookEvent, event_id).processed_at is not None
+        finally:
+            db.session.remove()
+
+
+def test_an_event_stripe_refuses_to_explain_answers_503_and_is_processed_on_redelivery(store, stripe_client):
+    shopper, cart, pi_id, order_id = paid_order(store)
+    charge_id = stripe_client.v1.payment_intents.retrieve(pi_id).latest_charge
+    stripe_client.v1.refunds.create(params={"payment_intent": pi_id})
+    order_status(shopper, order_id, "refunded")
+    delivered = event({"id": charge_id, "object": "charge"}, "charge.refunded")
+    secret = store.app.config["STRIPE_WEBHOOK_SECRET"]
+    restore = revoked_charge_reads(store)
+    answer = post_event(store.client(), delivered, secret)
+    assert answer.status_code == 503, answer.get_json()
+    assert not event_processed(store, delivered["id"])
+    restore()
+    assert post_event(store.client(), delivered, secret).status_code == 200
+    assert event_processed(store, delivered["id"])
+
+
+def test_reconcile_counts_an_event_stripe_refuses_to_explain_and_applies_the_rest(store, stripe_client):
+    control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+    paying, refunding = store.client(), store.client()
+    orders = []
+    for shopper in (refunding, paying):
+        _, started, order_id = start_and_confirm(shopper, (1, 1))
+        assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
+        orders.append((shopper, started["payment_intent_id"], order_id))
+    stripe_client.v1.refunds.create(params={"payment_intent": orders[0][1]})  # its charge.refunded is newest
+    restore = revoked_charge_reads(store)
+    with store.app.app_context():
+        summary = reconcile(current_shop(), older_than_seconds=99999)
+        db.session.remove()
+    assert summary["errors"] == 1 and summary["payments_applied"] == 2
+    assert [shopper.get(f"/api/orders/{o}").get_json()["status"] for shopper, _, o in orders] == ["paid", "paid"]
+    restore()
+    with store.app.app_context():
+        summary = reconcile(current_shop(), older_than_seconds=99999)
+        db.session.remove()
+    assert summary["errors"] == 0 and summary["payments_applied"] == 1
+    assert refunding.get(f"/api/orders/{orders[0][2]}").get_json()["status"] == "refunded"

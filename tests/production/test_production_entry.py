@@ -16,3 +16,15 @@ def test_production_refuses_another_async_mode(tmp_path):
     assert result.returncode != 0
     assert "SOCKETIO_ASYNC_MODE must be gevent" in result.stderr
     assert not (tmp_path / "store.sqlite3").exists()  # refused before the app touched the database
+
+
+def test_production_refuses_the_development_secret_key(tmp_path):
+    env = {**os.environ, "SOCKETIO_ASYNC_MODE": "gevent", "DATABASE_URL": f"sqlite:///{tmp_path}/store.sqlite3",
+           "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+    for name in ("STRIPE_SECRET_KEY", "SECRET_KEY", "STOREFRONT_ENV"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-c", "import production"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set in production" in result.stderr
