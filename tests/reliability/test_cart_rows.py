@@ -184,3 +184,26 @@ def test_an_upgraded_database_hands_out_ids_past_its_existing_carts(shop_store):
     ids = [shop_store.client().get("/api/cart").get_json()["id"] for _ in range(3)]
     assert min(ids) > existing and len(set(ids)) == 3
     assert counts(shop_store)[0] == 7
+
+
+def test_an_upgrade_counts_existing_carts_as_changed_now_and_leaves_no_default(shop_store):
+    import flask_migrate
+    from sqlalchemy import inspect, text
+
+    from storefront import MIGRATIONS
+
+    with shop_store.app.app_context():
+        flask_migrate.downgrade(directory=str(MIGRATIONS), revision="5c0ffee7a1b2")
+        old = (utcnow() - timedelta(days=60)).replace(microsecond=0)
+        db.session.execute(text("INSERT INTO carts (version, total, status, currency, checkout_count, created_at) "
+                                "VALUES (1, 0, 'open', 'usd', 0, :old)"), {"old": old})
+        db.session.commit()
+        db.session.remove()
+        before = utcnow() - timedelta(seconds=5)
+        flask_migrate.upgrade(directory=str(MIGRATIONS))
+        changed = db.session.scalar(select(Cart.changed_at))
+        db.session.remove()
+        column = next(c for c in inspect(db.engine).get_columns("carts") if c["name"] == "changed_at")
+    assert changed >= before  # a cart created 60 days ago may have changed yesterday: not removed at once
+    assert column["default"] is None
+    assert cleanup(shop_store).strip() == '{"carts_removed": 0}'
