@@ -379,6 +379,19 @@ def test_orders_list_puts_the_review_queue_first_and_refunds_go_through_stripe(s
     assert requests.get(f"{shop.url}/admin/api/orders", timeout=5).status_code == 401
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_refund_without_a_json_body_refunds_nothing(shop, stripe_client, content_type):
+    shopper = shop.client()
+    _, started, order_id = start_and_confirm(shopper, (A, 1))
+    browser_confirm(shop.sandbox.url, shop.sandbox.publishable_key, started)
+    order_status(shopper, order_id, "paid")
+    headers = basic() if content_type is None else {**basic(), "Content-Type": content_type}
+    answer = Merchant(shop).client.post(f"/admin/api/orders/{order_id}/refund", headers=headers)
+    assert answer.status_code in (400, 415) and answer.get_json()["error"]["code"] == "invalid_json"
+    assert stripe_client.v1.refunds.list(params={"payment_intent": started["payment_intent_id"]}).data == []
+    assert shopper.get(f"/api/orders/{order_id}").get_json()["amount_refunded"] == 0
+
+
 def test_a_price_change_racing_shoppers_adding_the_product_leaves_no_cart_at_the_old_price(shop):
     shoppers = [http_shopper(shop) for _ in range(6)]
     auth = ("admin", PASSWORD)
