@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import case, func, select
 from wtforms import BooleanField, IntegerField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
 from ..errors import ShopError
@@ -27,8 +27,13 @@ def _money(_view, _context, model, name):
     return money(getattr(model, name), model.currency)
 
 
+def _no_control_characters(_form, field):
+    if field.data and domain.has_control_characters(field.data):
+        raise ValidationError("The name may not hold control characters.")
+
+
 class ProductForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=domain.MAX_NAME)])
+    name = StringField("Name", validators=[DataRequired(), Length(max=domain.MAX_NAME), _no_control_characters])
     unit_amount = IntegerField("Price (cents)", validators=[InputRequired(), NumberRange(1, domain.MAX_UNIT_AMOUNT)])
     stock = IntegerField(
         "Stock on hand (empty: not tracked)", validators=[Optional(), NumberRange(0, domain.MAX_STOCK)]

@@ -88,3 +88,23 @@ def test_the_merchant_refunds_a_needs_review_order_from_its_page(shop, stripe_cl
 def test_the_pages_ask_for_the_password(shop):
     assert requests.get(f"{shop.url}/admin/", timeout=5).status_code == 401
     assert requests.get(f"{shop.url}/admin/", auth=("admin", PASSWORD), timeout=5).status_code == 200
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_shop(request, make_store, sandbox):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return make_store(sandbox=sandbox, database_url=url, ADMIN_PASSWORD=PASSWORD)
+
+
+@pytest.mark.parametrize("name", ["Burr\x00grinder", "Burr grinder\x1b[2J", "Burr\ngrinder"])
+def test_a_name_with_a_control_character_is_refused_by_the_api_and_the_form(any_shop, name):
+    admin = any_shop.app.test_client()
+    answer = admin.patch(f"/admin/api/products/{GRINDER}", json={"name": name}, headers=basic())
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_name"
+    created = admin.post("/admin/api/products", json={"name": name, "unit_amount": 100}, headers=basic())
+    assert created.status_code == 400 and created.get_json()["error"]["code"] == "invalid_name"
+    form = edit_form(admin, GRINDER, name=name, unit_amount="12900", stock="", active="y")
+    page = admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic())
+    assert page.status_code == 200 and "may not hold control characters" in page.get_data(as_text=True)
+    products = Merchant(any_shop).get("/products")
+    assert products[GRINDER - 1]["name"] == "Burr grinder" and len(products) == 8

@@ -436,6 +436,8 @@ def test_an_expired_freeze_released_gives_its_stock_back(make_store, sandbox):
         ("patch", f"/admin/api/products/{A}", {"unit_amount": 10**12}),
         ("patch", f"/admin/api/products/{A}", {"name": {"nested": [1]}}),
         ("post", "/admin/api/orders/1/refund", {"amount": [5]}),
+        ("patch", f"/admin/api/products/{A}", {"name": "Beans\x00"}),
+        ("patch", f"/admin/api/products/{A}", {"name": "Beans\x1b[2J"}),
     ],
 )
 def test_bad_merchant_input_is_a_clear_400(make_store, method, path, body):
