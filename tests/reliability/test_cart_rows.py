@@ -207,3 +207,19 @@ def test_an_upgrade_counts_existing_carts_as_changed_now_and_leaves_no_default(s
     assert changed >= before  # a cart created 60 days ago may have changed yesterday: not removed at once
     assert column["default"] is None
     assert cleanup(shop_store).strip() == '{"carts_removed": 0}'
+
+
+def test_a_price_change_does_not_keep_an_abandoned_cart_alive(make_store, database_url):
+    import base64
+
+    store = make_store(database_url=database_url, STRIPE_SECRET_KEY="sk_test_unused",
+                       STRIPE_API_BASE="http://127.0.0.1:9", ADMIN_PASSWORD="pw")
+    shopper = store.client()
+    cart = fill(shopper, (1, 1))
+    age(store, cart["id"], days=31)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
+    for price in (2500, 2600):
+        assert store.client().patch("/admin/api/products/1", json={"unit_amount": price},
+                                    headers=auth).status_code == 200
+    assert shopper.get("/api/cart").get_json()["version"] == cart["version"] + 2  # repriced, twice
+    assert cleanup(store).strip() == '{"carts_removed": 1}'
