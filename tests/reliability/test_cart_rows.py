@@ -223,3 +223,15 @@ def test_a_price_change_does_not_keep_an_abandoned_cart_alive(make_store, databa
                                     headers=auth).status_code == 200
     assert shopper.get("/api/cart").get_json()["version"] == cart["version"] + 2  # repriced, twice
     assert cleanup(store).strip() == '{"carts_removed": 1}'
+
+
+def test_a_cancel_without_a_cart_row_writes_none(shop_store):
+    visitor, reserved, removed = (shop_store.client() for _ in range(3))
+    reserved.get("/api/cart")
+    cart = fill(removed, (1, 1))
+    age(shop_store, cart["id"], days=40)
+    cleanup(shop_store)
+    for client in (visitor, reserved, removed):
+        answer = client.post("/api/checkout/cancel")
+        assert answer.status_code == 200 and answer.get_json()["items"] == [] and answer.get_json()["status"] == "open"
+    assert counts(shop_store) == (0, 0, 0)
