@@ -3,6 +3,8 @@
 Forms are Flask-WTF forms: each carries a CSRF token bound to the session, checked on submit.
 """
 
+import json
+
 from flask import flash, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
@@ -10,7 +12,7 @@ from flask_admin.theme import Bootstrap4Theme
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import case, func, select
-from wtforms import BooleanField, IntegerField, StringField
+from wtforms import BooleanField, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
@@ -39,6 +41,12 @@ class ProductForm(FlaskForm):
         "Stock on hand (empty: not tracked)", validators=[Optional(), NumberRange(0, domain.MAX_STOCK)]
     )
     active = BooleanField("For sale", default=True)
+    # What the edit page showed when it was opened (JSON of SHOWN_FIELDS): a save sends only what the
+    # merchant changed, and is refused if the store changed it meanwhile (units sold are not sold again).
+    shown = HiddenField()
+
+
+SHOWN_FIELDS = ("unit_amount", "stock", "active")
 
 
 class RefundForm(FlaskForm):
@@ -67,6 +75,19 @@ class ProductAdmin(ModelView):
             "active": bool(form.active.data),
         }
 
+    def on_form_prefill(self, form, id):
+        if request.method == "GET":  # a form sent back with errors keeps what it showed first
+            form.shown.data = json.dumps({name: getattr(form, name).data for name in SHOWN_FIELDS})
+
+    def _shown(self, form):
+        try:
+            shown = json.loads(form.shown.data or "")
+        except ValueError:
+            shown = None
+        if not isinstance(shown, dict) or set(shown) != set(SHOWN_FIELDS):
+            raise ShopError("This form is out of date; open the product again.")
+        return shown
+
     def create_model(self, form):
         try:
             created = service.create_product(
@@ -81,7 +102,11 @@ class ProductAdmin(ModelView):
         product_id, body = model.id, self._body(form)
         db.session.rollback()  # the service reads and locks the product itself
         try:
-            service.update_product(current_shop(), product_id, body)
+            shown = self._shown(form)
+            for name in SHOWN_FIELDS:
+                if body[name] == shown[name]:
+                    del body[name]  # not changed here: whatever the store holds now stays
+            service.update_product(current_shop(), product_id, body, shown=shown)
         except ShopError as err:
             flash(err.message, "error")
             return False

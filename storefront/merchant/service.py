@@ -8,7 +8,7 @@ from ..cart.domain import money
 from ..checkout.domain import refund_outcome
 from ..checkout.fulfilment import order_push
 from ..checkout.service import order_view
-from ..errors import NotFound, PaymentUnavailable
+from ..errors import Conflict, NotFound, PaymentUnavailable
 from ..models import Order, Product
 from ..payments.gateway import PaymentError
 from . import domain, history, stock
@@ -51,13 +51,23 @@ def create_product(shop, body):
     return view
 
 
-def update_product(shop, product_id, body):
-    """Edit a product; a new price or a withdrawal moves every open cart holding it to a new version."""
+def update_product(shop, product_id, body, shown=None):
+    """Edit a product; a new price or a withdrawal moves every open cart holding it to a new version.
+
+    `shown` (the admin page's values when opened): a field changed here that the store changed meanwhile
+    is refused (409 `product_changed`), not overwritten.
+    """
     changes = domain.parse_product(body, creating=False)
     product = shop.session.get(Product, product_id, with_for_update=True, populate_existing=True)
     if product is None:
         shop.session.rollback()
         raise NotFound(f"No product with id {product_id}.", code="product_not_found")
+    stale = [name for name in changes if shown and name in shown and getattr(product, name) != shown[name]]
+    if stale:
+        now = ", ".join(f"{name} is now {getattr(product, name)}, not {shown[name]}" for name in stale)
+        shop.session.rollback()
+        raise Conflict(f"{stale[0].replace('_', ' ').capitalize()} changed meanwhile ({now}); nothing was saved. "
+                       "Open the product again.", code="product_changed")
     reserved = stock.reserved_units(shop.session, product_id)
     if "stock" in changes:
         try:
