@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from ..cart import domain, repository
 from ..cart.service import lock_cart
+from ..errors import NotFound
 from ..models import CartLine, Product
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,11 @@ def reprice_carts(shop, product_id):
     shop.session.commit()
     moved = []
     for cart_id in cart_ids:
-        cart = lock_cart(shop.session, cart_id)
+        try:
+            cart = lock_cart(shop.session, cart_id)
+        except NotFound:  # removed as abandoned since it was listed: nothing left to reprice
+            shop.session.rollback()
+            continue
         changed = reprice_locked(shop.session, cart)
         view = repository.state_of(cart).view() if changed else None
         shop.session.commit()

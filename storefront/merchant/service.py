@@ -75,10 +75,9 @@ def update_product(shop, product_id, body, shown=None):
         except Exception:
             shop.session.rollback()
             raise
-    carts_follow = (
-        changes.get("unit_amount", product.unit_amount) != product.unit_amount
-        or changes.get("active", product.active) != product.active
-    )
+    # Whenever the request names a price or for-sale (even unchanged): repricing is idempotent, so a PATCH
+    # retried after a failure part-way brings the carts it did not reach to the catalog.
+    carts_follow = "unit_amount" in changes or "active" in changes
     for name, value in changes.items():
         setattr(product, name, value)
     view = product_view(product, reserved)

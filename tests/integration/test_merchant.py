@@ -131,6 +131,36 @@ def test_a_line_keeps_the_price_of_its_version_whatever_the_product_row_says(sho
     assert cart["items"][0]["unit_amount"] == 2400 and cart["total"] == 2400
 
 
+def test_a_price_change_retried_after_failing_part_way_reaches_every_cart(shop, monkeypatch):
+    from storefront.cart import repository
+    from storefront.merchant import pricing
+
+    merchant, gone, kept = Merchant(shop), shop.client(), shop.client()
+    gone_id, kept_cart = fill(gone, (A, 1))["id"], fill(kept, (A, 1))
+    listed = pricing.open_carts_holding
+
+    def listed_then_one_removed(session, product_id):  # the cleanup removes a cart while the merchant saves
+        found = listed(session, product_id)
+        repository.delete_carts(session.connection(), [gone_id])  # committed with the listing's transaction
+        return found
+
+    monkeypatch.setattr(pricing, "open_carts_holding", listed_then_one_removed)
+    assert merchant.patch(A, unit_amount=2500)["unit_amount"] == 2500  # 200, not a 404 for a cart
+    assert kept.get("/api/cart").get_json()["total"] == 2500
+    monkeypatch.undo()
+
+    with shop.app.app_context():  # a PATCH that committed the product, then failed before the carts
+        db.session.get(Product, A).unit_amount = 2600
+        db.session.commit()
+        db.session.remove()
+    assert kept.get("/api/cart").get_json()["total"] == 2500
+    merchant.patch(A, unit_amount=2600)  # the merchant retries: nothing "changes", the carts still follow
+    after = kept.get("/api/cart").get_json()
+    assert after["total"] == 2600 and after["version"] == kept_cart["version"] + 2
+    merchant.patch(A, unit_amount=2600)  # and once more: nothing left to move
+    assert kept.get("/api/cart").get_json()["version"] == after["version"]
+
+
 def test_a_frozen_cart_keeps_its_prices_and_takes_the_new_ones_when_it_opens_again(shop):
     merchant, shopper = Merchant(shop), shop.client()
     cart, started, order_id = start_and_confirm(shopper, (GRINDER, 1))
