@@ -517,3 +517,44 @@ def test_a_handshake_racing_a_tab_adding_the_same_tracked_product_and_a_price_ch
         else:
             line = next(i for i in cart["items"] if i["product_id"] == GRINDER)
             assert cart["status"] == "open" and line["unit_amount"] == 12000 + round_
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", ["unit_amount = 11900", "active = false"])
+def test_a_handshake_that_waited_for_a_price_change_or_withdrawal_is_refused_with_the_new_cart(
+    make_store, sandbox, postgres_url, change
+):
+    """The handshake waits on the product's lock while the merchant's change holds it, then must not freeze
+    the cart at the old price (or with the withdrawn product): 409 cart_changed, the cart repriced."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    store = make_store(sandbox=sandbox, database_url=postgres_url, ADMIN_PASSWORD=PASSWORD)
+    shopper = store.client()
+    fill(shopper, (A, 1), (GRINDER, 1))
+    checkout(shopper)
+    cart = synced(shopper)
+    merchant_db = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    answers = []
+    with merchant_db.connect() as conn:
+        conn.execute(text(f"UPDATE products SET {change} WHERE id = {GRINDER}"))  # held until commit
+        handshake = threading.Thread(target=lambda: answers.append(
+            shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})))
+        handshake.start()
+        wait_for(lambda: conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar(),
+                 message="the handshake to wait for the product's lock")
+        conn.commit()
+    handshake.join(30)
+    merchant_db.dispose()
+    answer = answers[0]
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "cart_changed", answer.get_json()
+    shown = answer.get_json()["cart"]
+    assert shown["status"] == "open" and shown["version"] == cart["version"] + 1
+    assert shown == shopper.get("/api/cart").get_json() | {"payment": shown["payment"]}
+    grinder = [i for i in shown["items"] if i["product_id"] == GRINDER]
+    assert grinder == [] if change.startswith("active") else grinder[0]["unit_amount"] == 11900
+    assert reservations(store) == [] and shown["notices"]
+    again = synced(shopper)
+    confirmed = shopper.post("/api/checkout/confirm", json={"cart_version": again["version"]})
+    assert confirmed.status_code == 200 and confirmed.get_json()["amount"] == shown["total"]
