@@ -235,3 +235,27 @@ def test_a_cancel_without_a_cart_row_writes_none(shop_store):
         answer = client.post("/api/checkout/cancel")
         assert answer.status_code == 200 and answer.get_json()["items"] == [] and answer.get_json()["status"] == "open"
     assert counts(shop_store) == (0, 0, 0)
+
+
+def test_the_periodic_cleanup_runs_once_per_store_whichever_process_asks(make_store, database_url, tmp_path):
+    import time
+
+    from storefront.cart.cleanup import CleanupSchedule
+    from storefront.wiring import current_shop
+
+    url = database_url or f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    processes = [make_store(database_url=url, STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9",
+                            CART_CLEANUP_INTERVAL_SECONDS=3600) for _ in range(3)]
+    age(processes[0], fill(processes[0].client(), (1, 1))["id"], days=40)
+    ran = []
+    for store in processes:
+        with store.app.app_context():
+            ran.append(CleanupSchedule(store.app.config, time.monotonic).run_if_due(current_shop()))
+            db.session.remove()
+    assert ran == [1, None, None]
+    with processes[0].app.app_context():
+        from storefront.payments.lease import JobTurn
+
+        turn = db.session.get(JobTurn, "cart_cleanup")
+        db.session.remove()
+    assert turn.holder is None and turn.due_at > utcnow() + timedelta(seconds=3000)
