@@ -1,8 +1,9 @@
 """Removing abandoned carts: open, unchanged for ABANDONED_CART_SECONDS, with no order and no
 PaymentIntent that could still move money. Their lines and snapshots go with them.
 
-A shopper who comes back with the old cookie finds an empty cart under the same id (ids are never
-handed out twice), as on a first visit.
+A shopper who comes back with the old cookie finds an empty cart, as on a first visit; the first change
+writes it under a new id (ids are never handed out twice), and the removed cart's pending payment
+attempts are marked abandoned.
 """
 
 import logging

@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Integer, bindparam, cast, delete, func, insert, null, select, text, union_all, update
 
 from ..errors import NotFound
-from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, Product, StockReservation, utcnow
+from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, PaymentAttempt, Product, StockReservation, utcnow
 from . import domain
 
 carts, lines_table, products, snapshots = (
     Cart.__table__, CartLine.__table__, Product.__table__, CartSnapshot.__table__
 )
-reservations = StockReservation.__table__
+reservations, attempts = StockReservation.__table__, PaymentAttempt.__table__
 CART_COLUMNS = (carts.c.id, carts.c.version, carts.c.status, carts.c.currency,
                 carts.c.payment_intent_id, carts.c.pi_amount, carts.c.pi_status, carts.c.notices)
 # Units a shopper can still add: on hand minus what frozen carts hold (None when stock is not tracked).
@@ -306,3 +306,6 @@ def delete_carts(conn, cart_ids):
     conn.execute(delete(lines_table).where(lines_table.c.cart_id.in_(cart_ids)))
     conn.execute(delete(snapshots).where(snapshots.c.cart_id.in_(cart_ids)))
     conn.execute(delete(carts).where(carts.c.id.in_(cart_ids)))
+    # Payment attempts outlive their cart (no foreign key); one still pending is never asked again.
+    conn.execute(update(attempts).where(attempts.c.cart_id.in_(cart_ids), attempts.c.status == "pending")
+                 .values(status="abandoned"))

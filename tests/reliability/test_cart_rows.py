@@ -113,7 +113,32 @@ def test_cart_ids_are_never_handed_out_twice(shop_store):
     assert len(ids) == 5 and not ids & {cart["id"] for cart in carts}
     back = shoppers[-1].get("/api/cart").get_json()
     assert back["id"] == newest and back["items"] == [] and back["version"] == 1
-    assert fill(shoppers[-1], (3, 1))["version"] == 2
+    again = fill(shoppers[-1], (3, 1))  # a removed cart's id is not written again: a new cart, a new id
+    assert again["version"] == 2 and again["id"] not in ids | {cart["id"] for cart in carts}
+    assert shoppers[-1].get("/api/cart").get_json() == again
+
+
+def test_a_removed_carts_pending_payment_attempts_are_abandoned_and_its_id_not_reused(shop_store):
+    from storefront.models import PaymentAttempt
+
+    shopper = shop_store.client()
+    cart = fill(shopper, (1, 1))
+    with shop_store.app.app_context():  # a PaymentIntent create whose answer was lost
+        db.session.add(PaymentAttempt(id="attempt-lost", cart_id=cart["id"], cart_version=cart["version"],
+                                      amount=cart["total"], currency="usd", status="pending"))
+        db.session.commit()
+        db.session.remove()
+    age(shop_store, cart["id"], days=40)
+    assert cleanup(shop_store).strip() == '{"carts_removed": 1}'
+    with shop_store.app.app_context():
+        assert db.session.get(PaymentAttempt, "attempt-lost").status == "abandoned"
+        db.session.remove()
+    fresh = fill(shopper, (2, 1))
+    assert fresh["id"] != cart["id"] and fresh["version"] == 2
+    with shop_store.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PaymentAttempt)
+                                 .where(PaymentAttempt.cart_id == fresh["id"])) == 0
+        db.session.remove()
 
 
 def test_cleanup_removes_only_carts_unchanged_for_the_abandonment_time(shop_store):
