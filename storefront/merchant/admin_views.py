@@ -5,24 +5,23 @@ Forms are Flask-WTF forms: each carries a CSRF token bound to the session, check
 
 import json
 
-from flask import flash, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from wtforms import BooleanField, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
+from ..catalog.routes import products_with_availability
 from ..errors import ShopError
 from ..extensions import db
 from ..models import Order, Product
 from ..wiring import current_shop
-from . import domain, history, service, stock
-
-REVIEW_FIRST = case((Order.status == "needs_review", 0), else_=1)
+from . import domain, history, service
 
 
 def _money(_view, _context, model, name):
@@ -62,10 +61,16 @@ class ProductAdmin(ModelView):
     column_labels = {"unit_amount": "Price", "available": "Available"}
     column_formatters = {
         "unit_amount": _money,
-        "available": lambda _v, _c, m, _n: (
-            "" if m.stock is None else max(0, m.stock - stock.reserved_units(db.session, m.id))
-        ),
+        "available": lambda _v, _c, m, _n: "" if g.available.get(m.id) is None else g.available[m.id],
     }
+
+    def get_list(self, *args, **kwargs):
+        # The catalog's own count, for every product in one statement (not a query per row).
+        g.available = {
+            product.id: None if units is None else max(0, units)
+            for product, units in products_with_availability(db.session, active_only=False)
+        }
+        return super().get_list(*args, **kwargs)
 
     def _body(self, form):
         return {
@@ -146,7 +151,7 @@ class OrderAdmin(ModelView):
         if status:
             query = query.filter(Order.status == status)
         if not request.args.get("sort"):
-            query = query.order_by(REVIEW_FIRST, Order.created_at.desc(), Order.id.desc())
+            query = query.order_by(service.REVIEW_FIRST, Order.created_at.desc(), Order.id.desc())
         return query
 
     def get_count_query(self):

@@ -138,3 +138,36 @@ def test_a_price_saved_on_a_page_opened_before_a_sale_does_not_sell_the_unit_aga
     assert merchant.get("/products")[GRINDER - 1]["stock"] == 8
     without = admin.post(f"/admin/products/edit/?id={GRINDER}", data={**repriced, "shown": ""}, headers=basic())
     assert without.status_code == 200 and "out of date" in without.get_data(as_text=True)
+
+
+def test_the_product_list_shows_what_shoppers_can_still_add_in_the_same_statements_for_any_number(shop):
+    from sqlalchemy import event
+
+    from storefront.extensions import db
+
+    merchant, admin, shopper = Merchant(shop), shop.app.test_client(), shop.client()
+    merchant.patch(GRINDER, stock=5)
+    start_and_confirm(shopper, (GRINDER, 2))  # 2 held by the handshake
+
+    def statements():
+        seen = []
+        with shop.app.app_context():
+            engine = db.engine
+        listener = lambda *args: seen.append(args[2])  # noqa: E731 - the statement text
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            page = admin.get("/admin/products/", headers=basic())
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert page.status_code == 200
+        return page.get_data(as_text=True), len(seen)
+
+    statements()  # the first page of the app compiles and caches what it needs
+    listing, before = statements()
+    assert merchant.get("/products")[GRINDER - 1]["available"] == 3
+    row = re.search(r"Burr grinder.*?</tr>", listing, re.S).group(0)
+    assert re.search(r">\s*3\s*<", row), row
+    for n in range(6):
+        assert admin.post("/admin/api/products", json={"name": f"Jug {n}", "unit_amount": 100, "stock": 4},
+                          headers=basic()).status_code == 201
+    assert statements()[1] == before
