@@ -5,11 +5,10 @@ Revises: 5c0ffee7a1b2
 Create Date: 2026-12-01 23:50:00
 
 """
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'c4a7e2d91b35'
@@ -25,7 +24,7 @@ def upgrade():
     op.add_column('carts', sa.Column('changed_at', sa.DateTime(), nullable=False,
                                      server_default='1970-01-01 00:00:00'))
     op.get_bind().execute(sa.text("UPDATE carts SET changed_at = :now"),
-                          {"now": datetime.now(timezone.utc).replace(tzinfo=None)})
+                          {"now": datetime.now(UTC).replace(tzinfo=None)})
     with op.batch_alter_table('carts') as batch:
         batch.alter_column('changed_at', server_default=None)
     op.create_index(op.f('ix_carts_changed_at'), 'carts', ['changed_at'], unique=False)
