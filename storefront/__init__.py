@@ -111,10 +111,8 @@ def register_blueprints(app):
     from .merchant.admin_views import register_admin
 
     register_admin(app)
-    try:
-        from .pages.routes import bp as pages_bp
-    except ImportError:
-        return
+    from .pages.routes import bp as pages_bp
+
     app.register_blueprint(pages_bp)
 
 

@@ -42,8 +42,9 @@ def with_session_cart(shop, use):
 
     A visitor who has changed nothing has no cart row. A read (GET) runs on the session's cart id as it is
     (None without one) and writes nothing. A change or a checkout writes the cart first when it has no row
-    (a reserved id, or a cart removed as abandoned), and removes it again if the use case then fails, so a
-    refused first request leaves no row behind either. The signed cookie's id is trusted without a lookup.
+    (under the reserved id; a cart removed as abandoned gets a new id, the session remembering which id was
+    written), and removes it again if the use case then fails, so a refused first request leaves no row
+    behind either. The signed cookie's id is trusted without a lookup.
     """
     if request.method in ("GET", "HEAD"):
         return use(session_cart_id())
@@ -52,14 +53,29 @@ def with_session_cart(shop, use):
         cart_id = new_session_cart_id(shop)
     else:
         try:
-            return use(cart_id)
+            answer = use(cart_id)
         except NotFound as err:
             if err.code != "cart_not_found":
                 raise
+        else:
+            _remember_written(cart_id)  # a change went through: the row exists
+            return answer
+        if session.get("cart_written") == cart_id:
+            # The row was written, then removed as abandoned: a new id, so nothing of the old cart (payment
+            # attempts, a tab still at its version 7) is taken for the new one's.
+            cart_id = new_session_cart_id(shop)
     created = create_cart(shop, cart_id)
     try:
-        return use(cart_id)
+        answer = use(cart_id)
     except Exception:
         if created:
             discard_unchanged_cart(shop, cart_id)
         raise
+    _remember_written(cart_id)
+    return answer
+
+
+def _remember_written(cart_id):
+    """The session's cart has a row (a reserved id that was never written has not: it is used as it is)."""
+    if session.get("cart_written") != cart_id:
+        session["cart_written"] = cart_id

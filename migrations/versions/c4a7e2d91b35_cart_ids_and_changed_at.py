@@ -5,9 +5,10 @@ Revises: 5c0ffee7a1b2
 Create Date: 2026-12-01 23:50:00
 
 """
-from alembic import op
-import sqlalchemy as sa
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'c4a7e2d91b35'
@@ -17,11 +18,15 @@ depends_on = None
 
 
 def upgrade():
-    # A constant default lets SQLite add a NOT NULL column in place (no table copy); every row then
-    # takes its creation time, and the storefront always writes the column itself.
+    # A constant default lets SQLite add a NOT NULL column; existing carts then count as changed at the
+    # upgrade (their last change is unknown: counting from creation would remove carts changed yesterday),
+    # and the default goes again: the storefront always writes the column itself.
     op.add_column('carts', sa.Column('changed_at', sa.DateTime(), nullable=False,
                                      server_default='1970-01-01 00:00:00'))
-    op.execute("UPDATE carts SET changed_at = created_at")
+    op.get_bind().execute(sa.text("UPDATE carts SET changed_at = :now"),
+                          {"now": datetime.now(UTC).replace(tzinfo=None)})
+    with op.batch_alter_table('carts') as batch:
+        batch.alter_column('changed_at', server_default=None)
     op.create_index(op.f('ix_carts_changed_at'), 'carts', ['changed_at'], unique=False)
     op.create_table('cart_id_counter',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),

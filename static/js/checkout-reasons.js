@@ -44,9 +44,6 @@
     }
     if (error.type === "card_error") {
       const message = error.message || "Your card was declined.";
-      if (error.decline_code === "insufficient_funds") {
-        return message + " Nothing was charged. Try another card, or pay by SEPA Direct Debit.";
-      }
       if (error.code === "incorrect_number" || error.code === "invalid_number") {
         return message + " Check the number and try again.";
       }

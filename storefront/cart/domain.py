@@ -84,11 +84,26 @@ def without_snapshot(quantities, snapshot_items):
 CURRENCY_SIGNS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 
+# Decimals as Stripe counts them (docs.stripe.com/currencies), the same table as static/js/money.js:
+# ISK and HUF are two-decimal at Stripe, whatever ISO 4217 says.
+ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+                          "vuv", "xaf", "xof", "xpf"})
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+
+
+def exponent(currency):
+    """How many decimals the currency's minor unit has at Stripe: 0 for JPY, 3 for BHD, else 2."""
+    code = currency.lower()
+    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+
+
 def money(amount, currency):
-    """An amount in minor units as a shopper reads it: $129.00 (or 129.00 CHF without a known sign)."""
-    sign = CURRENCY_SIGNS.get(currency.lower())
-    value = f"{amount / 100:,.2f}"
-    return f"{sign}{value}" if sign else f"{value} {currency.upper()}"
+    """An amount in minor units as a shopper reads it: $129.00, 12,900 JPY, 12.345 BHD (code without a sign)."""
+    digits = exponent(currency)
+    whole, minor = divmod(abs(amount), 10**digits)
+    value = f"{whole:,}" + (f".{minor:0{digits}d}" if digits else "")
+    minus, sign = "-" if amount < 0 else "", CURRENCY_SIGNS.get(currency.lower())
+    return f"{minus}{sign}{value}" if sign else f"{minus}{value} {currency.upper()}"
 
 
 def _the(name):

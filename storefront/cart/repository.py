@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Integer, bindparam, cast, delete, func, insert, null, select, text, union_all, update
 
 from ..errors import NotFound
-from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, Product, StockReservation, utcnow
+from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, PaymentAttempt, Product, StockReservation, utcnow
 from . import domain
 
 carts, lines_table, products, snapshots = (
     Cart.__table__, CartLine.__table__, Product.__table__, CartSnapshot.__table__
 )
-reservations = StockReservation.__table__
+reservations, attempts = StockReservation.__table__, PaymentAttempt.__table__
 CART_COLUMNS = (carts.c.id, carts.c.version, carts.c.status, carts.c.currency,
                 carts.c.payment_intent_id, carts.c.pi_amount, carts.c.pi_status, carts.c.notices)
 # Units a shopper can still add: on hand minus what frozen carts hold (None when stock is not tracked).
@@ -112,6 +112,10 @@ _BUMP = update(carts).where(carts.c.id == bindparam("cart_id")).values(
 _SET_PRICE = update(lines_table).where(
     lines_table.c.cart_id == bindparam("line_cart"), lines_table.c.product_id == bindparam("line_product")
 ).values(unit_amount=bindparam("new_unit_amount"))
+# A version the store made (a new price, a withdrawal) is not the shopper's doing: changed_at stays, so
+# repricing never keeps an abandoned cart alive.
+_BUMP_BY_STORE = update(carts).where(carts.c.id == bindparam("cart_id")).values(
+    version=bindparam("new_version"), total=bindparam("new_total"), notices=bindparam("notices"))
 _BUMP_IF_CURRENT = _BUMP.where(carts.c.version == bindparam("old_version"), carts.c.status == "open")
 _ADD_SNAPSHOT = insert(snapshots)
 
@@ -260,8 +264,8 @@ def write_repriced(conn, state, lines, notices):
     """Write a version whose lines carry new prices (or left), with the notices saying so, in the caller's
     transaction, which holds the cart's row lock."""
     new = replace(state, version=state.version + 1, lines=tuple(lines), notices=tuple(notices))
-    conn.execute(_BUMP, {"cart_id": state.id, "new_version": new.version, "new_total": new.total,
-                         "notices": list(notices), "changed_at": utcnow()})
+    conn.execute(_BUMP_BY_STORE, {"cart_id": state.id, "new_version": new.version, "new_total": new.total,
+                                  "notices": list(notices)})
     kept = {line.product_id: line for line in lines}
     removed = [line.product_id for line in state.lines if line.product_id not in kept]
     if removed:
@@ -302,3 +306,6 @@ def delete_carts(conn, cart_ids):
     conn.execute(delete(lines_table).where(lines_table.c.cart_id.in_(cart_ids)))
     conn.execute(delete(snapshots).where(snapshots.c.cart_id.in_(cart_ids)))
     conn.execute(delete(carts).where(carts.c.id.in_(cart_ids)))
+    # Payment attempts outlive their cart (no foreign key); one still pending is never asked again.
+    conn.execute(update(attempts).where(attempts.c.cart_id.in_(cart_ids), attempts.c.status == "pending")
+                 .values(status="abandoned"))

@@ -35,6 +35,12 @@ def products_with_availability(session, *, active_only):
     return session.execute(query).all()
 
 
+def available_of(session, product_id):
+    """Units of one product a shopper can still add (None when not tracked), as the catalog counts them."""
+    available = session.scalar(select(AVAILABLE).where(Product.id == product_id))
+    return None if available is None else max(0, available)
+
+
 @bp.get("/products")
 def list_products():
     rows = products_with_availability(db.session, active_only=True)

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..guards import json_body
 from ..payments.sync import sync_until_current
-from ..wiring import current_shop, with_session_cart
+from ..wiring import current_shop, session_cart_id, with_session_cart
 from . import domain, service
 from .cancel import cancel_checkout
 
@@ -35,8 +35,9 @@ def cancel():
     # No body is needed; one that is sent follows the JSON rules of every other route.
     if request.get_data(cache=True):
         json_body()
-    shop = current_shop()
-    return jsonify(with_session_cart(shop, lambda cart_id: cancel_checkout(shop, cart_id)))
+    # Only a frozen cart has anything to cancel, and a frozen cart has a row: nothing is written for one
+    # without (no cookie, a reserved id, a cart removed as abandoned), which gets its empty cart back.
+    return jsonify(cancel_checkout(current_shop(), session_cart_id()))
 
 
 @bp.get("/orders/<int(max=2147483647):order_id>")

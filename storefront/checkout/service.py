@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from ..cart.domain import money
 from ..cart.service import cart_view, lock_cart
 from ..errors import (
+    CartChanged,
     CheckoutInProgress,
     Conflict,
     InvalidInput,
@@ -16,7 +17,7 @@ from ..errors import (
     PaymentUnavailable,
     StoreUnavailable,
 )
-from ..merchant import history, stock
+from ..merchant import history, pricing, stock
 from ..models import Order
 from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError, PaymentRefused
 from . import attempts, domain
@@ -142,6 +143,11 @@ def confirm(shop, cart_id, shown_version, sync_now):
     cart.status, cart.frozen_at = "frozen", shop.now()
     order = _awaiting_order(shop.session, cart, view)
     order_id = order.id
+    # The products' locks may have waited for a merchant's price change or withdrawal: never freeze old prices.
+    if pricing.catalog_moved(shop.session, view["items"]):
+        shop.session.rollback()
+        raise CartChanged("A price in your cart just changed; please review the new amount before paying.",
+                          extra={"cart": pricing.follow_catalog(shop, cart_id)})
     try:
         held = stock.reserve(shop.session, order.id, view["items"])  # in the transaction that freezes
     except OutOfStock as err:

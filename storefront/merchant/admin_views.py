@@ -3,37 +3,49 @@
 Forms are Flask-WTF forms: each carries a CSRF token bound to the session, checked on submit.
 """
 
-from flask import flash, redirect, request, url_for
+import json
+
+from flask import flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy import case, func, select
-from wtforms import BooleanField, IntegerField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from sqlalchemy import func, select
+from wtforms import BooleanField, HiddenField, IntegerField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
+from ..catalog.routes import products_with_availability
 from ..errors import ShopError
 from ..extensions import db
 from ..models import Order, Product
 from ..wiring import current_shop
-from . import domain, history, service, stock
-
-REVIEW_FIRST = case((Order.status == "needs_review", 0), else_=1)
+from . import domain, history, service
 
 
 def _money(_view, _context, model, name):
     return money(getattr(model, name), model.currency)
 
 
+def _no_control_characters(_form, field):
+    if field.data and domain.has_control_characters(field.data):
+        raise ValidationError("The name may not hold control characters.")
+
+
 class ProductForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=domain.MAX_NAME)])
+    name = StringField("Name", validators=[DataRequired(), Length(max=domain.MAX_NAME), _no_control_characters])
     unit_amount = IntegerField("Price (cents)", validators=[InputRequired(), NumberRange(1, domain.MAX_UNIT_AMOUNT)])
     stock = IntegerField(
         "Stock on hand (empty: not tracked)", validators=[Optional(), NumberRange(0, domain.MAX_STOCK)]
     )
     active = BooleanField("For sale", default=True)
+    # What the edit page showed when it was opened (JSON of SHOWN_FIELDS): a save sends only what the
+    # merchant changed, and is refused if the store changed it meanwhile (units sold are not sold again).
+    shown = HiddenField()
+
+
+SHOWN_FIELDS = ("unit_amount", "stock", "active")
 
 
 class RefundForm(FlaskForm):
@@ -49,10 +61,16 @@ class ProductAdmin(ModelView):
     column_labels = {"unit_amount": "Price", "available": "Available"}
     column_formatters = {
         "unit_amount": _money,
-        "available": lambda _v, _c, m, _n: (
-            "" if m.stock is None else max(0, m.stock - stock.reserved_units(db.session, m.id))
-        ),
+        "available": lambda _v, _c, m, _n: "" if g.available.get(m.id) is None else g.available[m.id],
     }
+
+    def get_list(self, *args, **kwargs):
+        # The catalog's own count, for every product in one statement (not a query per row).
+        g.available = {
+            product.id: None if units is None else max(0, units)
+            for product, units in products_with_availability(db.session, active_only=False)
+        }
+        return super().get_list(*args, **kwargs)
 
     def _body(self, form):
         return {
@@ -61,6 +79,19 @@ class ProductAdmin(ModelView):
             "stock": form.stock.data,
             "active": bool(form.active.data),
         }
+
+    def on_form_prefill(self, form, id):
+        if request.method == "GET":  # a form sent back with errors keeps what it showed first
+            form.shown.data = json.dumps({name: getattr(form, name).data for name in SHOWN_FIELDS})
+
+    def _shown(self, form):
+        try:
+            shown = json.loads(form.shown.data or "")
+        except ValueError:
+            shown = None
+        if not isinstance(shown, dict) or set(shown) != set(SHOWN_FIELDS):
+            raise ShopError("This form is out of date; open the product again.")
+        return shown
 
     def create_model(self, form):
         try:
@@ -76,7 +107,11 @@ class ProductAdmin(ModelView):
         product_id, body = model.id, self._body(form)
         db.session.rollback()  # the service reads and locks the product itself
         try:
-            service.update_product(current_shop(), product_id, body)
+            shown = self._shown(form)
+            for name in SHOWN_FIELDS:
+                if body[name] == shown[name]:
+                    del body[name]  # not changed here: whatever the store holds now stays
+            service.update_product(current_shop(), product_id, body, shown=shown)
         except ShopError as err:
             flash(err.message, "error")
             return False
@@ -116,7 +151,7 @@ class OrderAdmin(ModelView):
         if status:
             query = query.filter(Order.status == status)
         if not request.args.get("sort"):
-            query = query.order_by(REVIEW_FIRST, Order.created_at.desc(), Order.id.desc())
+            query = query.order_by(service.REVIEW_FIRST, Order.created_at.desc(), Order.id.desc())
         return query
 
     def get_count_query(self):

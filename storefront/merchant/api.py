@@ -44,5 +44,7 @@ def show_order(order_id):
 
 @bp.post(f"/orders/<{ID}:order_id>/refund")
 def refund(order_id):
+    if not request.is_json:  # an empty form post or text body is not "refund everything"
+        raise InvalidInput("Send a JSON body with Content-Type: application/json.", code="invalid_json")
     body = json_body() if request.get_data() else {}
     return jsonify(service.refund_order(current_shop(), order_id, body.get("amount")))

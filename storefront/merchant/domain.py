@@ -1,5 +1,7 @@
 """The merchant's rules as plain functions: stock reservations, product edits, refund amounts."""
 
+import unicodedata
+
 from ..cart.domain import out_of_stock
 from ..errors import Conflict, InvalidInput
 
@@ -59,6 +61,11 @@ def check_stock_level(stock, reserved):
         )
 
 
+def has_control_characters(text):
+    """True if the text holds a control character (NUL, escape, newline...) or a lone surrogate: not a name."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+
+
 def _integer(body, key, low, high):
     value = body[key]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -78,8 +85,10 @@ def parse_product(body, *, creating):
     changes = {}
     if "name" in body:
         name = body["name"]
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-            raise InvalidInput(f"name must be text of 1 to {MAX_NAME} characters", code="invalid_name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or has_control_characters(name):
+            raise InvalidInput(
+                f"name must be text of 1 to {MAX_NAME} characters, without control characters", code="invalid_name"
+            )
         changes["name"] = name.strip()
     if "unit_amount" in body:
         changes["unit_amount"] = _integer(body, "unit_amount", 1, MAX_UNIT_AMOUNT)

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from ..cart import domain, repository
 from ..cart.service import lock_cart
+from ..errors import NotFound
 from ..models import CartLine, Product
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,31 @@ def reprice_locked(session, cart):
     return True
 
 
+def catalog_moved(session, items):
+    """Lock the products of a cart's items (as the handshake's stock count does, in id order) and say whether
+    a price or withdrawal committed since has not reached these lines yet."""
+    rows = session.execute(
+        select(Product.id, Product.unit_amount, Product.active)
+        .where(Product.id.in_(sorted({item["product_id"] for item in items})))
+        .order_by(Product.id)
+        .with_for_update()
+    ).all()
+    catalog = {row.id: (row.unit_amount, row.active) for row in rows}
+    return any(catalog.get(item["product_id"]) != (item["unit_amount"], True) for item in items)
+
+
+def follow_catalog(shop, cart_id):
+    """Reprice one cart now (a handshake found it behind the catalog): commit, push, sync; its new view."""
+    cart = lock_cart(shop.session, cart_id)
+    changed = reprice_locked(shop.session, cart)
+    view = repository.state_of(cart).view()
+    shop.session.commit()
+    if changed:
+        shop.publish.cart(view)
+        shop.schedule_sync(cart_id)
+    return view
+
+
 def open_carts_holding(session, product_id):
     """Ids of open carts with a line of the product."""
     from ..models import Cart
@@ -52,7 +78,11 @@ def reprice_carts(shop, product_id):
     shop.session.commit()
     moved = []
     for cart_id in cart_ids:
-        cart = lock_cart(shop.session, cart_id)
+        try:
+            cart = lock_cart(shop.session, cart_id)
+        except NotFound:  # removed as abandoned since it was listed: nothing left to reprice
+            shop.session.rollback()
+            continue
         changed = reprice_locked(shop.session, cart)
         view = repository.state_of(cart).view() if changed else None
         shop.session.commit()

@@ -5,36 +5,38 @@ import logging
 from sqlalchemy import case, select
 
 from ..cart.domain import money
+from ..catalog.routes import available_of, products_with_availability
 from ..checkout.domain import refund_outcome
 from ..checkout.fulfilment import order_push
 from ..checkout.service import order_view
-from ..errors import NotFound, PaymentUnavailable
+from ..errors import Conflict, NotFound, PaymentUnavailable
 from ..models import Order, Product
 from ..payments.gateway import PaymentError
 from . import domain, history, stock
 from .pricing import reprice_carts
 
 log = logging.getLogger(__name__)
+# Orders in the merchant's queue (`needs_review`) before all others, in the API and on the admin pages.
+REVIEW_FIRST = case((Order.status == "needs_review", 0), else_=1)
 
 
-def product_view(product, reserved):
-    """A product as the merchant sees it: on hand, and what a shopper can still add."""
+def product_view(product, available):
+    """A product as the merchant sees it: on hand, and what a shopper can still add (the catalog's count)."""
     return {
         "id": product.id,
         "name": product.name,
         "unit_amount": product.unit_amount,
         "currency": product.currency,
         "stock": product.stock,
-        "available": None if product.stock is None else max(0, product.stock - reserved),
+        "available": None if available is None else max(0, available),
         "active": product.active,
     }
 
 
 def list_products(shop):
     """Every product, active or not, in id order."""
-    products = shop.session.execute(select(Product).order_by(Product.id)).scalars().all()
-    held = stock.held(shop.session, [p.id for p in products])
-    views = [product_view(p, held.get(p.id, 0)) for p in products]
+    rows = products_with_availability(shop.session, active_only=False)
+    views = [product_view(product, available) for product, available in rows]
     shop.session.commit()
     return views
 
@@ -45,19 +47,29 @@ def create_product(shop, body):
     product = Product(currency=shop.currency, **{"active": True, "stock": None, **changes})
     shop.session.add(product)
     shop.session.flush()
-    view = product_view(product, 0)
+    view = product_view(product, available_of(shop.session, product.id))
     shop.session.commit()
     log.info("product %s created: %s at %s", view["id"], view["name"], view["unit_amount"])
     return view
 
 
-def update_product(shop, product_id, body):
-    """Edit a product; a new price or a withdrawal moves every open cart holding it to a new version."""
+def update_product(shop, product_id, body, shown=None):
+    """Edit a product; a new price or a withdrawal moves every open cart holding it to a new version.
+
+    `shown` (the admin page's values when opened): a field changed here that the store changed meanwhile
+    is refused (409 `product_changed`), not overwritten.
+    """
     changes = domain.parse_product(body, creating=False)
     product = shop.session.get(Product, product_id, with_for_update=True, populate_existing=True)
     if product is None:
         shop.session.rollback()
         raise NotFound(f"No product with id {product_id}.", code="product_not_found")
+    stale = [name for name in changes if shown and name in shown and getattr(product, name) != shown[name]]
+    if stale:
+        now = ", ".join(f"{name} is now {getattr(product, name)}, not {shown[name]}" for name in stale)
+        shop.session.rollback()
+        raise Conflict(f"{stale[0].replace('_', ' ').capitalize()} changed meanwhile ({now}); nothing was saved. "
+                       "Open the product again.", code="product_changed")
     reserved = stock.reserved_units(shop.session, product_id)
     if "stock" in changes:
         try:
@@ -65,13 +77,13 @@ def update_product(shop, product_id, body):
         except Exception:
             shop.session.rollback()
             raise
-    carts_follow = (
-        changes.get("unit_amount", product.unit_amount) != product.unit_amount
-        or changes.get("active", product.active) != product.active
-    )
+    # Whenever the request names a price or for-sale (even unchanged): repricing is idempotent, so a PATCH
+    # retried after a failure part-way brings the carts it did not reach to the catalog.
+    carts_follow = "unit_amount" in changes or "active" in changes
     for name, value in changes.items():
         setattr(product, name, value)
-    view = product_view(product, reserved)
+    shop.session.flush()
+    view = product_view(product, available_of(shop.session, product_id))
     shop.session.commit()
     if carts_follow:
         moved = reprice_carts(shop, product_id)
@@ -85,9 +97,7 @@ def list_orders(shop, status=None):
     if status:
         query = query.where(Order.status == status).order_by(Order.created_at.desc(), Order.id.desc())
     else:
-        query = query.order_by(
-            case((Order.status == "needs_review", 0), else_=1), Order.created_at.desc(), Order.id.desc()
-        )
+        query = query.order_by(REVIEW_FIRST, Order.created_at.desc(), Order.id.desc())
     views = [merchant_order_view(order) for order in shop.session.execute(query).scalars()]
     shop.session.commit()
     return views

@@ -1,5 +1,6 @@
 """The HTML admin at /admin: forms carry CSRF tokens, saving goes through the merchant service."""
 
+import html
 import re
 
 import pytest
@@ -7,11 +8,12 @@ import requests
 
 from tests.conftest import wait_for
 from tests.integration.test_merchant import GRINDER, PASSWORD, Merchant, basic, checkout
-from tests.shopping import browser_confirm, fill, synced
+from tests.shopping import browser_confirm, fill, order_status, start_and_confirm, synced
 
 pytestmark = pytest.mark.timeout(90)
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+SHOWN = re.compile(r'name="shown" type="hidden" value="([^"]*)"')
 
 
 @pytest.fixture
@@ -28,7 +30,9 @@ def token(page):
 def edit_form(client, product_id, **fields):
     page = client.get(f"/admin/products/edit/?id={product_id}", headers=basic())
     assert page.status_code == 200
-    return {"csrf_token": token(page), **fields}
+    shown = SHOWN.search(page.get_data(as_text=True))
+    assert shown, page.get_data(as_text=True)[:500]
+    return {"csrf_token": token(page), "shown": html.unescape(shown.group(1)), **fields}
 
 
 def test_a_price_saved_on_the_product_page_reaches_open_carts(shop):
@@ -88,3 +92,82 @@ def test_the_merchant_refunds_a_needs_review_order_from_its_page(shop, stripe_cl
 def test_the_pages_ask_for_the_password(shop):
     assert requests.get(f"{shop.url}/admin/", timeout=5).status_code == 401
     assert requests.get(f"{shop.url}/admin/", auth=("admin", PASSWORD), timeout=5).status_code == 200
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_shop(request, make_store, sandbox):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return make_store(sandbox=sandbox, database_url=url, ADMIN_PASSWORD=PASSWORD)
+
+
+@pytest.mark.parametrize("name", ["Burr\x00grinder", "Burr grinder\x1b[2J", "Burr\ngrinder"])
+def test_a_name_with_a_control_character_is_refused_by_the_api_and_the_form(any_shop, name):
+    admin = any_shop.app.test_client()
+    answer = admin.patch(f"/admin/api/products/{GRINDER}", json={"name": name}, headers=basic())
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_name"
+    created = admin.post("/admin/api/products", json={"name": name, "unit_amount": 100}, headers=basic())
+    assert created.status_code == 400 and created.get_json()["error"]["code"] == "invalid_name"
+    form = edit_form(admin, GRINDER, name=name, unit_amount="12900", stock="", active="y")
+    page = admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic())
+    assert page.status_code == 200 and "may not hold control characters" in page.get_data(as_text=True)
+    products = Merchant(any_shop).get("/products")
+    assert products[GRINDER - 1]["name"] == "Burr grinder" and len(products) == 8
+
+
+def test_a_price_saved_on_a_page_opened_before_a_sale_does_not_sell_the_unit_again(any_shop):
+    merchant, admin, shopper = Merchant(any_shop), any_shop.app.test_client(), any_shop.client()
+    merchant.patch(GRINDER, stock=10)
+    form = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="11900", stock="10", active="y")
+    _, started, order_id = start_and_confirm(shopper, (GRINDER, 1))
+    browser_confirm(any_shop.sandbox.url, any_shop.sandbox.publishable_key, started)
+    order_status(shopper, order_id, "paid")
+    assert merchant.get("/products")[GRINDER - 1]["stock"] == 9
+
+    saved = admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic())
+    assert saved.status_code == 302
+    product = merchant.get("/products")[GRINDER - 1]
+    assert product["unit_amount"] == 11900 and product["stock"] == 9  # the sold unit stays sold
+
+    restock = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="11900", stock="9", active="y")
+    merchant.patch(GRINDER, stock=8)  # another sale, or another admin, meanwhile
+    refused = admin.post(f"/admin/products/edit/?id={GRINDER}", data={**restock, "stock": "20"}, headers=basic())
+    assert refused.status_code == 200 and "Stock changed meanwhile" in refused.get_data(as_text=True)
+    assert merchant.get("/products")[GRINDER - 1]["stock"] == 8
+    repriced = {**restock, "unit_amount": "10900", "stock": "9"}  # price only: the stock the page showed
+    assert admin.post(f"/admin/products/edit/?id={GRINDER}", data=repriced, headers=basic()).status_code == 302
+    assert merchant.get("/products")[GRINDER - 1]["stock"] == 8
+    without = admin.post(f"/admin/products/edit/?id={GRINDER}", data={**repriced, "shown": ""}, headers=basic())
+    assert without.status_code == 200 and "out of date" in without.get_data(as_text=True)
+
+
+def test_the_product_list_shows_what_shoppers_can_still_add_in_the_same_statements_for_any_number(shop):
+    from sqlalchemy import event
+
+    from storefront.extensions import db
+
+    merchant, admin, shopper = Merchant(shop), shop.app.test_client(), shop.client()
+    merchant.patch(GRINDER, stock=5)
+    start_and_confirm(shopper, (GRINDER, 2))  # 2 held by the handshake
+
+    def statements():
+        seen = []
+        with shop.app.app_context():
+            engine = db.engine
+        listener = lambda *args: seen.append(args[2])  # noqa: E731 - the statement text
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            page = admin.get("/admin/products/", headers=basic())
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert page.status_code == 200
+        return page.get_data(as_text=True), len(seen)
+
+    statements()  # the first page of the app compiles and caches what it needs
+    listing, before = statements()
+    assert merchant.get("/products")[GRINDER - 1]["available"] == 3
+    row = re.search(r"Burr grinder.*?</tr>", listing, re.S).group(0)
+    assert re.search(r">\s*3\s*<", row), row
+    for n in range(6):
+        assert admin.post("/admin/api/products", json={"name": f"Jug {n}", "unit_amount": 100, "stock": 4},
+                          headers=basic()).status_code == 201
+    assert statements()[1] == before

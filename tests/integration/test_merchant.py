@@ -131,6 +131,36 @@ def test_a_line_keeps_the_price_of_its_version_whatever_the_product_row_says(sho
     assert cart["items"][0]["unit_amount"] == 2400 and cart["total"] == 2400
 
 
+def test_a_price_change_retried_after_failing_part_way_reaches_every_cart(shop, monkeypatch):
+    from storefront.cart import repository
+    from storefront.merchant import pricing
+
+    merchant, gone, kept = Merchant(shop), shop.client(), shop.client()
+    gone_id, kept_cart = fill(gone, (A, 1))["id"], fill(kept, (A, 1))
+    listed = pricing.open_carts_holding
+
+    def listed_then_one_removed(session, product_id):  # the cleanup removes a cart while the merchant saves
+        found = listed(session, product_id)
+        repository.delete_carts(session.connection(), [gone_id])  # committed with the listing's transaction
+        return found
+
+    monkeypatch.setattr(pricing, "open_carts_holding", listed_then_one_removed)
+    assert merchant.patch(A, unit_amount=2500)["unit_amount"] == 2500  # 200, not a 404 for a cart
+    assert kept.get("/api/cart").get_json()["total"] == 2500
+    monkeypatch.undo()
+
+    with shop.app.app_context():  # a PATCH that committed the product, then failed before the carts
+        db.session.get(Product, A).unit_amount = 2600
+        db.session.commit()
+        db.session.remove()
+    assert kept.get("/api/cart").get_json()["total"] == 2500
+    merchant.patch(A, unit_amount=2600)  # the merchant retries: nothing "changes", the carts still follow
+    after = kept.get("/api/cart").get_json()
+    assert after["total"] == 2600 and after["version"] == kept_cart["version"] + 2
+    merchant.patch(A, unit_amount=2600)  # and once more: nothing left to move
+    assert kept.get("/api/cart").get_json()["version"] == after["version"]
+
+
 def test_a_frozen_cart_keeps_its_prices_and_takes_the_new_ones_when_it_opens_again(shop):
     merchant, shopper = Merchant(shop), shop.client()
     cart, started, order_id = start_and_confirm(shopper, (GRINDER, 1))
@@ -379,6 +409,19 @@ def test_orders_list_puts_the_review_queue_first_and_refunds_go_through_stripe(s
     assert requests.get(f"{shop.url}/admin/api/orders", timeout=5).status_code == 401
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_refund_without_a_json_body_refunds_nothing(shop, stripe_client, content_type):
+    shopper = shop.client()
+    _, started, order_id = start_and_confirm(shopper, (A, 1))
+    browser_confirm(shop.sandbox.url, shop.sandbox.publishable_key, started)
+    order_status(shopper, order_id, "paid")
+    headers = basic() if content_type is None else {**basic(), "Content-Type": content_type}
+    answer = Merchant(shop).client.post(f"/admin/api/orders/{order_id}/refund", headers=headers)
+    assert answer.status_code in (400, 415) and answer.get_json()["error"]["code"] == "invalid_json"
+    assert stripe_client.v1.refunds.list(params={"payment_intent": started["payment_intent_id"]}).data == []
+    assert shopper.get(f"/api/orders/{order_id}").get_json()["amount_refunded"] == 0
+
+
 def test_a_price_change_racing_shoppers_adding_the_product_leaves_no_cart_at_the_old_price(shop):
     shoppers = [http_shopper(shop) for _ in range(6)]
     auth = ("admin", PASSWORD)
@@ -423,6 +466,8 @@ def test_an_expired_freeze_released_gives_its_stock_back(make_store, sandbox):
         ("patch", f"/admin/api/products/{A}", {"unit_amount": 10**12}),
         ("patch", f"/admin/api/products/{A}", {"name": {"nested": [1]}}),
         ("post", "/admin/api/orders/1/refund", {"amount": [5]}),
+        ("patch", f"/admin/api/products/{A}", {"name": "Beans\x00"}),
+        ("patch", f"/admin/api/products/{A}", {"name": "Beans\x1b[2J"}),
     ],
 )
 def test_bad_merchant_input_is_a_clear_400(make_store, method, path, body):
@@ -472,3 +517,44 @@ def test_a_handshake_racing_a_tab_adding_the_same_tracked_product_and_a_price_ch
         else:
             line = next(i for i in cart["items"] if i["product_id"] == GRINDER)
             assert cart["status"] == "open" and line["unit_amount"] == 12000 + round_
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", ["unit_amount = 11900", "active = false"])
+def test_a_handshake_that_waited_for_a_price_change_or_withdrawal_is_refused_with_the_new_cart(
+    make_store, sandbox, postgres_url, change
+):
+    """The handshake waits on the product's lock while the merchant's change holds it, then must not freeze
+    the cart at the old price (or with the withdrawn product): 409 cart_changed, the cart repriced."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    store = make_store(sandbox=sandbox, database_url=postgres_url, ADMIN_PASSWORD=PASSWORD)
+    shopper = store.client()
+    fill(shopper, (A, 1), (GRINDER, 1))
+    checkout(shopper)
+    cart = synced(shopper)
+    merchant_db = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    answers = []
+    with merchant_db.connect() as conn:
+        conn.execute(text(f"UPDATE products SET {change} WHERE id = {GRINDER}"))  # held until commit
+        handshake = threading.Thread(target=lambda: answers.append(
+            shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})))
+        handshake.start()
+        wait_for(lambda: conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar(),
+                 message="the handshake to wait for the product's lock")
+        conn.commit()
+    handshake.join(30)
+    merchant_db.dispose()
+    answer = answers[0]
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "cart_changed", answer.get_json()
+    shown = answer.get_json()["cart"]
+    assert shown["status"] == "open" and shown["version"] == cart["version"] + 1
+    assert shown == shopper.get("/api/cart").get_json() | {"payment": shown["payment"]}
+    grinder = [i for i in shown["items"] if i["product_id"] == GRINDER]
+    assert grinder == [] if change.startswith("active") else grinder[0]["unit_amount"] == 11900
+    assert reservations(store) == [] and shown["notices"]
+    again = synced(shopper)
+    confirmed = shopper.post("/api/checkout/confirm", json={"cart_version": again["version"]})
+    assert confirmed.status_code == 200 and confirmed.get_json()["amount"] == shown["total"]

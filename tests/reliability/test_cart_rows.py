@@ -113,7 +113,32 @@ def test_cart_ids_are_never_handed_out_twice(shop_store):
     assert len(ids) == 5 and not ids & {cart["id"] for cart in carts}
     back = shoppers[-1].get("/api/cart").get_json()
     assert back["id"] == newest and back["items"] == [] and back["version"] == 1
-    assert fill(shoppers[-1], (3, 1))["version"] == 2
+    again = fill(shoppers[-1], (3, 1))  # a removed cart's id is not written again: a new cart, a new id
+    assert again["version"] == 2 and again["id"] not in ids | {cart["id"] for cart in carts}
+    assert shoppers[-1].get("/api/cart").get_json() == again
+
+
+def test_a_removed_carts_pending_payment_attempts_are_abandoned_and_its_id_not_reused(shop_store):
+    from storefront.models import PaymentAttempt
+
+    shopper = shop_store.client()
+    cart = fill(shopper, (1, 1))
+    with shop_store.app.app_context():  # a PaymentIntent create whose answer was lost
+        db.session.add(PaymentAttempt(id="attempt-lost", cart_id=cart["id"], cart_version=cart["version"],
+                                      amount=cart["total"], currency="usd", status="pending"))
+        db.session.commit()
+        db.session.remove()
+    age(shop_store, cart["id"], days=40)
+    assert cleanup(shop_store).strip() == '{"carts_removed": 1}'
+    with shop_store.app.app_context():
+        assert db.session.get(PaymentAttempt, "attempt-lost").status == "abandoned"
+        db.session.remove()
+    fresh = fill(shopper, (2, 1))
+    assert fresh["id"] != cart["id"] and fresh["version"] == 2
+    with shop_store.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PaymentAttempt)
+                                 .where(PaymentAttempt.cart_id == fresh["id"])) == 0
+        db.session.remove()
 
 
 def test_cleanup_removes_only_carts_unchanged_for_the_abandonment_time(shop_store):
@@ -184,3 +209,78 @@ def test_an_upgraded_database_hands_out_ids_past_its_existing_carts(shop_store):
     ids = [shop_store.client().get("/api/cart").get_json()["id"] for _ in range(3)]
     assert min(ids) > existing and len(set(ids)) == 3
     assert counts(shop_store)[0] == 7
+
+
+def test_an_upgrade_counts_existing_carts_as_changed_now_and_leaves_no_default(shop_store):
+    import flask_migrate
+    from sqlalchemy import inspect, text
+
+    from storefront import MIGRATIONS
+
+    with shop_store.app.app_context():
+        flask_migrate.downgrade(directory=str(MIGRATIONS), revision="5c0ffee7a1b2")
+        old = (utcnow() - timedelta(days=60)).replace(microsecond=0)
+        db.session.execute(text("INSERT INTO carts (version, total, status, currency, checkout_count, created_at) "
+                                "VALUES (1, 0, 'open', 'usd', 0, :old)"), {"old": old})
+        db.session.commit()
+        db.session.remove()
+        before = utcnow() - timedelta(seconds=5)
+        flask_migrate.upgrade(directory=str(MIGRATIONS))
+        changed = db.session.scalar(select(Cart.changed_at))
+        db.session.remove()
+        column = next(c for c in inspect(db.engine).get_columns("carts") if c["name"] == "changed_at")
+    assert changed >= before  # a cart created 60 days ago may have changed yesterday: not removed at once
+    assert column["default"] is None
+    assert cleanup(shop_store).strip() == '{"carts_removed": 0}'
+
+
+def test_a_price_change_does_not_keep_an_abandoned_cart_alive(make_store, database_url):
+    import base64
+
+    store = make_store(database_url=database_url, STRIPE_SECRET_KEY="sk_test_unused",
+                       STRIPE_API_BASE="http://127.0.0.1:9", ADMIN_PASSWORD="pw")
+    shopper = store.client()
+    cart = fill(shopper, (1, 1))
+    age(store, cart["id"], days=31)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
+    for price in (2500, 2600):
+        assert store.client().patch("/admin/api/products/1", json={"unit_amount": price},
+                                    headers=auth).status_code == 200
+    assert shopper.get("/api/cart").get_json()["version"] == cart["version"] + 2  # repriced, twice
+    assert cleanup(store).strip() == '{"carts_removed": 1}'
+
+
+def test_a_cancel_without_a_cart_row_writes_none(shop_store):
+    visitor, reserved, removed = (shop_store.client() for _ in range(3))
+    reserved.get("/api/cart")
+    cart = fill(removed, (1, 1))
+    age(shop_store, cart["id"], days=40)
+    cleanup(shop_store)
+    for client in (visitor, reserved, removed):
+        answer = client.post("/api/checkout/cancel")
+        assert answer.status_code == 200 and answer.get_json()["items"] == [] and answer.get_json()["status"] == "open"
+    assert counts(shop_store) == (0, 0, 0)
+
+
+def test_the_periodic_cleanup_runs_once_per_store_whichever_process_asks(make_store, database_url, tmp_path):
+    import time
+
+    from storefront.cart.cleanup import CleanupSchedule
+    from storefront.wiring import current_shop
+
+    url = database_url or f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    processes = [make_store(database_url=url, STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9",
+                            CART_CLEANUP_INTERVAL_SECONDS=3600) for _ in range(3)]
+    age(processes[0], fill(processes[0].client(), (1, 1))["id"], days=40)
+    ran = []
+    for store in processes:
+        with store.app.app_context():
+            ran.append(CleanupSchedule(store.app.config, time.monotonic).run_if_due(current_shop()))
+            db.session.remove()
+    assert ran == [1, None, None]
+    with processes[0].app.app_context():
+        from storefront.payments.lease import JobTurn
+
+        turn = db.session.get(JobTurn, "cart_cleanup")
+        db.session.remove()
+    assert turn.holder is None and turn.due_at > utcnow() + timedelta(seconds=3000)

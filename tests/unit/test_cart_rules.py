@@ -78,3 +78,27 @@ def test_removing_a_snapshot_never_leaves_negative_or_empty_lines(cart, snapshot
     assert all(q > 0 for q in remaining.values())
     for pid, q in remaining.items():
         assert q == cart[pid] - snapshot.get(pid, 0)
+
+
+@pytest.mark.parametrize(
+    "amount, currency, shown",
+    [
+        (12900, "usd", "$129.00"),
+        (123456789, "usd", "$1,234,567.89"),
+        (12900, "jpy", "12,900 JPY"),
+        (12900, "JPY", "12,900 JPY"),
+        (12900, "isk", "129.00 ISK"),  # two-decimal at Stripe, zero in ISO 4217
+        (12900, "huf", "129.00 HUF"),
+        (12345, "bhd", "12.345 BHD"),
+        (5, "bhd", "0.005 BHD"),
+        (-250, "usd", "-$2.50"),
+    ],
+)
+def test_money_uses_stripes_decimals_for_the_currency(amount, currency, shown):
+    assert domain.money(amount, currency) == shown
+
+
+def test_a_price_notice_in_a_zero_decimal_store_reads_in_whole_yen():
+    line = domain.Line(1, "Burr grinder", 12900, 1)
+    _, notices = domain.repriced((line,), {1: (11900, True)}, "jpy")
+    assert notices[0]["message"] == "The price of the burr grinder changed from 12,900 JPY to 11,900 JPY."
