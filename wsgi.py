@@ -35,8 +35,15 @@ from storefront.extensions import socketio
 def start_sandbox(port, webhook_url, webhook_secret):
     """The offline Stripe sandbox in its own process, delivering webhooks to this server."""
     command = [
-        sys.executable, "-m", "stripe_sandbox", "--port", str(port),
-        "--webhook-url", webhook_url, "--webhook-secret", webhook_secret,
+        sys.executable,
+        "-m",
+        "stripe_sandbox",
+        "--port",
+        str(port),
+        "--webhook-url",
+        webhook_url,
+        "--webhook-secret",
+        webhook_secret,
     ]
     process = subprocess.Popen(command, cwd=os.path.dirname(os.path.abspath(__file__)))
     atexit.register(process.terminate)
@@ -45,8 +52,10 @@ def start_sandbox(port, webhook_url, webhook_secret):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the Stripe sandbox exited with code {process.returncode}; "
-                             f"is port {port} taken? Set STRIPE_SANDBOX_PORT to a free one.")
+            raise SystemExit(
+                f"the Stripe sandbox exited with code {process.returncode}; "
+                f"is port {port} taken? Set STRIPE_SANDBOX_PORT to a free one."
+            )
         # Ready means *our* sandbox answers: whatever else holds the port must not be used.
         if _sandbox_pid(port) == process.pid:
             return process

@@ -38,5 +38,6 @@ def change(room):
 
 
 if __name__ == "__main__":
-    socketio.run(app, host="127.0.0.1", port=int(os.environ["PORT"]),
-                 max_size=int(os.environ.get("MAX_CONNECTIONS", "1024")))
+    socketio.run(
+        app, host="127.0.0.1", port=int(os.environ["PORT"]), max_size=int(os.environ.get("MAX_CONNECTIONS", "1024"))
+    )

@@ -13,19 +13,33 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^:()]+)(?::\d+)?\)$")
 # First match wins, walking from the innermost frame outwards: time in the standard library (a socket
 # send, a json.dumps) counts for the library that called it.
 CATEGORIES = [
-    ("sqlalchemy", "SQLAlchemy"), ("psycopg", "psycopg"), ("flask_socketio", "Socket.IO"),
-    ("socketio", "Socket.IO"), ("engineio", "Engine.IO"), ("eventlet", "eventlet (hub, green I/O, wsgi)"),
-    ("stripe", "Stripe SDK"), ("urllib3", "requests/urllib3"), ("requests", "requests/urllib3"),
-    ("flask_limiter", "rate limiter"), ("limits", "rate limiter"), ("redis", "Redis client"),
-    ("werkzeug", "Flask/Werkzeug"), ("flask", "Flask/Werkzeug"), ("jinja2", "Flask/Werkzeug"),
-    ("storefront", "storefront code"), ("bench", "baseline server code"),
+    ("sqlalchemy", "SQLAlchemy"),
+    ("psycopg", "psycopg"),
+    ("flask_socketio", "Socket.IO"),
+    ("socketio", "Socket.IO"),
+    ("engineio", "Engine.IO"),
+    ("eventlet", "eventlet (hub, green I/O, wsgi)"),
+    ("stripe", "Stripe SDK"),
+    ("urllib3", "requests/urllib3"),
+    ("requests", "requests/urllib3"),
+    ("flask_limiter", "rate limiter"),
+    ("limits", "rate limiter"),
+    ("redis", "Redis client"),
+    ("werkzeug", "Flask/Werkzeug"),
+    ("flask", "Flask/Werkzeug"),
+    ("jinja2", "Flask/Werkzeug"),
+    ("storefront", "storefront code"),
+    ("bench", "baseline server code"),
 ]
 
 
 def find_py_spy():
     """The py-spy executable: $BENCH_PY_SPY, next to this Python, or on PATH; None if absent."""
-    for candidate in (os.environ.get("BENCH_PY_SPY"), str(Path(sys.executable).with_name("py-spy")),
-                      shutil.which("py-spy")):
+    for candidate in (
+        os.environ.get("BENCH_PY_SPY"),
+        str(Path(sys.executable).with_name("py-spy")),
+        shutil.which("py-spy"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -34,9 +48,21 @@ def find_py_spy():
 async def record(py_spy, pid, seconds, output):
     """Sample `pid` for `seconds` into a collapsed-stack file; False if py-spy could not attach."""
     process = await asyncio.create_subprocess_exec(
-        py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-        "--rate", str(SAMPLES_PER_SECOND), "--format", "raw", "--output", str(output), "--nonblocking",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, int(seconds))),
+        "--rate",
+        str(SAMPLES_PER_SECOND),
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     return await process.wait() == 0 and Path(output).exists()
 

@@ -135,6 +135,7 @@ class Store:
 
     async def start_checkouts(self, per_second):
         """POST /api/checkout for every cart, paced under Stripe's create rate limit."""
+
         async def one(cart):
             for _ in range(5):
                 status, body = await cart.http.json("POST", "/api/checkout")
@@ -208,9 +209,18 @@ class Store:
         if not self.bare:
             return await cart.http.json("PUT", f"/api/cart/items/{product}", {"quantity": quantity})
         quantities = {**cart.quantities, product: quantity}
-        body = {"id": cart.id, "version": predicted, "status": "open", "currency": "usd", "total": 0,
-                "items": [{"product_id": p, "name": f"Product {p}", "unit_amount": 1000, "quantity": q,
-                           "line_total": 1000 * q} for p, q in quantities.items()], "payment": None}
+        body = {
+            "id": cart.id,
+            "version": predicted,
+            "status": "open",
+            "currency": "usd",
+            "total": 0,
+            "items": [
+                {"product_id": p, "name": f"Product {p}", "unit_amount": 1000, "quantity": q, "line_total": 1000 * q}
+                for p, q in quantities.items()
+            ],
+            "payment": None,
+        }
         body["total"] = sum(item["line_total"] for item in body["items"])
         return await cart.http.json("POST", f"/rooms/{cart.id}/change", body)
 
@@ -284,12 +294,28 @@ def signed(event, secret):
 
 def webhook_event(kind, payment_intent, cart_id):
     """A Stripe event of one of the kinds a store receives around a checkout."""
-    pi = {"id": payment_intent, "object": "payment_intent", "amount": 1000, "currency": "usd",
-          "status": "requires_payment_method", "metadata": {"cart_id": str(cart_id)}}
-    obj = pi if kind.startswith("payment_intent") else {
-        "id": "ch_" + secrets.token_hex(12), "object": "charge", "amount": 1000, "payment_intent": payment_intent}
-    return {"id": "evt_" + secrets.token_hex(12), "object": "event", "type": kind, "created": int(time.time()),
-            "livemode": False, "api_version": "2026-10-28.endive", "data": {"object": obj}}
+    pi = {
+        "id": payment_intent,
+        "object": "payment_intent",
+        "amount": 1000,
+        "currency": "usd",
+        "status": "requires_payment_method",
+        "metadata": {"cart_id": str(cart_id)},
+    }
+    obj = (
+        pi
+        if kind.startswith("payment_intent")
+        else {"id": "ch_" + secrets.token_hex(12), "object": "charge", "amount": 1000, "payment_intent": payment_intent}
+    )
+    return {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "livemode": False,
+        "api_version": "2026-10-28.endive",
+        "data": {"object": obj},
+    }
 
 
 class Webhooks:

@@ -53,8 +53,9 @@ def main():
     app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
     app.extensions["publisher"] = StripeFirstPublisher(app.extensions["publisher"])
     app.extensions["sync"] = NoBackgroundSync()
-    socketio.run(app, host="127.0.0.1", port=int(os.environ["PORT"]),
-                 max_size=int(os.environ.get("MAX_CONNECTIONS", 10000)))
+    socketio.run(
+        app, host="127.0.0.1", port=int(os.environ["PORT"]), max_size=int(os.environ.get("MAX_CONNECTIONS", 10000))
+    )
 
 
 if __name__ == "__main__":

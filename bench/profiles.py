@@ -2,8 +2,11 @@
 
 from dataclasses import dataclass
 
-REALISTIC_STRIPE = {"latency": {"median_ms": 300, "p99_ms": 1500}, "rate_limit": {"per_endpoint_rps": 25},
-                    "lock_timeout": True}
+REALISTIC_STRIPE = {
+    "latency": {"median_ms": 300, "p99_ms": 1500},
+    "rate_limit": {"per_endpoint_rps": 25},
+    "lock_timeout": True,
+}
 SLOW_STRIPE = {"latency": {"min_ms": 1000, "max_ms": 5000}}
 
 
@@ -31,11 +34,34 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full"),
-    "quick": Profile("quick", phase_seconds=10, search_rates=(25, 50, 100, 200, 300, 400), search_seconds=8,
-                     burst_carts=30,
-                     webhook_seconds=6, idle_hold_seconds=5, settle_seconds=40),
-    "smoke": Profile("smoke", carts=4, tabs_per_cart=2, phase_seconds=1.5, rates=(10, 20),
-                     search_rates=(5, 10), search_seconds=1.5, burst_carts=2, burst_changes=5, webhook_rate=20,
-                     webhook_seconds=1, webhook_connections=2, state_webhook_rate=5, idle_tabs=8,
-                     idle_hold_seconds=0.5, settle_seconds=8, checkouts_per_second=10, profile_cpu=False),
+    "quick": Profile(
+        "quick",
+        phase_seconds=10,
+        search_rates=(25, 50, 100, 200, 300, 400),
+        search_seconds=8,
+        burst_carts=30,
+        webhook_seconds=6,
+        idle_hold_seconds=5,
+        settle_seconds=40,
+    ),
+    "smoke": Profile(
+        "smoke",
+        carts=4,
+        tabs_per_cart=2,
+        phase_seconds=1.5,
+        rates=(10, 20),
+        search_rates=(5, 10),
+        search_seconds=1.5,
+        burst_carts=2,
+        burst_changes=5,
+        webhook_rate=20,
+        webhook_seconds=1,
+        webhook_connections=2,
+        state_webhook_rate=5,
+        idle_tabs=8,
+        idle_hold_seconds=0.5,
+        settle_seconds=8,
+        checkouts_per_second=10,
+        profile_cpu=False,
+    ),
 }

@@ -8,32 +8,59 @@ FLOOR_PUSH_P99_LIMIT = 2.0  # storefront push p99 ÷ the floor's, at the low rat
 
 # (key, measure, target): every run prints every row, in this order.
 ROWS = [
-    ("push_100", "Push latency, change → every other tab, {tabs:,} tabs, {low} changes/s (p50 / p99)",
-     "≤ 3 ms / ≤ 10 ms"),
+    (
+        "push_100",
+        "Push latency, change → every other tab, {tabs:,} tabs, {low} changes/s (p50 / p99)",
+        "≤ 3 ms / ≤ 10 ms",
+    ),
     ("push_300", "Push latency, {tabs:,} tabs, {high} changes/s (p50 / p99)", "p99 ≤ 50 ms"),
-    ("push_slow", "Push latency with Stripe answering in 1–5 s, {compare} changes/s (p50 / p99; at 300 ms)",
-     "unchanged"),
+    (
+        "push_slow",
+        "Push latency with Stripe answering in 1–5 s, {compare} changes/s (p50 / p99; at 300 ms)",
+        "unchanged",
+    ),
     ("max_rate", "Highest change rate one process sustains with PaymentIntent sync", "≥ 300/s, push p99 ≤ 50 ms"),
-    ("stripe_rate", "Stripe calls/s at {low} · {high} changes/s (PaymentIntent updates/s, peak over 1 s)",
-     "updates ≤ 20/s store-wide"),
+    (
+        "stripe_rate",
+        "Stripe calls/s at {low} · {high} changes/s (PaymentIntent updates/s, peak over 1 s)",
+        "updates ≤ 20/s store-wide",
+    ),
     ("stripe_429", "Stripe 429s in the whole run: rate_limit / lock_timeout", "0 lock_timeout"),
     ("coalescing", "Changes per PaymentIntent update: bursts · {low}/s · {high}/s", "≥ 5 in bursts"),
-    ("staleness", "Staleness, change → PaymentIntent has its amount (p50 / p99): {low}/s · {high}/s · slow Stripe",
-     "reported"),
-    ("webhooks", "Webhooks (verify, record, acknowledge): max events/s · p50 / p99 at {webhook_rate}/s",
-     "≥ 200/s, p99 ≤ 50 ms"),
+    (
+        "staleness",
+        "Staleness, change → PaymentIntent has its amount (p50 / p99): {low}/s · {high}/s · slow Stripe",
+        "reported",
+    ),
+    (
+        "webhooks",
+        "Webhooks (verify, record, acknowledge): max events/s · p50 / p99 at {webhook_rate}/s",
+        "≥ 200/s, p99 ≤ 50 ms",
+    ),
     ("webhooks_read", "Webhooks that read the PaymentIntent back from Stripe (p50 / p99)", "p99 ≤ 50 ms"),
     ("idle_tabs", "Idle tabs held by one process · memory per connection", "≥ 2,000 · ≤ 80 KB"),
-    ("redis", "Push across processes through Redis, {compare} changes/s (p50 / p99; added vs one process)",
-     "adds ≤ 1 ms"),
-    ("bare", "Bare Flask-SocketIO broadcast, same tabs, {low} · {high}/s (p50 / p99); storefront ÷ bare p99",
-     "≤ 1.5×"),
-    ("floor_cpu", "Server CPU per change, storefront ÷ floor (one read, one version-guarded write, one emit; "
-     "same stack), {tabs:,} tabs, {low} · {high} changes/s", "≤ 1.5× at both rates"),
-    ("floor_push", "Push latency of the floor, same tabs, {low} · {high}/s (p50 / p99); storefront ÷ floor p50 / p99",
-     "p99 at {low}/s ≤ 2×"),
-    ("naive", "Naive store, Stripe inside the request, {compare}/s (p50 / p99); naive ÷ storefront p50; its 429s",
-     "baseline"),
+    (
+        "redis",
+        "Push across processes through Redis, {compare} changes/s (p50 / p99; added vs one process)",
+        "adds ≤ 1 ms",
+    ),
+    ("bare", "Bare Flask-SocketIO broadcast, same tabs, {low} · {high}/s (p50 / p99); storefront ÷ bare p99", "≤ 1.5×"),
+    (
+        "floor_cpu",
+        "Server CPU per change, storefront ÷ floor (one read, one version-guarded write, one emit; "
+        "same stack), {tabs:,} tabs, {low} · {high} changes/s",
+        "≤ 1.5× at both rates",
+    ),
+    (
+        "floor_push",
+        "Push latency of the floor, same tabs, {low} · {high}/s (p50 / p99); storefront ÷ floor p50 / p99",
+        "p99 at {low}/s ≤ 2×",
+    ),
+    (
+        "naive",
+        "Naive store, Stripe inside the request, {compare}/s (p50 / p99); naive ÷ storefront p50; its 429s",
+        "baseline",
+    ),
     ("http", "Change request answered (p50 / p99) at {low} · {high} changes/s", "reported"),
 ]
 
@@ -47,8 +74,12 @@ def percentile(samples, share):
 
 
 def stats(samples):
-    return {"n": len(samples), "p50": percentile(samples, 0.50), "p99": percentile(samples, 0.99),
-            "max": max(samples) if samples else None}
+    return {
+        "n": len(samples),
+        "p50": percentile(samples, 0.50),
+        "p99": percentile(samples, 0.99),
+        "max": max(samples) if samples else None,
+    }
 
 
 def ms(value):
@@ -135,8 +166,9 @@ class Rows:
 
     def max_rate(self):
         search = self.r.get("search", {})
-        steps = " · ".join(f"{s['rate']}/s {'✓' if s['sustained'] else '✗ ' + s['why']}"
-                           for s in search.get("steps", []))
+        steps = " · ".join(
+            f"{s['rate']}/s {'✓' if s['sustained'] else '✗ ' + s['why']}" for s in search.get("steps", [])
+        )
         best, tried = search.get("max_sustained"), [s["rate"] for s in search.get("steps", [])]
         text = f"{best}/s" if best else f"< {min(tried, default=0)}/s"
         return f"{text} ({steps})", _le(300, best or 0)
@@ -145,8 +177,10 @@ class Rows:
         parts, peaks = [], []
         for name in (self.low, self.high):
             stripe = self.phase(name).get("stripe") or {}
-            parts.append(f"{stripe.get('calls_per_second', 0):.1f} ({stripe.get('updates_per_second', 0):.1f}, "
-                         f"peak {stripe.get('peak_updates_1s', 0)})")
+            parts.append(
+                f"{stripe.get('calls_per_second', 0):.1f} ({stripe.get('updates_per_second', 0):.1f}, "
+                f"peak {stripe.get('peak_updates_1s', 0)})"
+            )
             peaks.append(stripe.get("peak_updates_1s"))
         peak = max((p for p in peaks if p is not None), default=None)
         return " · ".join(parts), _le(peak, 20)
@@ -181,7 +215,8 @@ class Rows:
         hooks = self.r.get("webhooks", {})
         state = hooks.get("read")
         text = f"{pair(state)} at {hooks.get('read_rate', 0)}/s" + (
-            f" ({hooks['read_errors']} errors)" if hooks.get("read_errors") else "")
+            f" ({hooks['read_errors']} errors)" if hooks.get("read_errors") else ""
+        )
         return text, _le(state and state["p99"], 50)
 
     def idle_tabs(self):
@@ -225,8 +260,10 @@ class Rows:
     def naive(self):
         naive, store = self.push(f"naive {self.compare}"), self.push(f"search {self.compare}")
         faults = self.r.get("naive_faults", {})
-        text = (f"{pair(naive)}; {times(ratio(naive and naive['p50'], store and store['p50']))}; "
-                f"{faults.get('rate_limit', 0)} rate_limit 429s, {faults.get('failed', 0)} changes Stripe refused")
+        text = (
+            f"{pair(naive)}; {times(ratio(naive and naive['p50'], store and store['p50']))}; "
+            f"{faults.get('rate_limit', 0)} rate_limit 429s, {faults.get('failed', 0)} changes Stripe refused"
+        )
         return text, None
 
     def http(self):
@@ -235,8 +272,13 @@ class Rows:
 
 def _numbers(results):
     low, high = results["rates"]
-    return {"tabs": results["tabs"], "low": low, "high": high, "compare": results["compare_rate"],
-            "webhook_rate": results["webhook_rate"]}
+    return {
+        "tabs": results["tabs"],
+        "low": low,
+        "high": high,
+        "compare": results["compare_rate"],
+        "webhook_rate": results["webhook_rate"],
+    }
 
 
 def labels(results):
@@ -252,8 +294,10 @@ def targets(results):
 def build(results):
     """[(key, measure, target, result, met)] for every row."""
     rows = Rows(results)
-    return [(key, measure, target, *getattr(rows, key)())
-            for (key, _, _), measure, target in zip(ROWS, labels(results), targets(results), strict=True)]
+    return [
+        (key, measure, target, *getattr(rows, key)())
+        for (key, _, _), measure, target in zip(ROWS, labels(results), targets(results), strict=True)
+    ]
 
 
 def markdown(results, built=None):
@@ -282,15 +326,22 @@ def markdown(results, built=None):
     lines += [f"- **{measure}**: {why.get(key, 'see the profile below')}" for key, measure in missed]
     if not missed:
         lines.append("- none")
-    lines += ["", "## Phases", "", "| Phase | offered/s | achieved/s | push p50 / p99 | server CPU | "
-              "server CPU per change | load generator CPU | Stripe calls/s | lagging tabs |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Phases",
+        "",
+        "| Phase | offered/s | achieved/s | push p50 / p99 | server CPU | "
+        "server CPU per change | load generator CPU | Stripe calls/s | lagging tabs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, phase in results["phases"].items():
         stripe = phase.get("stripe") or {}
-        lines.append(f"| {name} | {phase.get('offered_rate', 0):.0f} | {phase.get('achieved_rate', 0):.0f} | "
-                     f"{pair(phase.get('push'))} | {phase.get('server_cpu', 0):.0%} | {ms(cpu_per_change(phase))} | "
-                     f"{phase.get('loadgen_cpu', 0):.0%} | {stripe.get('calls_per_second', 0):.1f} | "
-                     f"{phase.get('lagging_tabs', 0)} |")
+        lines.append(
+            f"| {name} | {phase.get('offered_rate', 0):.0f} | {phase.get('achieved_rate', 0):.0f} | "
+            f"{pair(phase.get('push'))} | {phase.get('server_cpu', 0):.0%} | {ms(cpu_per_change(phase))} | "
+            f"{phase.get('loadgen_cpu', 0):.0%} | {stripe.get('calls_per_second', 0):.1f} | "
+            f"{phase.get('lagging_tabs', 0)} |"
+        )
     lines += profile_lines(results)
     return "\n".join(lines) + "\n"
 
@@ -301,12 +352,21 @@ def profile_lines(results):
         summary = phase.get("profile")
         if not summary:
             continue
-        lines += ["", f"## Where the server's CPU goes — py-spy, phase {name}", "",
-                  f"Busy {summary['busy']:.0%} of one core ({summary['samples']} samples). Self time by library: "
-                  + ", ".join(f"{n} {share:.0%}" for n, share in summary["self"]) + ".",
-                  ("Inclusive, storefront functions: "
-                   + ", ".join(f"`{n}` {share:.0%}" for n, share in summary["storefront"]) + ".")
-                  if summary["storefront"] else "(No storefront code in this process.)"]
+        lines += [
+            "",
+            f"## Where the server's CPU goes — py-spy, phase {name}",
+            "",
+            f"Busy {summary['busy']:.0%} of one core ({summary['samples']} samples). Self time by library: "
+            + ", ".join(f"{n} {share:.0%}" for n, share in summary["self"])
+            + ".",
+            (
+                "Inclusive, storefront functions: "
+                + ", ".join(f"`{n}` {share:.0%}" for n, share in summary["storefront"])
+                + "."
+            )
+            if summary["storefront"]
+            else "(No storefront code in this process.)",
+        ]
     if not lines:
         lines = ["", "(No CPU profile: install py-spy to get one — see docs/scale.md.)"]
     return lines

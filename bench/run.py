@@ -31,12 +31,24 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 def machine():
     """nproc, CPU model, memory, Python and kernel of this machine."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    return {"nproc": os.cpu_count(), "cpu_model": model, "memory": f"{kib / 1024 / 1024:.1f} GiB",
-            "python": platform.python_version(), "kernel": f"Linux {platform.release()}"}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory": f"{kib / 1024 / 1024:.1f} GiB",
+        "python": platform.python_version(),
+        "kernel": f"Linux {platform.release()}",
+    }
 
 
 def cpu_seconds(pid):
@@ -50,8 +62,9 @@ class Database:
 
     def __init__(self):
         self.name = f"bench_{uuid.uuid4().hex[:10]}"
-        self.admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"),
-                                   isolation_level="AUTOCOMMIT")
+        self.admin = create_engine(
+            POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+        )
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{self.name}"
@@ -72,10 +85,16 @@ class Bench:
         self.secret_key, self.webhook_secret = secrets.token_hex(32), "whsec_" + secrets.token_hex(24)
         self.channel = f"bench-{uuid.uuid4().hex[:12]}"
         self.py_spy = cpu_profile.find_py_spy() if profile.profile_cpu else None
-        self.results = {"profile": profile.name, "machine": machine(), "phases": {},
-                        "carts": profile.carts, "tabs_per_cart": profile.tabs_per_cart,
-                        "tabs": profile.carts * profile.tabs_per_cart, "rates": list(profile.rates[:2]),
-                        "webhook_rate": profile.webhook_rate}
+        self.results = {
+            "profile": profile.name,
+            "machine": machine(),
+            "phases": {},
+            "carts": profile.carts,
+            "tabs_per_cart": profile.tabs_per_cart,
+            "tabs": profile.carts * profile.tabs_per_cart,
+            "rates": list(profile.rates[:2]),
+            "webhook_rate": profile.webhook_rate,
+        }
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -92,9 +111,16 @@ class Bench:
         extra.setdefault("channel", self.channel)  # the run's own Redis keys (budget, rate limits)
         # Redis holds the rate limits and the Stripe update budget, as in production (docs/scale.md):
         # Flask-Limiter's memory storage sweeps every key every 10 ms while requests come in.
-        env = store_env(port=free_port(), database_url=self.db.url, sandbox_port=self.sandbox.port,
-                        webhook_secret=self.webhook_secret, secret_key=self.secret_key,
-                        LOG_LEVEL="WARNING", REDIS_URL=REDIS_URL, **extra)
+        env = store_env(
+            port=free_port(),
+            database_url=self.db.url,
+            sandbox_port=self.sandbox.port,
+            webhook_secret=self.webhook_secret,
+            secret_key=self.secret_key,
+            LOG_LEVEL="WARNING",
+            REDIS_URL=REDIS_URL,
+            **extra,
+        )
         command = [sys.executable, "-m", module] if module else [sys.executable, "wsgi.py"]
         return ServerProcess(name, command, env, self.logs, int(env["PORT"]))
 
@@ -107,8 +133,11 @@ class Bench:
     async def webhooks_to(self, process):
         """Deliver the sandbox's webhooks to `process` only."""
         await self.sandbox_call("DELETE", "/_sandbox/webhook_endpoints")
-        await self.sandbox_call("POST", "/_sandbox/webhook_endpoints",
-                                {"url": f"{process.url}/webhooks/stripe", "secret": self.webhook_secret})
+        await self.sandbox_call(
+            "POST",
+            "/_sandbox/webhook_endpoints",
+            {"url": f"{process.url}/webhooks/stripe", "secret": self.webhook_secret},
+        )
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -116,10 +145,24 @@ class Bench:
         self.db = await asyncio.to_thread(Database)
         try:
             port = free_port()
-            self.sandbox = await self.start(ServerProcess(
-                "sandbox", [sys.executable, "-m", "bench.sandbox", "--port", str(port),
-                            "--faults", json.dumps(REALISTIC_STRIPE)], os.environ, self.logs, port),
-                path="/_sandbox/state")
+            self.sandbox = await self.start(
+                ServerProcess(
+                    "sandbox",
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.sandbox",
+                        "--port",
+                        str(port),
+                        "--faults",
+                        json.dumps(REALISTIC_STRIPE),
+                    ],
+                    os.environ,
+                    self.logs,
+                    port,
+                ),
+                path="/_sandbox/state",
+            )
             self.control = Http(HOST, self.sandbox.port)
             await self.one_process()
             await self.two_processes()
@@ -177,10 +220,16 @@ class Bench:
             return None
         counts = self.recorder.counts[name]
         result = {
-            "push": stats(self.recorder.push[name]), "stale": stats(self.recorder.stale[name]),
-            "response": stats(self.recorder.response[name]), "counts": dict(counts),
-            "offered_rate": rate, "achieved_rate": counts["changes"] / elapsed, "lagging_tabs": lagging,
-            "unsynced_carts": unsynced, "server_cpu": cpu / elapsed, "loadgen_cpu": load / elapsed,
+            "push": stats(self.recorder.push[name]),
+            "stale": stats(self.recorder.stale[name]),
+            "response": stats(self.recorder.response[name]),
+            "counts": dict(counts),
+            "offered_rate": rate,
+            "achieved_rate": counts["changes"] / elapsed,
+            "lagging_tabs": lagging,
+            "unsynced_carts": unsynced,
+            "server_cpu": cpu / elapsed,
+            "loadgen_cpu": load / elapsed,
             "stripe": stripe_summary(meter, t0, elapsed, counts["changes"]),
         }
         if spy is not None and await spy:
@@ -222,9 +271,12 @@ class Bench:
         meter = await self.sandbox_call("GET", "/_bench/meter")
         await self.count_faults()
         self.results["phases"]["bursts"] = {
-            "push": stats(self.recorder.push["bursts"]), "stale": stats(self.recorder.stale["bursts"]),
-            "offered_rate": changes / elapsed, "achieved_rate": self.recorder.counts["bursts"]["changes"] / elapsed,
-            "unsynced_carts": unsynced, "stripe": stripe_summary(meter, t0, elapsed, changes),
+            "push": stats(self.recorder.push["bursts"]),
+            "stale": stats(self.recorder.stale["bursts"]),
+            "offered_rate": changes / elapsed,
+            "achieved_rate": self.recorder.counts["bursts"]["changes"] / elapsed,
+            "unsynced_carts": unsynced,
+            "stripe": stripe_summary(meter, t0, elapsed, changes),
         }
 
     async def webhooks(self, server):
@@ -240,8 +292,12 @@ class Bench:
             hooks.close()
         await self.count_faults()
         self.results["webhooks"] = {
-            "ack": stats(times), "max_per_second": best, "read": stats(read_times), "read_rate": read_rate,
-            "ack_errors": errors(counts) + errors(best_counts), "read_errors": errors(read_counts),
+            "ack": stats(times),
+            "max_per_second": best,
+            "read": stats(read_times),
+            "read_rate": read_rate,
+            "ack_errors": errors(counts) + errors(best_counts),
+            "read_errors": errors(read_counts),
             "counts": {"ack": dict(counts), "closed_loop": dict(best_counts), "read": dict(read_counts)},
         }
 
@@ -254,9 +310,13 @@ class Bench:
         held = sum(1 for tab in tabs if not tab.closed.is_set())
         await asyncio.gather(*(tab.close() for tab in tabs))
         self.results["idle"] = {
-            "asked": self.p.idle_tabs, "held": held, "connect_errors": dict(failed),
+            "asked": self.p.idle_tabs,
+            "held": held,
+            "connect_errors": dict(failed),
             "kib_per_connection": (after - before) / len(tabs) if tabs else None,
-            "total_tabs": held + self.results["tabs"], "rss_before_kib": before, "rss_after_kib": after,
+            "total_tabs": held + self.results["tabs"],
+            "rss_before_kib": before,
+            "rss_after_kib": after,
         }
 
     async def two_processes(self):
@@ -286,8 +346,11 @@ class Bench:
         await self.phase(f"naive {compare}/s", server, compare, self.p.phase_seconds, settle=False)
         naive = self.fault_totals - before
         self.fault_totals = before
-        naive["failed"] = sum(1 for kind, _, status in (await self.sandbox_call("GET", "/_bench/meter"))["log"]
-                              if kind == "update" and status >= 400)
+        naive["failed"] = sum(
+            1
+            for kind, _, status in (await self.sandbox_call("GET", "/_bench/meter"))["log"]
+            if kind == "update" and status >= 400
+        )
         self.results["naive_faults"] = dict(naive)
         await self.store.close()
         await self.stop(server)
@@ -295,33 +358,49 @@ class Bench:
     async def floor(self):
         """The floor (bench/floor_server.py): a change's read, guarded write and emit, same tabs and rates."""
         port = free_port()
-        env = {**os.environ, "PORT": str(port), "DATABASE_URL": self.db.url, "SECRET_KEY": self.secret_key,
-               "MAX_CONNECTIONS": "10000", "PYTHONUNBUFFERED": "1"}
-        server = await self.start(ServerProcess("floor", [sys.executable, "-m", "bench.floor_server"], env,
-                                                self.logs, port))
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "DATABASE_URL": self.db.url,
+            "SECRET_KEY": self.secret_key,
+            "MAX_CONNECTIONS": "10000",
+            "PYTHONUNBUFFERED": "1",
+        }
+        server = await self.start(
+            ServerProcess("floor", [sys.executable, "-m", "bench.floor_server"], env, self.logs, port)
+        )
         self.store = Store(port, self.recorder)
         await self.store.open_carts(self.p.carts)
         await self.store.open_tabs(self.p.tabs_per_cart)
-        await self.phase("floor warm-up", server, self.p.rates[0], min(3, self.p.phase_seconds), keep=False,
-                         settle=False)
+        await self.phase(
+            "floor warm-up", server, self.p.rates[0], min(3, self.p.phase_seconds), keep=False, settle=False
+        )
         for rate in self.p.rates:
             # Profiled where the storefront is, so that the two profiles compare.
-            await self.phase(f"floor {rate}/s", server, rate, self.p.phase_seconds, profile=rate == max(self.p.rates),
-                             settle=False)
+            await self.phase(
+                f"floor {rate}/s", server, rate, self.p.phase_seconds, profile=rate == max(self.p.rates), settle=False
+            )
         await self.store.close()
         await self.stop(server)
 
     async def bare(self):
         """A bare Flask-SocketIO broadcast server with the same tabs and rates: no cart at all."""
         port = free_port()
-        server = await self.start(ServerProcess("bare", [sys.executable, "-m", "bench.bare_server"],
-                                                {**os.environ, "PORT": str(port), "MAX_CONNECTIONS": "10000"},
-                                                self.logs, port))
+        server = await self.start(
+            ServerProcess(
+                "bare",
+                [sys.executable, "-m", "bench.bare_server"],
+                {**os.environ, "PORT": str(port), "MAX_CONNECTIONS": "10000"},
+                self.logs,
+                port,
+            )
+        )
         self.store = Store(port, self.recorder, bare=True)
         await self.store.open_carts(self.p.carts)
         await self.store.open_tabs(self.p.tabs_per_cart)
-        await self.phase("bare warm-up", server, self.p.rates[0], min(3, self.p.phase_seconds), keep=False,
-                         settle=False)
+        await self.phase(
+            "bare warm-up", server, self.p.rates[0], min(3, self.p.phase_seconds), keep=False, settle=False
+        )
         for rate in self.p.rates:
             await self.phase(f"bare {rate}/s", server, rate, self.p.phase_seconds, settle=False)
         await self.store.close()

@@ -17,8 +17,9 @@ def main(argv=None):
     parser.add_argument("--faults", default="{}")
     parser.add_argument("--seed", type=int, default=6)
     args = parser.parse_args(argv)
-    server = SandboxServer(port=args.port, faults=json.loads(args.faults), seed=args.seed,
-                           webhook_retry_base=1.0, webhook_max_attempts=3)
+    server = SandboxServer(
+        port=args.port, faults=json.loads(args.faults), seed=args.seed, webhook_retry_base=1.0, webhook_max_attempts=3
+    )
     server.app.wsgi_app = StripeMeter(server.app.wsgi_app)
     print(f"metered stripe sandbox on {server.url}", flush=True)
     server.serve_forever()

@@ -46,8 +46,20 @@ def store_env(*, port, database_url, sandbox_port, webhook_secret, secret_key, q
 
 def production_args(bind):
     """gunicorn's arguments in docs/production.md: one gevent worker per process."""
-    return ["-k", "gevent", "-w", "1", "--worker-connections", "10000", "--keep-alive", "75", "--no-control-socket",
-            "--bind", bind, "production:app"]
+    return [
+        "-k",
+        "gevent",
+        "-w",
+        "1",
+        "--worker-connections",
+        "10000",
+        "--keep-alive",
+        "75",
+        "--no-control-socket",
+        "--bind",
+        bind,
+        "production:app",
+    ]
 
 
 class ServerProcess:

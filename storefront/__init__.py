@@ -52,15 +52,18 @@ def register_extensions(app):
 
                 seed_catalog(db.session, app.config["CURRENCY"])
     if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://")):
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {
-            "connection_pool": redis_pools.blocking_pool(app.config["RATELIMIT_STORAGE_URI"])})
+        app.config.setdefault(
+            "RATELIMIT_STORAGE_OPTIONS",
+            {"connection_pool": redis_pools.blocking_pool(app.config["RATELIMIT_STORAGE_URI"])},
+        )
     limiter.init_app(app)
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         # Always given (None without a queue): the singleton would otherwise keep an earlier app's manager.
-        client_manager=redis_pools.push_queue(app.config["SOCKETIO_MESSAGE_QUEUE"],
-                                              app.config.get("SOCKETIO_CHANNEL", "flask-socketio")),
+        client_manager=redis_pools.push_queue(
+            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config.get("SOCKETIO_CHANNEL", "flask-socketio")
+        ),
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
         manage_session=False,
         # One event of a connection at a time: a flood waits on its own socket, not in the server's memory.
@@ -91,8 +94,13 @@ def register_payments(app):
     app.extensions["publisher"] = SocketPublisher(socketio)
     budget = update_budget(app.config, socketio.sleep)
     app.extensions["sync"] = BackgroundSync(app, socketio.start_background_task, current_shop, budget=budget)
-    app.extensions["reconciler"] = PeriodicReconcile(app, socketio.start_background_task, socketio.sleep, current_shop,
-                                                     budget=reconcile_budget(app.config, socketio.sleep))
+    app.extensions["reconciler"] = PeriodicReconcile(
+        app,
+        socketio.start_background_task,
+        socketio.sleep,
+        current_shop,
+        budget=reconcile_budget(app.config, socketio.sleep),
+    )
 
 
 def register_blueprints(app):

@@ -28,8 +28,12 @@ def reconcile_command(older_than, lookback):
     # This process ends with the command, and a background task with it: bring PaymentIntents up to date now.
     lease = config["SYNC_LEASE_SECONDS"]
     shop.schedule_sync = lambda cart_id: sync_cart(shop, cart_id, uuid.uuid4().hex, lease)
-    summary = reconcile_paced(shop, reconcile_budget(config, time.sleep), config,
-                              **{key: value for key, value in options.items() if value is not None})
+    summary = reconcile_paced(
+        shop,
+        reconcile_budget(config, time.sleep),
+        config,
+        **{key: value for key, value in options.items() if value is not None},
+    )
     click.echo(json.dumps(summary))
     if summary["errors"]:
         # A cron job must see that Stripe could not be asked about everything.
@@ -37,8 +41,12 @@ def reconcile_command(older_than, lookback):
 
 
 @click.command("cleanup-carts")
-@click.option("--older-than", default=None, type=float,
-              help="Seconds since a cart last changed (default: ABANDONED_CART_SECONDS).")
+@click.option(
+    "--older-than",
+    default=None,
+    type=float,
+    help="Seconds since a cart last changed (default: ABANDONED_CART_SECONDS).",
+)
 @with_appcontext
 def cleanup_carts_command(older_than):
     """Remove abandoned open carts (no order, no live PaymentIntent) with their lines and snapshots."""

@@ -92,7 +92,7 @@ def _database_url(url):
     """Route PostgreSQL URLs to psycopg 3, the driver the project pins."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

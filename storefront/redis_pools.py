@@ -17,14 +17,16 @@ PUSH_QUEUE_CONNECTIONS = 2000
 
 def blocking_pool(url, *, wait_seconds=2.0, **connection_options):
     """A pool of at most POOL_SIZE connections; a caller waits up to `wait_seconds` for one."""
-    return redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=wait_seconds,
-                                                 **connection_options)
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=wait_seconds, **connection_options
+    )
 
 
 def fail_fast_client(url):
     """A client that gives up quickly (one quick retry, 2 s timeouts): for callers with a local fallback."""
-    return redis.Redis(connection_pool=blocking_pool(url, socket_timeout=2, socket_connect_timeout=1,
-                                                     retry=Retry(NoBackoff(), 1)))
+    return redis.Redis(
+        connection_pool=blocking_pool(url, socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1))
+    )
 
 
 def push_queue(url, channel):
@@ -36,5 +38,6 @@ def push_queue(url, channel):
         raise ValueError(f"SOCKETIO_MESSAGE_QUEUE must be a redis:// URL, not {url.split(':', 1)[0]}://…")
     import socketio
 
-    return socketio.RedisManager(url, channel=channel, write_only=False,
-                                 redis_options={"max_connections": PUSH_QUEUE_CONNECTIONS})
+    return socketio.RedisManager(
+        url, channel=channel, write_only=False, redis_options={"max_connections": PUSH_QUEUE_CONNECTIONS}
+    )

@@ -22,22 +22,21 @@ def _env_list(name: str) -> list[str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m stripe_sandbox",
-                                     description="Offline Stripe API sandbox.")
+    parser = argparse.ArgumentParser(prog="python -m stripe_sandbox", description="Offline Stripe API sandbox.")
     parser.add_argument("--host", default=_env("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(_env("PORT", "12111")))
     parser.add_argument("--secret-key", default=_env("SECRET_KEY", "sk_test_sandbox"))
     parser.add_argument("--publishable-key", default=_env("PUBLISHABLE_KEY", "pk_test_sandbox"))
-    parser.add_argument("--webhook-url", action="append", default=None,
-                        help="repeatable; pairs with --webhook-secret in order")
+    parser.add_argument(
+        "--webhook-url", action="append", default=None, help="repeatable; pairs with --webhook-secret in order"
+    )
     parser.add_argument("--webhook-secret", action="append", default=None)
     parser.add_argument("--sepa-delay", type=float, default=float(_env("SEPA_DELAY", "3")))
-    parser.add_argument("--webhook-retry-base", type=float,
-                        default=float(_env("WEBHOOK_RETRY_BASE", "1")))
-    parser.add_argument("--webhook-max-attempts", type=int,
-                        default=int(_env("WEBHOOK_MAX_ATTEMPTS", "6")))
-    parser.add_argument("--faults", default=_env("FAULTS", ""),
-                        help='JSON, e.g. \'{"latency": {"median_ms": 80, "p99_ms": 400}}\'')
+    parser.add_argument("--webhook-retry-base", type=float, default=float(_env("WEBHOOK_RETRY_BASE", "1")))
+    parser.add_argument("--webhook-max-attempts", type=int, default=int(_env("WEBHOOK_MAX_ATTEMPTS", "6")))
+    parser.add_argument(
+        "--faults", default=_env("FAULTS", ""), help='JSON, e.g. \'{"latency": {"median_ms": 80, "p99_ms": 400}}\''
+    )
     parser.add_argument("--seed", type=int, default=_env("SEED"))
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     return parser.parse_args(argv)
@@ -60,10 +59,16 @@ def main(argv=None) -> None:
         sys.exit(f"--faults is not valid JSON: {exc}")
     try:
         server = SandboxServer(
-            port=args.port, host=args.host, quiet=args.quiet, secret_key=args.secret_key,
-            publishable_key=args.publishable_key, webhooks=webhooks_from(args),
-            sepa_delay=args.sepa_delay, webhook_retry_base=args.webhook_retry_base,
-            webhook_max_attempts=args.webhook_max_attempts, faults=faults,
+            port=args.port,
+            host=args.host,
+            quiet=args.quiet,
+            secret_key=args.secret_key,
+            publishable_key=args.publishable_key,
+            webhooks=webhooks_from(args),
+            sepa_delay=args.sepa_delay,
+            webhook_retry_base=args.webhook_retry_base,
+            webhook_max_attempts=args.webhook_max_attempts,
+            faults=faults,
             seed=None if args.seed is None else int(args.seed),
         )
     except PortUnavailable as exc:

@@ -12,8 +12,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, "
     "Stripe-Version, Stripe-Account, X-Requested-With",
-    "Access-Control-Expose-Headers": "Request-Id, Idempotent-Replayed, Stripe-Should-Retry, "
-    "Stripe-Version",
+    "Access-Control-Expose-Headers": "Request-Id, Idempotent-Replayed, Stripe-Should-Retry, Stripe-Version",
     "Access-Control-Max-Age": "300",
 }
 
@@ -80,8 +79,7 @@ def _save_idempotent(response: Response) -> None:
     if err is not None and err.before_execution:
         store.abandon(g.api_key, key)
         return
-    headers = [(k, v) for k, v in response.headers.items()
-               if k in ("Content-Type", "Stripe-Should-Retry")]
+    headers = [(k, v) for k, v in response.headers.items() if k in ("Content-Type", "Stripe-Should-Retry")]
     headers.append(("Original-Request", g.request_id))
     store.finish(g.api_key, key, response.status_code, response.get_data(), headers)
 

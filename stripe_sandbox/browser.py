@@ -49,15 +49,19 @@ for (const button of document.querySelectorAll("button[data-outcome]")) {{
 @bp.get("/v3/")
 def stripe_js():
     """The Stripe.js shim; it finds the API base from its own URL."""
-    return Response(SHIM.read_text(encoding="utf-8"), mimetype="application/javascript",
-                    headers={"Cache-Control": "no-cache"})
+    return Response(
+        SHIM.read_text(encoding="utf-8"), mimetype="application/javascript", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @bp.get("/_sandbox/3ds/<pi_id>")
 def three_d_secure(pi_id):
     """The page a `redirect_to_url` next action points to."""
-    ctx = {"pi": pi_id, "secret": request.args.get("client_secret", ""),
-           "returnUrl": request.args.get("return_url", ""),
-           "pk": current_app.config["SANDBOX_STATE"].settings.publishable_key}
+    ctx = {
+        "pi": pi_id,
+        "secret": request.args.get("client_secret", ""),
+        "returnUrl": request.args.get("return_url", ""),
+        "pk": current_app.config["SANDBOX_STATE"].settings.publishable_key,
+    }
     ctx_json = json.dumps(ctx).replace("<", "\\u003c")
     return PAGE.format(pi_id=escape(pi_id), ctx=ctx_json)

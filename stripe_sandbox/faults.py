@@ -121,8 +121,7 @@ class Faults:
             self.stats["rate_limit"] += 1
         raise errors.StripeError(
             429,
-            "Too many requests hit the API too quickly. We recommend an exponential "
-            "backoff of your requests.",
+            "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.",
             code="rate_limit",
             before_execution=True,
         )
@@ -134,9 +133,7 @@ class Faults:
             if hit:
                 self.stats["error"] += 1
         if hit:
-            raise errors.api_error(
-                "An unknown error occurred. Please retry your request (injected by sandbox)."
-            )
+            raise errors.api_error("An unknown error occurred. Please retry your request (injected by sandbox).")
 
     def pick_hang(self) -> bool:
         """Whether this request should hang (after executing) until the client gives up."""

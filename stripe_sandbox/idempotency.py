@@ -42,9 +42,7 @@ class IdempotencyStore:
     def begin(self, api_key: str, key: str, fingerprint: tuple) -> Entry | None:
         """Claim a key; return a finished entry to replay, or None to execute."""
         if len(key) > 255:
-            raise errors.invalid(
-                "Idempotency-Key must be 255 characters or fewer.", code="idempotency_key_too_long"
-            )
+            raise errors.invalid("Idempotency-Key must be 255 characters or fewer.", code="idempotency_key_too_long")
         with self.lock:
             entry = self.entries.get((api_key, key))
             if entry is None:

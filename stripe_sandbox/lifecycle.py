@@ -13,18 +13,20 @@ from .state import SandboxState, Transaction
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
-CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
-              "requires_action")
-AUTH_FAILURE = ("The provided PaymentMethod has failed authentication. You can provide "
-                "payment_method_data or a new PaymentMethod to attempt to fulfill this "
-                "PaymentIntent again.")
+CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
+AUTH_FAILURE = (
+    "The provided PaymentMethod has failed authentication. You can provide "
+    "payment_method_data or a new PaymentMethod to attempt to fulfill this "
+    "PaymentIntent again."
+)
 REDIRECTS_NEED_RETURN_URL = (
     "This PaymentIntent is configured to accept payment methods enabled in your Dashboard, "
     "some of which may require a full page redirect to succeed. If you do not want to accept "
     "redirect-based payment methods, set `automatic_payment_methods[allow_redirects]` to "
     "`never` when creating Setup Intents and Payment Intents. If you do want to accept "
     "redirect-based payment methods, set `return_url` when confirming Setup Intents and "
-    "Payment Intents.")
+    "Payment Intents."
+)
 
 
 def _statuses(allowed) -> str:
@@ -37,14 +39,19 @@ def _require_status(pi: dict, allowed, action: str, done: str) -> None:
         raise errors.unexpected_state(
             f"You cannot {action} this PaymentIntent because it has a status of {pi['status']}. "
             f"Only a PaymentIntent with one of the following statuses may be {done}: "
-            f"{_statuses(allowed)}.", copy.deepcopy(pi))
+            f"{_statuses(allowed)}.",
+            copy.deepcopy(pi),
+        )
 
 
 def not_updatable(pi: dict, param: str) -> errors.StripeError:
     return errors.unexpected_state(
         f"This PaymentIntent's {param} could not be updated because it has a status of "
         f"{pi['status']}. You may only update the {param} of a PaymentIntent with one of the "
-        f"following statuses: {_statuses(UPDATABLE)}.", copy.deepcopy(pi), param)
+        f"following statuses: {_statuses(UPDATABLE)}.",
+        copy.deepcopy(pi),
+        param,
+    )
 
 
 def _pm_of(txn: Transaction, pm: dict | None) -> dict:
@@ -55,7 +62,9 @@ def _pm_of(txn: Transaction, pm: dict | None) -> dict:
         raise errors.unexpected_state(
             "You cannot confirm this PaymentIntent because it's missing a payment method. You "
             "can either update the PaymentIntent with a payment method and then confirm it "
-            "again, or confirm it again directly with a payment method.", copy.deepcopy(pi))
+            "again, or confirm it again directly with a payment method.",
+            copy.deepcopy(pi),
+        )
     return pm
 
 
@@ -101,18 +110,31 @@ def succeed(txn: Transaction, pm: dict) -> None:
 def _decline(txn: Transaction, pm: dict, decline_code: str) -> None:
     pi = txn.pi
     message = DECLINE_MESSAGES[decline_code]
-    charge = new_charge(txn, pm, "failed", failure_code="card_declined",
-                        failure_message=message)
-    error = {"charge": charge["id"], "code": "card_declined", "decline_code": decline_code,
-             "doc_url": errors.DOC_URL + "card-declined", "message": message,
-             "payment_method": public(pm), "type": "card_error"}
+    charge = new_charge(txn, pm, "failed", failure_code="card_declined", failure_message=message)
+    error = {
+        "charge": charge["id"],
+        "code": "card_declined",
+        "decline_code": decline_code,
+        "doc_url": errors.DOC_URL + "card-declined",
+        "message": message,
+        "payment_method": public(pm),
+        "type": "card_error",
+    }
     pi.update(status="requires_payment_method", payment_method=None, last_payment_error=error)
     txn.emit("charge.failed", charge)
     txn.emit("payment_intent.payment_failed", pi)
     raise errors.StripeError(
-        402, message, type="card_error", code="card_declined",
-        extra={"decline_code": decline_code, "charge": charge["id"],
-               "payment_intent": copy.deepcopy(pi), "payment_method": public(pm)})
+        402,
+        message,
+        type="card_error",
+        code="card_declined",
+        extra={
+            "decline_code": decline_code,
+            "charge": charge["id"],
+            "payment_intent": copy.deepcopy(pi),
+            "payment_method": public(pm),
+        },
+    )
 
 
 def _require_action(txn: Transaction, return_url: str | None, base_url: str) -> None:
@@ -122,12 +144,12 @@ def _require_action(txn: Transaction, return_url: str | None, base_url: str) -> 
         query["return_url"] = return_url
     url = f"{base_url}/_sandbox/3ds/{pi['id']}?{urlencode(query)}"
     if return_url:
-        action = {"type": "redirect_to_url",
-                  "redirect_to_url": {"url": url, "return_url": return_url}}
+        action = {"type": "redirect_to_url", "redirect_to_url": {"url": url, "return_url": return_url}}
     else:
-        action = {"type": "use_stripe_sdk",
-                  "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url,
-                                     "source": pi["payment_method"]}}
+        action = {
+            "type": "use_stripe_sdk",
+            "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": url, "source": pi["payment_method"]},
+        }
     pi.update(status="requires_action", next_action=action)
     txn.emit("payment_intent.requires_action", pi)
 
@@ -138,17 +160,21 @@ def authenticate(txn: Transaction, complete: bool) -> None:
     if pi["status"] != "requires_action":
         raise errors.unexpected_state(
             f"This PaymentIntent cannot be authenticated because it has a status of "
-            f"{pi['status']}; it must be requires_action.", copy.deepcopy(pi))
+            f"{pi['status']}; it must be requires_action.",
+            copy.deepcopy(pi),
+        )
     pm = txn.state.payment_methods[pi["payment_method"]]
     if complete:
         succeed(txn, pm)
         return
-    error = {"code": "payment_intent_authentication_failure",
-             "doc_url": errors.DOC_URL + "payment-intent-authentication-failure",
-             "message": AUTH_FAILURE, "payment_method": public(pm),
-             "type": "invalid_request_error"}
-    pi.update(status="requires_payment_method", payment_method=None, next_action=None,
-              last_payment_error=error)
+    error = {
+        "code": "payment_intent_authentication_failure",
+        "doc_url": errors.DOC_URL + "payment-intent-authentication-failure",
+        "message": AUTH_FAILURE,
+        "payment_method": public(pm),
+        "type": "invalid_request_error",
+    }
+    pi.update(status="requires_payment_method", payment_method=None, next_action=None, last_payment_error=error)
     txn.emit("payment_intent.payment_failed", pi)
 
 
@@ -178,25 +204,37 @@ def settle(txn: Transaction) -> None:
     pi = txn.pi
     if pi["status"] != "processing":
         raise errors.unexpected_state(
-            f"This PaymentIntent cannot be settled because it has a status of {pi['status']}; "
-            "it must be processing.", copy.deepcopy(pi))
+            f"This PaymentIntent cannot be settled because it has a status of {pi['status']}; it must be processing.",
+            copy.deepcopy(pi),
+        )
     pm = txn.state.payment_methods[pi["payment_method"]]
     charge = txn.charge(pi["latest_charge"])
     if pm["_outcome"]["outcome"] != "processing_fail":
-        charge.update(status="succeeded", paid=True, captured=True,
-                      amount_captured=charge["amount"])
+        charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"])
         pi.update(status="succeeded", amount_received=pi["amount"])
         txn.emit("charge.succeeded", charge)
         txn.emit("payment_intent.succeeded", pi)
         return
     message = "The customer's account has insufficient funds to cover this payment."
-    charge.update(status="failed", failure_code="insufficient_funds", failure_message=message,
-                  outcome={**charge["outcome"], "type": "issuer_declined"})
-    pi.update(status="requires_payment_method", payment_method=None, last_payment_error={
-        "charge": charge["id"], "code": "payment_intent_payment_attempt_failed",
-        "decline_code": "insufficient_funds",
-        "doc_url": errors.DOC_URL + "payment-intent-payment-attempt-failed",
-        "message": message, "payment_method": public(pm), "type": "invalid_request_error"})
+    charge.update(
+        status="failed",
+        failure_code="insufficient_funds",
+        failure_message=message,
+        outcome={**charge["outcome"], "type": "issuer_declined"},
+    )
+    pi.update(
+        status="requires_payment_method",
+        payment_method=None,
+        last_payment_error={
+            "charge": charge["id"],
+            "code": "payment_intent_payment_attempt_failed",
+            "decline_code": "insufficient_funds",
+            "doc_url": errors.DOC_URL + "payment-intent-payment-attempt-failed",
+            "message": message,
+            "payment_method": public(pm),
+            "type": "invalid_request_error",
+        },
+    )
     txn.emit("charge.failed", charge)
     txn.emit("payment_intent.payment_failed", pi)
 
@@ -208,13 +246,18 @@ def capture(txn: Transaction, amount_to_capture: int | None) -> None:
         raise errors.unexpected_state(
             f"This PaymentIntent could not be captured because it has a status of "
             f"{pi['status']}. Only a PaymentIntent with one of the following statuses may be "
-            "captured: requires_capture.", copy.deepcopy(pi))
+            "captured: requires_capture.",
+            copy.deepcopy(pi),
+        )
     amount = pi["amount_capturable"] if amount_to_capture is None else amount_to_capture
     if amount > pi["amount_capturable"]:
         raise errors.StripeError(
-            400, f"The amount to capture ({amount}) must be less than or equal to the "
+            400,
+            f"The amount to capture ({amount}) must be less than or equal to the "
             f"PaymentIntent's amount_capturable ({pi['amount_capturable']}).",
-            code="amount_too_large", param="amount_to_capture")
+            code="amount_too_large",
+            param="amount_to_capture",
+        )
     charge = txn.charge(pi["latest_charge"])
     charge.update(captured=True, amount_captured=amount)
     pi.update(status="succeeded", amount_received=amount, amount_capturable=0)
@@ -229,6 +272,11 @@ def cancel(txn: Transaction, reason: str | None) -> None:
     if pi["status"] == "requires_capture":
         charge = txn.charge(pi["latest_charge"])
         charge.update(refunded=True, amount_refunded=charge["amount"])
-    pi.update(status="canceled", canceled_at=int(time.time()), cancellation_reason=reason,
-              next_action=None, amount_capturable=0)
+    pi.update(
+        status="canceled",
+        canceled_at=int(time.time()),
+        cancellation_reason=reason,
+        next_action=None,
+        amount_capturable=0,
+    )
     txn.emit("payment_intent.canceled", pi)

@@ -79,9 +79,7 @@ class Params:
             raise errors.invalid(f"Invalid string: {value!r}", self.name(key))
         if choices is not None and value not in choices:
             options = ", ".join(choices)
-            raise errors.invalid(
-                f"Invalid {self.name(key)}: must be one of {options}", self.name(key)
-            )
+            raise errors.invalid(f"Invalid {self.name(key)}: must be one of {options}", self.name(key))
         return value
 
     def int(self, key: str, required: bool = False, minimum: int | None = None) -> int | None:
@@ -89,9 +87,7 @@ class Params:
         if value is None:
             return None
         if not re.fullmatch(r"-?\d+", value):
-            raise errors.invalid(
-                f"Invalid integer: {value}", self.name(key), "parameter_invalid_integer"
-            )
+            raise errors.invalid(f"Invalid integer: {value}", self.name(key), "parameter_invalid_integer")
         number = int(value)
         if minimum is not None and number < minimum:
             raise errors.invalid(
@@ -151,8 +147,7 @@ def merge_metadata(current: dict, update) -> dict:
     return merged
 
 
-_RANGE = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
-          "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+_RANGE = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
 
 
 def _created(items: list, params: Params) -> list:
@@ -176,9 +171,7 @@ def page(items: list, params: Params, url: str) -> dict:
     items = _created(items, params)
     limit = params.int("limit", minimum=1) or 10
     if limit > 100:
-        raise errors.invalid(
-            "This value must be less than or equal to 100.", "limit", "parameter_invalid_integer"
-        )
+        raise errors.invalid("This value must be less than or equal to 100.", "limit", "parameter_invalid_integer")
     after = params.str("starting_after")
     if after:
         ids = [item["id"] for item in items]

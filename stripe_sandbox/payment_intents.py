@@ -17,21 +17,58 @@ bp = Blueprint("payment_intents", __name__)
 
 # Fields Stripe returns when a PaymentIntent is read or confirmed with a publishable key.
 PUBLISHABLE_FIELDS = (
-    "id", "object", "amount", "amount_details", "automatic_payment_methods", "canceled_at",
-    "cancellation_reason", "capture_method", "client_secret", "confirmation_method", "created",
-    "currency", "description", "last_payment_error", "livemode", "next_action",
-    "payment_method", "payment_method_types", "processing", "receipt_email",
-    "setup_future_usage", "shipping", "status",
+    "id",
+    "object",
+    "amount",
+    "amount_details",
+    "automatic_payment_methods",
+    "canceled_at",
+    "cancellation_reason",
+    "capture_method",
+    "client_secret",
+    "confirmation_method",
+    "created",
+    "currency",
+    "description",
+    "last_payment_error",
+    "livemode",
+    "next_action",
+    "payment_method",
+    "payment_method_types",
+    "processing",
+    "receipt_email",
+    "setup_future_usage",
+    "shipping",
+    "status",
 )
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
 METHOD_TYPES = ("card", "sepa_debit")
-CONFIRM_PARAMS = {"payment_method", "payment_method_data", "return_url", "mandate_data",
-                  "off_session", "setup_future_usage", "receipt_email", "payment_method_types",
-                  "capture_method", "payment_method_options", "use_stripe_sdk"}
+CONFIRM_PARAMS = {
+    "payment_method",
+    "payment_method_data",
+    "return_url",
+    "mandate_data",
+    "off_session",
+    "setup_future_usage",
+    "receipt_email",
+    "payment_method_types",
+    "capture_method",
+    "payment_method_options",
+    "use_stripe_sdk",
+}
 CREATE_PARAMS = CONFIRM_PARAMS | {
-    "amount", "currency", "automatic_payment_methods", "confirm", "confirmation_method",
-    "customer", "description", "metadata", "statement_descriptor", "shipping"}
+    "amount",
+    "currency",
+    "automatic_payment_methods",
+    "confirm",
+    "confirmation_method",
+    "customer",
+    "description",
+    "metadata",
+    "statement_descriptor",
+    "shipping",
+}
 # Extra fields Stripe.js sends with a publishable key.
 BROWSER_PARAMS = {"client_secret", "expected_payment_method_type", "key", "_stripe_version"}
 
@@ -53,6 +90,7 @@ def present(pi: dict) -> dict:
 
 def answers_publishable(view):
     """Reduce the PaymentIntent (also one embedded in an error) for publishable keys."""
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         try:
@@ -62,6 +100,7 @@ def answers_publishable(view):
             if "payment_intent" in err.extra:
                 err.extra["payment_intent"] = present(err.extra["payment_intent"])
             raise
+
     return wrapper
 
 
@@ -79,17 +118,21 @@ def _method_types(p: Params) -> list | None:
     types = p.list("payment_method_types")
     for i, kind in enumerate(types or []):
         if kind not in METHOD_TYPES:
-            raise errors.invalid(f"The payment method type provided: {kind} is invalid.",
-                                 f"payment_method_types[{i}]", "payment_method_invalid_parameter")
+            raise errors.invalid(
+                f"The payment method type provided: {kind} is invalid.",
+                f"payment_method_types[{i}]",
+                "payment_method_invalid_parameter",
+            )
     return types
 
 
 def _automatic(p: Params, types: list | None) -> dict | None:
     apm = p.sub("automatic_payment_methods")
     if apm is not None and types:
-        raise errors.invalid("You may only specify one of these parameters: "
-                             "automatic_payment_methods, payment_method_types.",
-                             "automatic_payment_methods")
+        raise errors.invalid(
+            "You may only specify one of these parameters: automatic_payment_methods, payment_method_types.",
+            "automatic_payment_methods",
+        )
     if types:
         return None
     enabled = True if apm is None else apm.bool("enabled")
@@ -103,22 +146,44 @@ def _new_payment_intent(p: Params) -> dict:
     apm = _automatic(p, types)
     pi_id = new_id("pi")
     return {
-        "id": pi_id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
-        "amount_details": {"tip": {}}, "amount_received": 0, "application": None,
-        "application_fee_amount": None, "automatic_payment_methods": apm,
-        "canceled_at": None, "cancellation_reason": None,
+        "id": pi_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": apm,
+        "canceled_at": None,
+        "cancellation_reason": None,
         "capture_method": p.str("capture_method", choices=CAPTURE_METHODS) or "automatic_async",
         "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}",
-        "confirmation_method": "automatic", "created": int(time.time()), "currency": currency,
-        "customer": p.str("customer"), "description": p.str("description"),
-        "last_payment_error": None, "latest_charge": None, "livemode": False,
-        "metadata": merge_metadata({}, p.data.get("metadata", {})), "next_action": None,
-        "on_behalf_of": None, "payment_method": None, "payment_method_configuration_details":
-        None, "payment_method_options": {}, "payment_method_types": types or list(METHOD_TYPES),
-        "processing": None, "receipt_email": p.str("receipt_email"), "review": None,
-        "setup_future_usage": None, "shipping": None, "statement_descriptor": None,
-        "statement_descriptor_suffix": None, "status": "requires_payment_method",
-        "transfer_data": None, "transfer_group": None,
+        "confirmation_method": "automatic",
+        "created": int(time.time()),
+        "currency": currency,
+        "customer": p.str("customer"),
+        "description": p.str("description"),
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "metadata": merge_metadata({}, p.data.get("metadata", {})),
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": None,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": types or list(METHOD_TYPES),
+        "processing": None,
+        "receipt_email": p.str("receipt_email"),
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": None,
     }
 
 
@@ -170,9 +235,12 @@ def list_all():
 def _update_fields(txn, p: Params) -> None:
     pi = txn.pi
     amount, currency = _money(p, False, pi)
-    guarded = {"amount": lambda: amount, "currency": lambda: currency,
-               "capture_method": lambda: p.str("capture_method", choices=CAPTURE_METHODS),
-               "payment_method_types": lambda: _method_types(p)}
+    guarded = {
+        "amount": lambda: amount,
+        "currency": lambda: currency,
+        "capture_method": lambda: p.str("capture_method", choices=CAPTURE_METHODS),
+        "payment_method_types": lambda: _method_types(p),
+    }
     for field, parse in guarded.items():
         value = parse()
         if value is None or value == pi[field]:
@@ -196,8 +264,19 @@ def update(pi_id):
     auth.require_secret()
     state = _state()
     p = Params(from_request())
-    p.only({"amount", "currency", "capture_method", "payment_method_types", "description",
-             "receipt_email", "metadata", "payment_method", "payment_method_data"})
+    p.only(
+        {
+            "amount",
+            "currency",
+            "capture_method",
+            "payment_method_types",
+            "description",
+            "receipt_email",
+            "metadata",
+            "payment_method",
+            "payment_method_data",
+        }
+    )
     expand.validate("payment_intent")
     with state.pi_transaction(pi_id) as txn:
         _update_fields(txn, p)
@@ -205,8 +284,7 @@ def update(pi_id):
         if pm is not None:
             if txn.pi["status"] not in lifecycle.UPDATABLE:
                 raise lifecycle.not_updatable(txn.pi, "payment_method")
-            txn.pi.update(payment_method=pm["id"], status="requires_confirmation",
-                          next_action=None)
+            txn.pi.update(payment_method=pm["id"], status="requires_confirmation", next_action=None)
     return expand.respond(txn.pi)
 
 
@@ -259,5 +337,10 @@ def cancel(pi_id):
 
 
 # Writes that lock one PaymentIntent: their injected latency is spent holding the lock.
-LOCKING_ENDPOINTS = {"payment_intents.update", "payment_intents.confirm",
-                     "payment_intents.capture", "payment_intents.cancel", "refunds.create_refund"}
+LOCKING_ENDPOINTS = {
+    "payment_intents.update",
+    "payment_intents.confirm",
+    "payment_intents.capture",
+    "payment_intents.cancel",
+    "refunds.create_refund",
+}

@@ -52,17 +52,23 @@ def _card(number: str, param: str) -> dict:
     number = number.replace(" ", "")
     if not re.fullmatch(r"\d{12,19}", number) or not _luhn_ok(number):
         raise errors.StripeError(
-            402, "Your card number is incorrect.", type="card_error",
-            code="incorrect_number", param=param,
+            402,
+            "Your card number is incorrect.",
+            type="card_error",
+            code="incorrect_number",
+            param=param,
         )
-    spec = CARDS.get(number, {"brand": "visa", "outcome": "decline",
-                              "decline_code": "live_mode_test_card"})
+    spec = CARDS.get(number, {"brand": "visa", "outcome": "decline", "decline_code": "live_mode_test_card"})
     card = {
-        "brand": spec["brand"], "last4": number[-4:], "exp_month": 12,
-        "exp_year": time.gmtime().tm_year + 3, "funding": "credit", "country": "US",
-        "checks": {"cvc_check": "pass", "address_line1_check": None,
-                   "address_postal_code_check": None},
-        "three_d_secure_usage": {"supported": True}, "wallet": None,
+        "brand": spec["brand"],
+        "last4": number[-4:],
+        "exp_month": 12,
+        "exp_year": time.gmtime().tm_year + 3,
+        "funding": "credit",
+        "country": "US",
+        "checks": {"cvc_check": "pass", "address_line1_check": None, "address_postal_code_check": None},
+        "three_d_secure_usage": {"supported": True},
+        "wallet": None,
     }
     return {"type": "card", "card": card, "_outcome": spec}
 
@@ -80,8 +86,13 @@ def _sepa(iban: str, param: str) -> dict:
     if not _iban_ok(iban):
         raise errors.invalid("The IBAN you provided is invalid.", param, "invalid_bank_account_iban")
     outcome = IBANS.get(iban, "processing_succeed")
-    sepa = {"bank_code": iban[4:9], "branch_code": "", "country": iban[:2],
-            "fingerprint": new_id("fp", 16)[3:], "last4": iban[-4:]}
+    sepa = {
+        "bank_code": iban[4:9],
+        "branch_code": "",
+        "country": iban[:2],
+        "fingerprint": new_id("fp", 16)[3:],
+        "last4": iban[-4:],
+    }
     return {"type": "sepa_debit", "sepa_debit": sepa, "_outcome": {"outcome": outcome}}
 
 
@@ -96,9 +107,14 @@ def _from_data(data: Params) -> dict:
 
 def _store(state: SandboxState, spec: dict, billing: dict | None = None) -> dict:
     pm = {
-        "id": new_id("pm"), "object": "payment_method", "allow_redisplay": "unspecified",
+        "id": new_id("pm"),
+        "object": "payment_method",
+        "allow_redisplay": "unspecified",
         "billing_details": {"address": None, "email": None, "name": None, "phone": None},
-        "created": int(time.time()), "customer": None, "livemode": False, "metadata": {},
+        "created": int(time.time()),
+        "customer": None,
+        "livemode": False,
+        "metadata": {},
         **spec,
     }
     if billing:

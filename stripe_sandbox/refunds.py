@@ -20,17 +20,33 @@ def new_charge(txn: Transaction, pm: dict, status: str, **fields) -> dict:
     pi = txn.pi
     captured = status == "succeeded" and pi["capture_method"] != "manual"
     charge = {
-        "id": new_id("ch"), "object": "charge", "amount": pi["amount"],
-        "amount_captured": pi["amount"] if captured else 0, "amount_refunded": 0,
-        "balance_transaction": None, "billing_details": pm["billing_details"],
-        "calculated_statement_descriptor": "SANDBOX", "captured": captured,
-        "created": int(time.time()), "currency": pi["currency"], "customer": None,
-        "description": pi["description"], "disputed": False, "failure_code": None,
-        "failure_message": None, "livemode": False, "metadata": {},
-        "outcome": _outcome(status), "paid": status == "succeeded",
-        "payment_intent": pi["id"], "payment_method": pm["id"],
-        "payment_method_details": details(pm), "receipt_email": pi["receipt_email"],
-        "receipt_url": None, "refunded": False, "status": status,
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": pi["amount"],
+        "amount_captured": pi["amount"] if captured else 0,
+        "amount_refunded": 0,
+        "balance_transaction": None,
+        "billing_details": pm["billing_details"],
+        "calculated_statement_descriptor": "SANDBOX",
+        "captured": captured,
+        "created": int(time.time()),
+        "currency": pi["currency"],
+        "customer": None,
+        "description": pi["description"],
+        "disputed": False,
+        "failure_code": None,
+        "failure_message": None,
+        "livemode": False,
+        "metadata": {},
+        "outcome": _outcome(status),
+        "paid": status == "succeeded",
+        "payment_intent": pi["id"],
+        "payment_method": pm["id"],
+        "payment_method_details": details(pm),
+        "receipt_email": pi["receipt_email"],
+        "receipt_url": None,
+        "refunded": False,
+        "status": status,
     }
     charge.update(fields)
     txn.charges[charge["id"]] = charge
@@ -40,11 +56,20 @@ def new_charge(txn: Transaction, pm: dict, status: str, **fields) -> dict:
 
 def _outcome(status: str) -> dict:
     if status == "failed":
-        return {"network_status": "declined_by_network", "reason": "generic_decline",
-                "risk_level": "normal", "seller_message": "The bank did not return any further "
-                "details with this decline.", "type": "issuer_declined"}
-    return {"network_status": "approved_by_network", "reason": None, "risk_level": "normal",
-            "seller_message": "Payment complete.", "type": "authorized"}
+        return {
+            "network_status": "declined_by_network",
+            "reason": "generic_decline",
+            "risk_level": "normal",
+            "seller_message": "The bank did not return any further details with this decline.",
+            "type": "issuer_declined",
+        }
+    return {
+        "network_status": "approved_by_network",
+        "reason": None,
+        "risk_level": "normal",
+        "seller_message": "Payment complete.",
+        "type": "authorized",
+    }
 
 
 def _state():
@@ -83,8 +108,10 @@ def _payment_intent_of(state, p: Params) -> str:
         return charge["payment_intent"]
     if not pi_id:
         raise errors.invalid(
-            "One of the following params should be provided for this request: "
-            "payment_intent or charge.", None, "parameter_missing")
+            "One of the following params should be provided for this request: payment_intent or charge.",
+            None,
+            "parameter_missing",
+        )
     state.get_pi(pi_id, "payment_intent", 400)
     return pi_id
 
@@ -95,11 +122,12 @@ def _refundable_charge(txn: Transaction) -> dict:
     if pi["status"] != "succeeded" or not charge_id:
         raise errors.invalid(
             f"This PaymentIntent ({pi['id']}) does not have a successful charge to refund.",
-            "payment_intent", "charge_not_refundable")
+            "payment_intent",
+            "charge_not_refundable",
+        )
     charge = txn.charge(charge_id)
     if charge["refunded"]:
-        raise errors.invalid(f"Charge {charge_id} has already been refunded.", "charge",
-                             "charge_already_refunded")
+        raise errors.invalid(f"Charge {charge_id} has already been refunded.", "charge", "charge_already_refunded")
     return charge
 
 
@@ -127,13 +155,24 @@ def create_refund():
             raise errors.invalid(
                 f"Refund amount ({_money(amount, charge['currency'])}) is greater than unrefunded "
                 f"amount on charge ({_money(remaining, charge['currency'])})",
-                "amount", "amount_too_large")
+                "amount",
+                "amount_too_large",
+            )
         refund = {
-            "id": new_id("re"), "object": "refund", "amount": amount,
-            "balance_transaction": None, "charge": charge["id"], "created": int(time.time()),
-            "currency": charge["currency"], "destination_details": {"type": "card"},
-            "metadata": metadata, "payment_intent": pi_id, "reason": reason,
-            "receipt_number": None, "source_transfer_reversal": None, "status": "succeeded",
+            "id": new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": None,
+            "charge": charge["id"],
+            "created": int(time.time()),
+            "currency": charge["currency"],
+            "destination_details": {"type": "card"},
+            "metadata": metadata,
+            "payment_intent": pi_id,
+            "reason": reason,
+            "receipt_number": None,
+            "source_transfer_reversal": None,
+            "status": "succeeded",
             "transfer_reversal": None,
         }
         charge["amount_refunded"] += amount

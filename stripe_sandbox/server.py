@@ -32,9 +32,12 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise PortUnavailable(exc.errno, f"the Stripe sandbox cannot listen on {host}:{port}: "
-                              f"{exc.strerror}. Another program (perhaps another sandbox) holds "
-                              "it; stop it or pick another --port.") from exc
+        raise PortUnavailable(
+            exc.errno,
+            f"the Stripe sandbox cannot listen on {host}:{port}: "
+            f"{exc.strerror}. Another program (perhaps another sandbox) holds "
+            "it; stop it or pick another --port.",
+        ) from exc
     return sock
 
 
@@ -52,8 +55,7 @@ class SandboxServer:
         handler = _QuietHandler if quiet else WSGIRequestHandler
         listening = _listen(host, port)
         # werkzeug serves a duplicate of the socket; ours is closed once it has one.
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=handler,
-                                   fd=listening.fileno())
+        self._server = make_server(host, port, self.app, threaded=True, request_handler=handler, fd=listening.fileno())
         listening.close()
         self.port = self._server.port
         self.state.settings.port = self.port
@@ -74,8 +76,7 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         """Serve on a daemon thread; the socket is already listening when this returns."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-sandbox",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-sandbox", daemon=True)
         self._thread.start()
         return self
 

@@ -114,8 +114,7 @@ class SandboxState:
             self.pi_locks[pi["id"]] = threading.Lock()
 
     @contextmanager
-    def pi_transaction(self, pi_id: str, param: str = "id", status: int = 404,
-                       internal: bool = False):
+    def pi_transaction(self, pi_id: str, param: str = "id", status: int = 404, internal: bool = False):
         """Lock one PaymentIntent for a write, yield a Transaction, commit on exit.
 
         With the `lock_timeout` fault on, an overlapping API write is refused with 429

@@ -48,14 +48,20 @@ class Endpoint:
         self.thread.start()
 
     def as_json(self) -> dict:
-        return {"id": self.id, "object": "webhook_endpoint", "url": self.url,
-                "secret": self.secret, "enabled_events": self.enabled_events,
-                "status": "enabled", "created": self.created, "livemode": False}
+        return {
+            "id": self.id,
+            "object": "webhook_endpoint",
+            "url": self.url,
+            "secret": self.secret,
+            "enabled_events": self.enabled_events,
+            "status": "enabled",
+            "created": self.created,
+            "livemode": False,
+        }
 
     def schedule(self, delivery: dict, delay: float) -> None:
         with self.cond:
-            heapq.heappush(self.queue, (time.monotonic() + delay, next(self.dispatcher.seq),
-                                        delivery))
+            heapq.heappush(self.queue, (time.monotonic() + delay, next(self.dispatcher.seq), delivery))
             self.cond.notify()
 
     def clear(self) -> None:
@@ -84,12 +90,15 @@ class Endpoint:
             self._attempt(delivery)
 
     def _post(self, payload: str) -> tuple[int | None, str | None]:
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                   "Stripe-Signature": sign(payload, self.secret)}
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": sign(payload, self.secret),
+        }
         try:
-            resp = self.session.post(self.url, data=payload.encode(), headers=headers,
-                                     timeout=self.dispatcher.settings.webhook_timeout)
+            resp = self.session.post(
+                self.url, data=payload.encode(), headers=headers, timeout=self.dispatcher.settings.webhook_timeout
+            )
             return resp.status_code, None
         except requests.RequestException as exc:
             return None, f"{type(exc).__name__}: {exc}"
@@ -170,14 +179,18 @@ class Dispatcher:
     def _fan_out(self, event: dict, plan: dict) -> None:
         payload = json.dumps(event, indent=2)
         with self.lock:
-            targets = [e for e in self.endpoints.values()
-                       if _subscribed(e.enabled_events, event["type"])]
+            targets = [e for e in self.endpoints.values() if _subscribed(e.enabled_events, event["type"])]
         for endpoint in targets:
-            delivery = {"event_id": event["id"], "event_type": event["type"], "payload": payload,
-                        "attempt": 1, "duplicate": False, "generation": self.generation}
+            delivery = {
+                "event_id": event["id"],
+                "event_type": event["type"],
+                "payload": payload,
+                "attempt": 1,
+                "duplicate": False,
+                "generation": self.generation,
+            }
             if plan["drop"]:
-                self.record(delivery, endpoint, status=None, error="dropped by fault",
-                            retry_in=None)
+                self.record(delivery, endpoint, status=None, error="dropped by fault", retry_in=None)
                 continue
             endpoint.schedule(delivery, plan["delay"])
             if plan["duplicate"]:
@@ -185,12 +198,20 @@ class Dispatcher:
 
     def record(self, delivery: dict, endpoint: Endpoint, *, status, error, retry_in) -> None:
         """Log one attempt for GET /_sandbox/deliveries."""
-        entry = {"id": new_id("whatt", 16), "event_id": delivery["event_id"],
-                 "event_type": delivery["event_type"], "endpoint": endpoint.id,
-                 "url": endpoint.url, "attempt": delivery["attempt"], "status_code": status,
-                 "error": error, "duplicate": delivery["duplicate"],
-                 "dropped": error == "dropped by fault", "retry_in": retry_in,
-                 "at": time.time()}
+        entry = {
+            "id": new_id("whatt", 16),
+            "event_id": delivery["event_id"],
+            "event_type": delivery["event_type"],
+            "endpoint": endpoint.id,
+            "url": endpoint.url,
+            "attempt": delivery["attempt"],
+            "status_code": status,
+            "error": error,
+            "duplicate": delivery["duplicate"],
+            "dropped": error == "dropped by fault",
+            "retry_in": retry_in,
+            "at": time.time(),
+        }
         with self.lock:
             if delivery["generation"] == self.generation:
                 self.deliveries.append(entry)

@@ -86,9 +86,11 @@ class LiveStore:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        self.endpoint = sandbox.add_webhook_endpoint(
-            f"{self.url}/webhooks/stripe", app.config["STRIPE_WEBHOOK_SECRET"]
-        ) if sandbox is not None else None
+        self.endpoint = (
+            sandbox.add_webhook_endpoint(f"{self.url}/webhooks/stripe", app.config["STRIPE_WEBHOOK_SECRET"])
+            if sandbox is not None
+            else None
+        )
 
     def client(self):
         """A shopper: an HTTP client with its own session cookie."""

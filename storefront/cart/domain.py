@@ -86,8 +86,9 @@ CURRENCY_SIGNS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 # Decimals as Stripe counts them (docs.stripe.com/currencies), the same table as static/js/money.js:
 # ISK and HUF are two-decimal at Stripe, whatever ISO 4217 says.
-ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
-                          "vuv", "xaf", "xof", "xpf"})
+ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 
 
@@ -164,8 +165,10 @@ def ensure_available(product, wanted):
 def out_of_stock(product_id, name, available):
     """The 409 naming the product and how many units are left."""
     available = max(0, available)
-    return OutOfStock(out_of_stock_message(name, available),
-                      extra={"out_of_stock": {"product_id": product_id, "name": name, "available": available}})
+    return OutOfStock(
+        out_of_stock_message(name, available),
+        extra={"out_of_stock": {"product_id": product_id, "name": name, "available": available}},
+    )
 
 
 def out_of_stock_message(name, available):

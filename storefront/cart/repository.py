@@ -20,15 +20,30 @@ from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, PaymentAttempt
 from . import domain
 
 carts, lines_table, products, snapshots = (
-    Cart.__table__, CartLine.__table__, Product.__table__, CartSnapshot.__table__
+    Cart.__table__,
+    CartLine.__table__,
+    Product.__table__,
+    CartSnapshot.__table__,
 )
 reservations, attempts = StockReservation.__table__, PaymentAttempt.__table__
-CART_COLUMNS = (carts.c.id, carts.c.version, carts.c.status, carts.c.currency,
-                carts.c.payment_intent_id, carts.c.pi_amount, carts.c.pi_status, carts.c.notices)
+CART_COLUMNS = (
+    carts.c.id,
+    carts.c.version,
+    carts.c.status,
+    carts.c.currency,
+    carts.c.payment_intent_id,
+    carts.c.pi_amount,
+    carts.c.pi_status,
+    carts.c.notices,
+)
 # Units a shopper can still add: on hand minus what frozen carts hold (None when stock is not tracked).
 AVAILABLE = products.c.stock - func.coalesce(
-    select(func.sum(reservations.c.quantity)).where(reservations.c.product_id == products.c.id)
-    .correlate(products).scalar_subquery(), 0)
+    select(func.sum(reservations.c.quantity))
+    .where(reservations.c.product_id == products.c.id)
+    .correlate(products)
+    .scalar_subquery(),
+    0,
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +73,7 @@ class CartState:
         """The cart as the API and the `cart` push show it."""
         payment = None
         if self.payment_intent_id:
-            payment = {"payment_intent_id": self.payment_intent_id, "amount": self.pi_amount,
-                       "status": self.pi_status}
+            payment = {"payment_intent_id": self.payment_intent_id, "amount": self.pi_amount, "status": self.pi_status}
         return {
             "id": self.id,
             "version": self.version,
@@ -75,47 +89,88 @@ class CartState:
 def state_of(cart):
     """The state of an ORM Cart (for the paths that work with the models)."""
     ordered = sorted(cart.lines, key=lambda line: line.position)
-    lines = tuple(domain.Line(line.product_id, line.product.name, line.unit_amount, line.quantity)
-                  for line in ordered)
-    return CartState(cart.id, cart.version, cart.status, cart.currency, cart.payment_intent_id, cart.pi_amount,
-                     cart.pi_status, lines, max((line.position for line in ordered), default=0) + 1,
-                     tuple(cart.notices or ()))
+    lines = tuple(domain.Line(line.product_id, line.product.name, line.unit_amount, line.quantity) for line in ordered)
+    return CartState(
+        cart.id,
+        cart.version,
+        cart.status,
+        cart.currency,
+        cart.payment_intent_id,
+        cart.pi_amount,
+        cart.pi_status,
+        lines,
+        max((line.position for line in ordered), default=0) + 1,
+        tuple(cart.notices or ()),
+    )
 
 
 # Built once: a statement object keeps its cache key, so running it again skips SQLAlchemy's compile step.
 # A line's price is the line's own (the price of its version), never the product's current one.
 _READ = (
-    select(*CART_COLUMNS, products.c.id.label("product_id"), products.c.name, lines_table.c.unit_amount,
-           lines_table.c.quantity, lines_table.c.position, products.c.active,
-           cast(null(), Integer).label("available"))
-    .select_from(carts.outerjoin(lines_table, lines_table.c.cart_id == carts.c.id)
-                 .outerjoin(products, products.c.id == lines_table.c.product_id))
+    select(
+        *CART_COLUMNS,
+        products.c.id.label("product_id"),
+        products.c.name,
+        lines_table.c.unit_amount,
+        lines_table.c.quantity,
+        lines_table.c.position,
+        products.c.active,
+        cast(null(), Integer).label("available"),
+    )
+    .select_from(
+        carts.outerjoin(lines_table, lines_table.c.cart_id == carts.c.id).outerjoin(
+            products, products.c.id == lines_table.c.product_id
+        )
+    )
     .where(carts.c.id == bindparam("cart_id"))
 )
 _LOCK = select(carts.c.id).where(carts.c.id == bindparam("cart_id")).with_for_update()
 # The same, plus a row for the product a change names (its cart columns null), still one statement.
 _READ_WITH_PRODUCT = union_all(
     _READ,
-    select(*(null() for _ in CART_COLUMNS), products.c.id, products.c.name, products.c.unit_amount, null(), null(),
-           products.c.active, AVAILABLE)
-    .where(products.c.id == bindparam("product_id")),
+    select(
+        *(null() for _ in CART_COLUMNS),
+        products.c.id,
+        products.c.name,
+        products.c.unit_amount,
+        null(),
+        null(),
+        products.c.active,
+        AVAILABLE,
+    ).where(products.c.id == bindparam("product_id")),
 )
-_DELETE_LINES = delete(lines_table).where(lines_table.c.cart_id == bindparam("cart_id"),
-                                          lines_table.c.product_id.in_(bindparam("product_ids", expanding=True)))
-_SET_QUANTITY = update(lines_table).where(
-    lines_table.c.cart_id == bindparam("line_cart"), lines_table.c.product_id == bindparam("line_product")
-).values(quantity=bindparam("new_quantity"))
+_DELETE_LINES = delete(lines_table).where(
+    lines_table.c.cart_id == bindparam("cart_id"),
+    lines_table.c.product_id.in_(bindparam("product_ids", expanding=True)),
+)
+_SET_QUANTITY = (
+    update(lines_table)
+    .where(lines_table.c.cart_id == bindparam("line_cart"), lines_table.c.product_id == bindparam("line_product"))
+    .values(quantity=bindparam("new_quantity"))
+)
 _ADD_LINES = insert(lines_table)
-_BUMP = update(carts).where(carts.c.id == bindparam("cart_id")).values(
-    version=bindparam("new_version"), total=bindparam("new_total"), notices=bindparam("notices"),
-    changed_at=bindparam("changed_at"))
-_SET_PRICE = update(lines_table).where(
-    lines_table.c.cart_id == bindparam("line_cart"), lines_table.c.product_id == bindparam("line_product")
-).values(unit_amount=bindparam("new_unit_amount"))
+_BUMP = (
+    update(carts)
+    .where(carts.c.id == bindparam("cart_id"))
+    .values(
+        version=bindparam("new_version"),
+        total=bindparam("new_total"),
+        notices=bindparam("notices"),
+        changed_at=bindparam("changed_at"),
+    )
+)
+_SET_PRICE = (
+    update(lines_table)
+    .where(lines_table.c.cart_id == bindparam("line_cart"), lines_table.c.product_id == bindparam("line_product"))
+    .values(unit_amount=bindparam("new_unit_amount"))
+)
 # A version the store made (a new price, a withdrawal) is not the shopper's doing: changed_at stays, so
 # repricing never keeps an abandoned cart alive.
-_BUMP_BY_STORE = update(carts).where(carts.c.id == bindparam("cart_id")).values(
-    version=bindparam("new_version"), total=bindparam("new_total"), notices=bindparam("notices"))
+_BUMP_BY_STORE = (
+    update(carts)
+    .where(carts.c.id == bindparam("cart_id"))
+    .values(version=bindparam("new_version"), total=bindparam("new_total"), notices=bindparam("notices"))
+)
 _BUMP_IF_CURRENT = _BUMP.where(carts.c.version == bindparam("old_version"), carts.c.status == "open")
 _ADD_SNAPSHOT = insert(snapshots)
 
@@ -162,8 +217,9 @@ def read(conn, cart_id, product_id=None):
     cart_rows = [row for row in rows if row.id is not None]
     if not cart_rows:
         raise NotFound("This cart does not exist.", code="cart_not_found")
-    product = next((domain.Line(r.product_id, r.name, r.unit_amount, 0, r.available, r.active)
-                    for r in rows if r.id is None), None)
+    product = next(
+        (domain.Line(r.product_id, r.name, r.unit_amount, 0, r.available, r.active) for r in rows if r.id is None), None
+    )
     lines = sorted((row for row in cart_rows if row.quantity is not None), key=lambda row: row.position)
     return _state(cart_rows[0], lines), product
 
@@ -177,8 +233,18 @@ def lock(conn, cart_id):
 def _state(row, line_rows):
     lines = tuple(domain.Line(r.product_id, r.name, r.unit_amount, r.quantity) for r in line_rows)
     next_position = max((r.position for r in line_rows), default=0) + 1
-    return CartState(row.id, row.version, row.status, row.currency, row.payment_intent_id, row.pi_amount,
-                     row.pi_status, lines, next_position, tuple(row.notices or ()))
+    return CartState(
+        row.id,
+        row.version,
+        row.status,
+        row.currency,
+        row.payment_intent_id,
+        row.pi_amount,
+        row.pi_status,
+        lines,
+        next_position,
+        tuple(row.notices or ()),
+    )
 
 
 @dataclass(frozen=True)
@@ -193,17 +259,24 @@ class _Edit:
 
 def _edit(state, quantities, products_by_id):
     before = state.quantities
-    kept = [replace(line, quantity=quantities[line.product_id]) for line in state.lines
-            if line.product_id in quantities]
+    kept = [
+        replace(line, quantity=quantities[line.product_id]) for line in state.lines if line.product_id in quantities
+    ]
     added = [replace(products_by_id[pid], quantity=q) for pid, q in quantities.items() if pid not in before]
-    new = replace(state, version=state.version + 1, lines=tuple(kept + added),
-                  next_position=state.next_position + len(added), notices=())
+    new = replace(
+        state,
+        version=state.version + 1,
+        lines=tuple(kept + added),
+        next_position=state.next_position + len(added),
+        notices=(),
+    )
     return _Edit(
         new=new,
         removed=[pid for pid in before if pid not in quantities],
         changed=[(pid, q) for pid, q in quantities.items() if pid in before and before[pid] != q],
-        added=[(line.product_id, line.quantity, line.unit_amount, state.next_position + i)
-               for i, line in enumerate(added)],
+        added=[
+            (line.product_id, line.quantity, line.unit_amount, state.next_position + i) for i, line in enumerate(added)
+        ],
     )
 
 
@@ -219,15 +292,25 @@ def write_change(conn, state, quantities, products_by_id):
     # Changed lines keep their price (ON CONFLICT updates the quantity only); the 0s are placeholders.
     set_lines = [(pid, q, 0, 0) for pid, q in edit.changed] + edit.added
     guard = edit.added[0] if edit.added else None
-    written = conn.execute(_CHANGE_IN_ONE_STATEMENT, {
-        "cart_id": state.id, "old_version": state.version, "new_version": edit.new.version,
-        "new_total": edit.new.total, "changed_at": utcnow(), "currency": state.currency, "removed": edit.removed,
-        "product_ids": [pid for pid, _, _, _ in set_lines], "quantities": [q for _, q, _, _ in set_lines],
-        "unit_amounts": [price for _, _, price, _ in set_lines],
-        "positions": [position for _, _, _, position in set_lines],
-        "guard_product": guard[0] if guard else None, "guard_price": guard[2] if guard else 0,
-        "items": json.dumps([line.as_dict() for line in edit.new.lines]),
-    }).scalar()
+    written = conn.execute(
+        _CHANGE_IN_ONE_STATEMENT,
+        {
+            "cart_id": state.id,
+            "old_version": state.version,
+            "new_version": edit.new.version,
+            "new_total": edit.new.total,
+            "changed_at": utcnow(),
+            "currency": state.currency,
+            "removed": edit.removed,
+            "product_ids": [pid for pid, _, _, _ in set_lines],
+            "quantities": [q for _, q, _, _ in set_lines],
+            "unit_amounts": [price for _, _, price, _ in set_lines],
+            "positions": [position for _, _, _, position in set_lines],
+            "guard_product": guard[0] if guard else None,
+            "guard_price": guard[2] if guard else 0,
+            "items": json.dumps([line.as_dict() for line in edit.new.lines]),
+        },
+    ).scalar()
     return edit.new if written else None
 
 
@@ -239,8 +322,13 @@ def write_lines(conn, state, quantities, products_by_id=None):
 
 def _write(conn, state, edit, *, if_current):
     new = edit.new
-    bump = {"cart_id": state.id, "new_version": new.version, "new_total": new.total, "notices": None,
-            "changed_at": utcnow()}
+    bump = {
+        "cart_id": state.id,
+        "new_version": new.version,
+        "new_total": new.total,
+        "notices": None,
+        "changed_at": utcnow(),
+    }
     if if_current:
         if conn.execute(_BUMP_IF_CURRENT, {**bump, "old_version": state.version}).rowcount != 1:
             return None
@@ -249,14 +337,30 @@ def _write(conn, state, edit, *, if_current):
     if edit.removed:
         conn.execute(_DELETE_LINES, {"cart_id": state.id, "product_ids": edit.removed})
     if edit.changed:
-        conn.execute(_SET_QUANTITY, _one_or_many(
-            [{"line_cart": state.id, "line_product": pid, "new_quantity": q} for pid, q in edit.changed]))
+        conn.execute(
+            _SET_QUANTITY,
+            _one_or_many([{"line_cart": state.id, "line_product": pid, "new_quantity": q} for pid, q in edit.changed]),
+        )
     if edit.added:
-        conn.execute(_ADD_LINES, _one_or_many(
-            [{"cart_id": state.id, "product_id": pid, "quantity": q, "unit_amount": price, "position": position}
-             for pid, q, price, position in edit.added]))
-    conn.execute(_ADD_SNAPSHOT, {"cart_id": state.id, "version": new.version, "currency": state.currency,
-                                 "items": [line.as_dict() for line in new.lines], "total": new.total})
+        conn.execute(
+            _ADD_LINES,
+            _one_or_many(
+                [
+                    {"cart_id": state.id, "product_id": pid, "quantity": q, "unit_amount": price, "position": position}
+                    for pid, q, price, position in edit.added
+                ]
+            ),
+        )
+    conn.execute(
+        _ADD_SNAPSHOT,
+        {
+            "cart_id": state.id,
+            "version": new.version,
+            "currency": state.currency,
+            "items": [line.as_dict() for line in new.lines],
+            "total": new.total,
+        },
+    )
     return new
 
 
@@ -264,19 +368,36 @@ def write_repriced(conn, state, lines, notices):
     """Write a version whose lines carry new prices (or left), with the notices saying so, in the caller's
     transaction, which holds the cart's row lock."""
     new = replace(state, version=state.version + 1, lines=tuple(lines), notices=tuple(notices))
-    conn.execute(_BUMP_BY_STORE, {"cart_id": state.id, "new_version": new.version, "new_total": new.total,
-                                  "notices": list(notices)})
+    conn.execute(
+        _BUMP_BY_STORE,
+        {"cart_id": state.id, "new_version": new.version, "new_total": new.total, "notices": list(notices)},
+    )
     kept = {line.product_id: line for line in lines}
     removed = [line.product_id for line in state.lines if line.product_id not in kept]
     if removed:
         conn.execute(_DELETE_LINES, {"cart_id": state.id, "product_ids": removed})
-    changed = [(line.product_id, kept[line.product_id].unit_amount) for line in state.lines
-               if line.product_id in kept and kept[line.product_id].unit_amount != line.unit_amount]
+    changed = [
+        (line.product_id, kept[line.product_id].unit_amount)
+        for line in state.lines
+        if line.product_id in kept and kept[line.product_id].unit_amount != line.unit_amount
+    ]
     if changed:
-        conn.execute(_SET_PRICE, _one_or_many(
-            [{"line_cart": state.id, "line_product": pid, "new_unit_amount": price} for pid, price in changed]))
-    conn.execute(_ADD_SNAPSHOT, {"cart_id": state.id, "version": new.version, "currency": state.currency,
-                                 "items": [line.as_dict() for line in new.lines], "total": new.total})
+        conn.execute(
+            _SET_PRICE,
+            _one_or_many(
+                [{"line_cart": state.id, "line_product": pid, "new_unit_amount": price} for pid, price in changed]
+            ),
+        )
+    conn.execute(
+        _ADD_SNAPSHOT,
+        {
+            "cart_id": state.id,
+            "version": new.version,
+            "currency": state.currency,
+            "items": [line.as_dict() for line in new.lines],
+            "total": new.total,
+        },
+    )
     return new
 
 
@@ -286,9 +407,12 @@ def _one_or_many(params):
 
 
 _NEXT_ID_POSTGRES = text("SELECT nextval(pg_get_serial_sequence('carts', 'id'))")
-_NEXT_ID_COUNTER = (update(CartIdCounter.__table__).where(CartIdCounter.__table__.c.id == 1)
-                    .values(last_id=CartIdCounter.__table__.c.last_id + 1)
-                    .returning(CartIdCounter.__table__.c.last_id))
+_NEXT_ID_COUNTER = (
+    update(CartIdCounter.__table__)
+    .where(CartIdCounter.__table__.c.id == 1)
+    .values(last_id=CartIdCounter.__table__.c.last_id + 1)
+    .returning(CartIdCounter.__table__.c.last_id)
+)
 
 
 def reserve_id(conn):
@@ -307,5 +431,8 @@ def delete_carts(conn, cart_ids):
     conn.execute(delete(snapshots).where(snapshots.c.cart_id.in_(cart_ids)))
     conn.execute(delete(carts).where(carts.c.id.in_(cart_ids)))
     # Payment attempts outlive their cart (no foreign key); one still pending is never asked again.
-    conn.execute(update(attempts).where(attempts.c.cart_id.in_(cart_ids), attempts.c.status == "pending")
-                 .values(status="abandoned"))
+    conn.execute(
+        update(attempts)
+        .where(attempts.c.cart_id.in_(cart_ids), attempts.c.status == "pending")
+        .values(status="abandoned")
+    )

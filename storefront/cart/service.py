@@ -54,8 +54,9 @@ def discard_unchanged_cart(shop, cart_id):
     session.rollback()
     try:
         unchanged = session.execute(
-            select(Cart.id).where(Cart.id == cart_id, Cart.version == 1, Cart.status == "open",
-                                  Cart.payment_intent_id.is_(None)).with_for_update()
+            select(Cart.id)
+            .where(Cart.id == cart_id, Cart.version == 1, Cart.status == "open", Cart.payment_intent_id.is_(None))
+            .with_for_update()
         ).scalar_one_or_none()
         if unchanged is not None:
             repository.delete_carts(session.connection(), [cart_id])
@@ -77,8 +78,10 @@ def read_cart(shop, cart_id):
         conn = statement_connection(shop.session)
         view = repository.read(conn, cart_id)[0].view()
         if view["status"] == "frozen":
-            view["order_id"] = conn.execute(_AWAITING_ORDER, {
-                "pi": view["payment"] and view["payment"]["payment_intent_id"], "version": view["version"]}).scalar()
+            view["order_id"] = conn.execute(
+                _AWAITING_ORDER,
+                {"pi": view["payment"] and view["payment"]["payment_intent_id"], "version": view["version"]},
+            ).scalar()
         return view
     except NotFound:
         return empty_view(cart_id, shop.currency)
@@ -87,7 +90,8 @@ def read_cart(shop, cart_id):
 
 
 _AWAITING_ORDER = select(Order.id).where(
-    Order.payment_intent_id == bindparam("pi"), Order.cart_version == bindparam("version"))
+    Order.payment_intent_id == bindparam("pi"), Order.cart_version == bindparam("version")
+)
 
 
 def add_item(shop, cart_id, product_id, quantity):

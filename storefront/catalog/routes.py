@@ -23,8 +23,13 @@ DEMO_CATALOG = [
 
 def product_view(product, available):
     """A product as the catalog shows it; `available` is None when its stock is not tracked."""
-    return {"id": product.id, "name": product.name, "unit_amount": product.unit_amount, "currency": product.currency,
-            "available": None if available is None else max(0, available)}
+    return {
+        "id": product.id,
+        "name": product.name,
+        "unit_amount": product.unit_amount,
+        "currency": product.currency,
+        "available": None if available is None else max(0, available),
+    }
 
 
 def products_with_availability(session, *, active_only):

@@ -32,17 +32,28 @@ def for_checkout(session, cart, total):
     """The cart's create still waiting for an answer, or a new one for its current version (in the caller's
     transaction, which holds the cart's lock)."""
     pending = session.scalars(
-        select(PaymentAttempt).where(PaymentAttempt.cart_id == cart.id, PaymentAttempt.status == "pending")
+        select(PaymentAttempt)
+        .where(PaymentAttempt.cart_id == cart.id, PaymentAttempt.status == "pending")
         .order_by(PaymentAttempt.created_at.desc())
     ).first()
     if pending is None:
-        pending = PaymentAttempt(id=uuid.uuid4().hex, cart_id=cart.id, cart_version=cart.version, amount=total,
-                                 currency=cart.currency, status="pending")
+        pending = PaymentAttempt(
+            id=uuid.uuid4().hex,
+            cart_id=cart.id,
+            cart_version=cart.version,
+            amount=total,
+            currency=cart.currency,
+            status="pending",
+        )
         session.add(pending)
         session.flush()
     else:
-        log.info("cart %s: asking again for attempt %s (v%s), whose answer was lost",
-                 cart.id, pending.id, pending.cart_version)
+        log.info(
+            "cart %s: asking again for attempt %s (v%s), whose answer was lost",
+            cart.id,
+            pending.id,
+            pending.cart_version,
+        )
     return Attempt(pending.id, pending.cart_version, pending.amount, pending.currency)
 
 
@@ -78,8 +89,12 @@ def claim_of(session, pi, store_id):
     if attempt is not None:
         if meta_store == store_id and ref is not None and ref[0] == attempt.cart_id:
             return Claim(attempt.cart_id, ref[1])
-        log.warning("PaymentIntent %s of cart %s has metadata %s, not what this store set; for review",
-                    pi.id, attempt.cart_id, pi.metadata)
+        log.warning(
+            "PaymentIntent %s of cart %s has metadata %s, not what this store set; for review",
+            pi.id,
+            attempt.cart_id,
+            pi.metadata,
+        )
         return Claim(attempt.cart_id, _paid_version(session, pi, attempt), review=True)
     if meta_store not in (None, store_id):
         return None
@@ -96,9 +111,16 @@ def unsettled(session, created_before, limit):
     settled = select(Order.id).where(Order.payment_intent_id == pi_id, Order.status.in_(SETTLED_ORDER_STATUSES))
     held = select(Cart.id).where(Cart.payment_intent_id == pi_id)
     found = session.scalars(
-        select(pi_id).where(PaymentAttempt.status == "created", pi_id.is_not(None),
-                            PaymentAttempt.created_at <= created_before, ~settled.exists(), ~held.exists())
-        .order_by(PaymentAttempt.created_at, PaymentAttempt.id).limit(limit)
+        select(pi_id)
+        .where(
+            PaymentAttempt.status == "created",
+            pi_id.is_not(None),
+            PaymentAttempt.created_at <= created_before,
+            ~settled.exists(),
+            ~held.exists(),
+        )
+        .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
+        .limit(limit)
     ).all()
     session.commit()
     return found
@@ -107,8 +129,11 @@ def unsettled(session, created_before, limit):
 def close(session, pi_id, status):
     """The attempt's PaymentIntent ended without an order (`refunded`, `canceled`, `missing` at Stripe):
     reconciliation stops asking about it."""
-    session.execute(update(PaymentAttempt).where(PaymentAttempt.payment_intent_id == pi_id,
-                                                 PaymentAttempt.status == "created").values(status=status))
+    session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.payment_intent_id == pi_id, PaymentAttempt.status == "created")
+        .values(status=status)
+    )
 
 
 def _attempt_of(session, pi):
@@ -124,9 +149,7 @@ def _attempt_of(session, pi):
 def _paid_version(session, pi, attempt):
     """The version a PaymentIntent with untrustworthy metadata pays: its handshake's order, else the last
     version this store set on it, else the one it was created for."""
-    order = session.scalars(
-        select(Order).where(Order.payment_intent_id == pi.id).order_by(Order.id.desc())
-    ).first()
+    order = session.scalars(select(Order).where(Order.payment_intent_id == pi.id).order_by(Order.id.desc())).first()
     if order is not None:
         return order.cart_version
     cart = session.get(Cart, attempt.cart_id)
@@ -139,5 +162,8 @@ def _cart_used(session, cart_id, pi_id):
     cart = session.get(Cart, cart_id)
     if cart is None:
         return False
-    return cart.payment_intent_id == pi_id or session.scalar(
-        select(Order.id).where(Order.payment_intent_id == pi_id, Order.cart_id == cart_id).limit(1)) is not None
+    return (
+        cart.payment_intent_id == pi_id
+        or session.scalar(select(Order.id).where(Order.payment_intent_id == pi_id, Order.cart_id == cart_id).limit(1))
+        is not None
+    )

@@ -42,8 +42,9 @@ def release_unpaid_freeze(shop, cart_id, frozen_before):
     """Release a freeze from before `frozen_before` whose PaymentIntent holds no payment (a handshake that broke
     half-way); True if released."""
     try:
-        status = release_freeze(shop, cart_id, domain.UNPAID_PI_STATUSES.__contains__,
-                                due=lambda frozen_at: frozen_at <= frozen_before)
+        status = release_freeze(
+            shop, cart_id, domain.UNPAID_PI_STATUSES.__contains__, due=lambda frozen_at: frozen_at <= frozen_before
+        )
     except PaymentError as err:
         shop.session.rollback()
         log.warning("cart %s: unpaid freeze not released; Stripe could not be asked (%s)", cart_id, err)

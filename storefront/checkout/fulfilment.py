@@ -64,9 +64,14 @@ def apply_payment_intent(shop, pi, observed_at=None):
     elif outcome == "canceled" or (outcome == "failed" and domain.failure_is_current(observed_at, cart.frozen_at)):
         changed = _fail(shop.session, cart, pi, outcome)
     for order in changed:
-        history.record(shop.session.connection(), "stripe",
-                       f"PaymentIntent {pi.status}; received {money(pi.amount_received, pi.currency)}; "
-                       f"order is {order.status}", cart_id=cart_id, order_id=order.id, payment_intent_id=pi.id)
+        history.record(
+            shop.session.connection(),
+            "stripe",
+            f"PaymentIntent {pi.status}; received {money(pi.amount_received, pi.currency)}; order is {order.status}",
+            cart_id=cart_id,
+            order_id=order.id,
+            payment_intent_id=pi.id,
+        )
     # Read before the commit: an expired model read afterwards opens a transaction that would stay open
     # across the refund's Stripe call (on SQLite, the write lock).
     view, pushes = cart_view(cart), [order_push(order) for order in changed]
@@ -129,8 +134,14 @@ def _fulfil(session, cart, pi, version, method, *, matched):
     if not stock.sell(session, order.id, order.items):
         order.status = "needs_review"  # paid without the handshake, for stock that is gone: a person decides
         log.warning("order %s was paid but its stock is gone; it needs review", order.id)
-        history.record(session.connection(), "stock", "paid, but its stock is gone: nothing sold, needs review",
-                       cart_id=cart.id, order_id=order.id, payment_intent_id=pi.id)
+        history.record(
+            session.connection(),
+            "stock",
+            "paid, but its stock is gone: nothing sold, needs review",
+            cart_id=cart.id,
+            order_id=order.id,
+            payment_intent_id=pi.id,
+        )
     superseded = [o for o in orders if o is not order and o.status == "awaiting_payment"]
     for other in superseded:
         fail_order(session, other)
@@ -140,8 +151,15 @@ def _fulfil(session, cart, pi, version, method, *, matched):
     state = repository.state_of(cart)
     repository.write_lines(session.connection(), state, without_snapshot(state.quantities, order.items))
     session.expire(cart)  # written in Core above: the model reloads its version and lines
-    log.info("order %s for cart %s v%s is %s (received %s of %s)",
-             order.id, cart.id, version, order.status, pi.amount_received, order.amount)
+    log.info(
+        "order %s for cart %s v%s is %s (received %s of %s)",
+        order.id,
+        cart.id,
+        version,
+        order.status,
+        pi.amount_received,
+        order.amount,
+    )
     refund = (order.id, pi.id, order.refund_due) if order.refund_due else None
     return [order, *superseded], refund
 
@@ -189,8 +207,14 @@ def forget_missing_payment(shop, cart_id, pi_id):
         unfreeze(cart, awaiting)
     _forget_payment_intent(cart)
     for order in awaiting:
-        history.record(shop.session.connection(), "stripe", "PaymentIntent unknown to Stripe; order is payment_failed",
-                       cart_id=cart_id, order_id=order.id, payment_intent_id=pi_id)
+        history.record(
+            shop.session.connection(),
+            "stripe",
+            "PaymentIntent unknown to Stripe; order is payment_failed",
+            cart_id=cart_id,
+            order_id=order.id,
+            payment_intent_id=pi_id,
+        )
     view, pushes = cart_view(cart), [order_push(order) for order in awaiting]
     shop.session.commit()
     log.warning("cart %s: PaymentIntent %s is unknown to Stripe; forgotten, the cart is open", cart_id, pi_id)
@@ -214,8 +238,14 @@ def refund_excess(shop, order_id, pi_id, amount):
         return False
     order = shop.session.get(Order, order_id, with_for_update=True)
     order.amount_refunded = max(order.amount_refunded, amount)
-    history.record(shop.session.connection(), "refund", f"excess of {money(amount, order.currency)} refunded",
-                   cart_id=order.cart_id, order_id=order_id, payment_intent_id=pi_id)
+    history.record(
+        shop.session.connection(),
+        "refund",
+        f"excess of {money(amount, order.currency)} refunded",
+        cart_id=order.cart_id,
+        order_id=order_id,
+        payment_intent_id=pi_id,
+    )
     shop.session.commit()
     return True
 

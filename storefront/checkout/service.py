@@ -83,7 +83,10 @@ def start_checkout(shop, cart_id):
         shop.session.commit()
         try:
             pi = shop.gateway.create_payment_intent(
-                cart_id=cart_id, version=attempt.cart_version, amount=attempt.amount, currency=attempt.currency,
+                cart_id=cart_id,
+                version=attempt.cart_version,
+                amount=attempt.amount,
+                currency=attempt.currency,
                 attempt=attempt.token,
             )
         except IdempotencyConflict:
@@ -98,8 +101,9 @@ def start_checkout(shop, cart_id):
             shop.session.commit()
             log.warning("cart %s: Stripe refused attempt %s (%s)", cart_id, attempt.token, err)
             if isinstance(err, PaymentRefused):
-                raise InvalidInput(f"The payment provider can't take this cart as it is: {err}",
-                                   code="payment_refused") from err
+                raise InvalidInput(
+                    f"The payment provider can't take this cart as it is: {err}", code="payment_refused"
+                ) from err
             raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
         _attach(shop, cart_id, attempt.token, pi)
     raise PaymentUnavailable("Checkout could not start; please try again.")
@@ -146,18 +150,25 @@ def confirm(shop, cart_id, shown_version, sync_now):
     # The products' locks may have waited for a merchant's price change or withdrawal: never freeze old prices.
     if pricing.catalog_moved(shop.session, view["items"]):
         shop.session.rollback()
-        raise CartChanged("A price in your cart just changed; please review the new amount before paying.",
-                          extra={"cart": pricing.follow_catalog(shop, cart_id)})
+        raise CartChanged(
+            "A price in your cart just changed; please review the new amount before paying.",
+            extra={"cart": pricing.follow_catalog(shop, cart_id)},
+        )
     try:
         held = stock.reserve(shop.session, order.id, view["items"])  # in the transaction that freezes
     except OutOfStock as err:
         shop.session.rollback()
         err.extra = {**err.extra, "cart": view}
         raise
-    history.record(shop.session.connection(), "handshake",
-                   f"cart v{cart.version} frozen at {money(view['total'], cart.currency)}"
-                   + (f"; reserved {_units(held)}" if held else ""),
-                   cart_id=cart_id, order_id=order.id, payment_intent_id=cart.payment_intent_id)
+    history.record(
+        shop.session.connection(),
+        "handshake",
+        f"cart v{cart.version} frozen at {money(view['total'], cart.currency)}"
+        + (f"; reserved {_units(held)}" if held else ""),
+        cart_id=cart_id,
+        order_id=order.id,
+        payment_intent_id=cart.payment_intent_id,
+    )
     view = cart_view(cart)
     shop.session.commit()
     shop.publish.cart({**view, "order_id": order_id})  # other tabs link to the order being paid
@@ -227,16 +238,24 @@ def _release_broken_handshake(shop, cart_id, order_id):
         _refresh(shop, cart_id, order_id, synced=False)
     except DBAPIError as err:
         shop.session.rollback()
-        log.warning("cart %s: handshake for order %s failed and could not be undone (%s); reconcile will",
-                    cart_id, order_id, err)
+        log.warning(
+            "cart %s: handshake for order %s failed and could not be undone (%s); reconcile will",
+            cart_id,
+            order_id,
+            err,
+        )
 
 
 def release_expired_freeze(shop, cart_id):
     """Release a freeze past its time limit by cancelling its PaymentIntent, unless Stripe says the money moves
     (or refuses the cancel because it started to); True if released."""
     try:
-        status = release_freeze(shop, cart_id, domain.may_release_freeze,
-                                due=lambda frozen_at: domain.freeze_expired(frozen_at, shop.now(), shop.freeze_seconds))
+        status = release_freeze(
+            shop,
+            cart_id,
+            domain.may_release_freeze,
+            due=lambda frozen_at: domain.freeze_expired(frozen_at, shop.now(), shop.freeze_seconds),
+        )
     except PaymentError as err:
         shop.session.rollback()
         log.warning("cart %s: expired freeze not released; Stripe could not be asked (%s)", cart_id, err)

@@ -68,8 +68,11 @@ def update_product(shop, product_id, body, shown=None):
     if stale:
         now = ", ".join(f"{name} is now {getattr(product, name)}, not {shown[name]}" for name in stale)
         shop.session.rollback()
-        raise Conflict(f"{stale[0].replace('_', ' ').capitalize()} changed meanwhile ({now}); nothing was saved. "
-                       "Open the product again.", code="product_changed")
+        raise Conflict(
+            f"{stale[0].replace('_', ' ').capitalize()} changed meanwhile ({now}); nothing was saved. "
+            "Open the product again.",
+            code="product_changed",
+        )
     reserved = stock.reserved_units(shop.session, product_id)
     if "stock" in changes:
         try:

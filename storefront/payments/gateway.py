@@ -178,9 +178,12 @@ class StripeGateway:
             raise PaymentError(str(err)) from err
         charge = charge.to_dict()
         pi = charge.get("payment_intent")
-        return Charge(id=charge["id"], payment_intent=pi if isinstance(pi, str) else (pi or {}).get("id"),
-                      amount_refunded=charge.get("amount_refunded") or 0,
-                      payment_method=_method_summary(charge.get("payment_method_details")))
+        return Charge(
+            id=charge["id"],
+            payment_intent=pi if isinstance(pi, str) else (pi or {}).get("id"),
+            amount_refunded=charge.get("amount_refunded") or 0,
+            payment_method=_method_summary(charge.get("payment_method_details")),
+        )
 
     def payment_method_of(self, pi):
         """How a PaymentIntent was paid ({type, brand?, last4}) from its latest charge; None if unknown."""

@@ -28,8 +28,16 @@ SWEEP_PER_PASS = 10
 
 def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True, sweep_limit=SWEEP_PER_PASS):
     """Apply Stripe's view to stale orders, missed webhook events, expired freezes and owed refunds."""
-    summary = {"orders_checked": 0, "events_checked": 0, "payments_applied": 0, "payments_swept": 0,
-               "freezes_released": 0, "refunds_retried": 0, "syncs_requested": 0, "errors": 0}
+    summary = {
+        "orders_checked": 0,
+        "events_checked": 0,
+        "payments_applied": 0,
+        "payments_swept": 0,
+        "freezes_released": 0,
+        "refunds_retried": 0,
+        "syncs_requested": 0,
+        "errors": 0,
+    }
     _awaiting_orders(shop, older_than_seconds, summary)
     _missed_events(shop, lookback_seconds, undelivered_only, summary)
     _unsettled_payments(shop, older_than_seconds, sweep_limit, summary)
@@ -43,9 +51,15 @@ def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_o
 
 def _awaiting_orders(shop, older_than_seconds, summary):
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
-    pi_ids = shop.session.execute(
-        select(Order.payment_intent_id).where(Order.status == "awaiting_payment", Order.updated_at <= cutoff).distinct()
-    ).scalars().all()
+    pi_ids = (
+        shop.session.execute(
+            select(Order.payment_intent_id)
+            .where(Order.status == "awaiting_payment", Order.updated_at <= cutoff)
+            .distinct()
+        )
+        .scalars()
+        .all()
+    )
     shop.session.commit()
     for pi_id in pi_ids:
         summary["orders_checked"] += 1
@@ -56,8 +70,9 @@ def _awaiting_orders(shop, older_than_seconds, summary):
         except GatewayUnavailable as err:
             # Rate-limited or down: asking about the rest now would only spend the budget shoppers need.
             summary["errors"] += 1
-            log.warning("reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass",
-                        pi_id, err)
+            log.warning(
+                "reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass", pi_id, err
+            )
             return
         except PaymentError as err:
             summary["errors"] += 1
@@ -73,8 +88,9 @@ def _missed_events(shop, lookback_seconds, undelivered_only, summary):
     since, after = int(time.time() - lookback_seconds), None
     while True:
         try:
-            events, more = shop.gateway.list_events(types=sorted(HANDLERS), created_since=since,
-                                                    undelivered_only=undelivered_only, starting_after=after)
+            events, more = shop.gateway.list_events(
+                types=sorted(HANDLERS), created_since=since, undelivered_only=undelivered_only, starting_after=after
+            )
         except PaymentError as err:
             summary["errors"] += 1
             log.warning("reconcile: listing Stripe's events failed: %s", err)
@@ -91,9 +107,15 @@ def _missed_events(shop, lookback_seconds, undelivered_only, summary):
 def _unprocessed(session, events):
     """The events with no processed record here, in one query."""
     ids = [event["id"] for event in events]
-    done = set(session.execute(
-        select(WebhookEvent.id).where(WebhookEvent.id.in_(ids), WebhookEvent.processed_at.is_not(None))
-    ).scalars()) if ids else set()
+    done = (
+        set(
+            session.execute(
+                select(WebhookEvent.id).where(WebhookEvent.id.in_(ids), WebhookEvent.processed_at.is_not(None))
+            ).scalars()
+        )
+        if ids
+        else set()
+    )
     session.commit()
     return [event for event in events if event["id"] not in done]
 
@@ -108,8 +130,9 @@ def _apply_missed_event(shop, event, summary):
     except GatewayUnavailable as err:
         shop.session.rollback()
         summary["errors"] += 1
-        log.warning("reconcile: Stripe unavailable at event %s (%s); the rest waits for the next pass",
-                    event["id"], err)
+        log.warning(
+            "reconcile: Stripe unavailable at event %s (%s); the rest waits for the next pass", event["id"], err
+        )
         return False
     except PaymentError as err:  # refused for this event alone (e.g. a charge we may not read): left for later
         shop.session.rollback()
@@ -140,8 +163,9 @@ def _unsettled_payments(shop, older_than_seconds, limit, summary):
         except GatewayUnavailable as err:
             shop.session.rollback()
             summary["errors"] += 1
-            log.warning("reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass",
-                        pi_id, err)
+            log.warning(
+                "reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass", pi_id, err
+            )
             return
         except PaymentError as err:
             shop.session.rollback()
@@ -170,9 +194,9 @@ def _settle_attempt(shop, pi_id):
 
 def _expired_freezes(shop, summary):
     cutoff = shop.now() - timedelta(seconds=shop.freeze_seconds)
-    cart_ids = shop.session.execute(
-        select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)
-    ).scalars().all()
+    cart_ids = (
+        shop.session.execute(select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)).scalars().all()
+    )
     shop.session.commit()
     for cart_id in cart_ids:
         if release_expired_freeze(shop, cart_id):
@@ -182,9 +206,9 @@ def _expired_freezes(shop, summary):
 def _unpaid_freezes(shop, older_than_seconds, summary):
     """Freezes past the reconcile delay whose PaymentIntent holds no payment: a handshake that broke half-way."""
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
-    cart_ids = shop.session.execute(
-        select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)
-    ).scalars().all()
+    cart_ids = (
+        shop.session.execute(select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)).scalars().all()
+    )
     shop.session.commit()
     for cart_id in cart_ids:
         if release_unpaid_freeze(shop, cart_id, cutoff):
@@ -193,9 +217,7 @@ def _unpaid_freezes(shop, older_than_seconds, summary):
 
 def _owed_refunds(shop, summary):
     owed = shop.session.execute(
-        select(Order.id, Order.payment_intent_id, Order.refund_due).where(
-            Order.refund_due > Order.amount_refunded
-        )
+        select(Order.id, Order.payment_intent_id, Order.refund_due).where(Order.refund_due > Order.amount_refunded)
     ).all()
     shop.session.commit()
     for order_id, pi_id, amount in owed:
@@ -204,13 +226,17 @@ def _owed_refunds(shop, summary):
 
 
 def _stale_payment_intents(shop, summary):
-    cart_ids = shop.session.execute(
-        select(Cart.id).where(
-            Cart.payment_intent_id.is_not(None),
-            Cart.pi_status.in_(REUSABLE_PI_STATUSES),
-            Cart.pi_version != Cart.version,
+    cart_ids = (
+        shop.session.execute(
+            select(Cart.id).where(
+                Cart.payment_intent_id.is_not(None),
+                Cart.pi_status.in_(REUSABLE_PI_STATUSES),
+                Cart.pi_version != Cart.version,
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     shop.session.commit()
     for cart_id in cart_ids:
         shop.schedule_sync(cart_id)

@@ -31,8 +31,12 @@ LAGGING = and_(
     carts.c.payment_intent_id.is_not(None),
     carts.c.pi_status.in_(sorted(REUSABLE_PI_STATUSES)),
     carts.c.total > 0,
-    or_(carts.c.pi_version.is_(None), carts.c.pi_version != carts.c.version,
-        carts.c.pi_amount.is_(None), carts.c.pi_amount != carts.c.total),
+    or_(
+        carts.c.pi_version.is_(None),
+        carts.c.pi_version != carts.c.version,
+        carts.c.pi_amount.is_(None),
+        carts.c.pi_amount != carts.c.total,
+    ),
 )
 
 
@@ -40,15 +44,20 @@ _IS_LAGGING = select(exists().where(carts.c.id == bindparam("cart_id"), LAGGING)
 _OURS = carts.c.sync_owner == bindparam("owner")
 _CLAIM = (
     update(carts)
-    .where(carts.c.id == bindparam("cart_id"), LAGGING,
-           or_(carts.c.sync_owner.is_(None), _OURS, carts.c.sync_lease_until < bindparam("now")))
+    .where(
+        carts.c.id == bindparam("cart_id"),
+        LAGGING,
+        or_(carts.c.sync_owner.is_(None), _OURS, carts.c.sync_lease_until < bindparam("now")),
+    )
     .values(sync_owner=bindparam("owner"), sync_lease_until=bindparam("until"))
     .returning(carts.c.payment_intent_id, carts.c.version, carts.c.total)
 )
 # Mirror an update Stripe accepted, only forward (a newer version, of the cart's current PaymentIntent),
 # and release the lease if it is still ours: one statement.
-_NEWER = and_(carts.c.payment_intent_id == bindparam("pi_id"),
-              func.coalesce(carts.c.pi_version, 0) <= bindparam("recorded_version"))
+_NEWER = and_(
+    carts.c.payment_intent_id == bindparam("pi_id"),
+    func.coalesce(carts.c.pi_version, 0) <= bindparam("recorded_version"),
+)
 _RECORD = (
     update(carts)
     .where(carts.c.id == bindparam("cart_id"))
@@ -60,8 +69,7 @@ _RECORD = (
         sync_lease_until=case((_OURS, None), else_=carts.c.sync_lease_until),
     )
 )
-_RELEASE = update(carts).where(carts.c.id == bindparam("cart_id"), _OURS).values(sync_owner=None,
-                                                                                  sync_lease_until=None)
+_RELEASE = update(carts).where(carts.c.id == bindparam("cart_id"), _OURS).values(sync_owner=None, sync_lease_until=None)
 
 
 def is_current(session, cart_id):
@@ -109,8 +117,7 @@ def _send(shop, cart_id, owner, target):
     except AmountLocked as err:
         from ..checkout.fulfilment import apply_payment_intent
 
-        log.info("cart %s v%s: PaymentIntent %s is %s; applying it",
-                 cart_id, version, pi_id, err.payment_intent.status)
+        log.info("cart %s v%s: PaymentIntent %s is %s; applying it", cart_id, version, pi_id, err.payment_intent.status)
         apply_payment_intent(shop, err.payment_intent)
         return DONE
     except PaymentIntentMissing:
@@ -126,9 +133,19 @@ def _send(shop, cart_id, owner, target):
 def _claim(shop, cart_id, owner, lease_seconds):
     """Take or renew the lease if the PaymentIntent lags: (PaymentIntent id, version, amount), else None."""
     session, now = shop.session, shop.now()
-    row = statement_connection(session).execute(_CLAIM, {
-        "cart_id": cart_id, "owner": owner, "now": now, "until": now + timedelta(seconds=lease_seconds),
-    }).one_or_none()
+    row = (
+        statement_connection(session)
+        .execute(
+            _CLAIM,
+            {
+                "cart_id": cart_id,
+                "owner": owner,
+                "now": now,
+                "until": now + timedelta(seconds=lease_seconds),
+            },
+        )
+        .one_or_none()
+    )
     session.commit()
     return tuple(row) if row is not None else None
 
@@ -137,12 +154,24 @@ def _record(shop, cart_id, owner, pi):
     """Mirror an update Stripe accepted onto the cart, release the lease, and push the cart as it now is."""
     session, version = shop.session, pi.cart_ref[1]
     conn = statement_connection(session)
-    conn.execute(_RECORD, {
-        "cart_id": cart_id, "owner": owner, "pi_id": pi.id, "recorded_version": version, "new_amount": pi.amount,
-        "new_status": pi.status,
-    })
-    history.record(conn, "sync", f"PaymentIntent now charges {money(pi.amount, pi.currency)} for cart v{version}",
-                   cart_id=cart_id, payment_intent_id=pi.id)
+    conn.execute(
+        _RECORD,
+        {
+            "cart_id": cart_id,
+            "owner": owner,
+            "pi_id": pi.id,
+            "recorded_version": version,
+            "new_amount": pi.amount,
+            "new_status": pi.status,
+        },
+    )
+    history.record(
+        conn,
+        "sync",
+        f"PaymentIntent now charges {money(pi.amount, pi.currency)} for cart v{version}",
+        cart_id=cart_id,
+        payment_intent_id=pi.id,
+    )
     view = repository.read(conn, cart_id)[0].view()
     session.commit()
     log.info("cart %s v%s: PaymentIntent %s now charges %s", cart_id, version, pi.id, pi.amount)

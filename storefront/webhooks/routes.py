@@ -120,11 +120,16 @@ def _receive(shop):
 
 
 _events = WebhookEvent.__table__
-_INSERT_EVENT = {name: dialect_insert(_events).on_conflict_do_nothing().returning(_events.c.id)
-                 for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_INSERT_EVENT = {
+    name: dialect_insert(_events).on_conflict_do_nothing().returning(_events.c.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 _PROCESSED_AT = select(_events.c.processed_at).where(_events.c.id == bindparam("event_id"))
-_MARK_PROCESSED = update(_events).where(_events.c.id == bindparam("event_id"), _events.c.processed_at.is_(None)) \
+_MARK_PROCESSED = (
+    update(_events)
+    .where(_events.c.id == bindparam("event_id"), _events.c.processed_at.is_(None))
     .values(processed_at=bindparam("now"))
+)
 
 
 def _record(session, event_id, event_type, *, acted_on):
@@ -135,8 +140,12 @@ def _record(session, event_id, event_type, *, acted_on):
     """
     conn = statement_connection(session)
     try:
-        row = {"id": event_id, "type": event_type[:64], "received_at": utcnow(),
-               "processed_at": None if acted_on else utcnow()}
+        row = {
+            "id": event_id,
+            "type": event_type[:64],
+            "received_at": utcnow(),
+            "processed_at": None if acted_on else utcnow(),
+        }
         if conn.execute(_INSERT_EVENT[conn.dialect.name], row).first() is not None:
             return True
         return conn.execute(_PROCESSED_AT, {"event_id": event_id}).scalar() is None

@@ -47,7 +47,10 @@ def test_the_smoke_profile_prints_and_writes_the_table_with_every_row(tmp_path):
     out = tmp_path / "latest.md"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--profile", "smoke", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=220,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=220,
     )
     assert run.returncode == 0, run.stderr[-3000:]
 

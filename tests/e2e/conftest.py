@@ -47,7 +47,11 @@ class LiveServer:
         env.update(extra_env or {})
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "wsgi.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -134,12 +138,15 @@ def shoppers(browser, request):
     opened = []
 
     def open_shopper(live, viewport=None):
-        context = browser.new_context(base_url=live.url, viewport=viewport or {"width": 1100, "height": 820},
-                                      locale="en-US")
+        context = browser.new_context(
+            base_url=live.url, viewport=viewport or {"width": 1100, "height": 820}, locale="en-US"
+        )
         context.set_default_timeout(15_000)
         # Any Content-Security-Policy violation on any page is recorded for the tests to check.
-        context.add_init_script("window.__cspViolations = []; document.addEventListener('securitypolicyviolation',"
-                                " (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+        context.add_init_script(
+            "window.__cspViolations = []; document.addEventListener('securitypolicyviolation',"
+            " (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
         opened.append((context, live))
         return context
 

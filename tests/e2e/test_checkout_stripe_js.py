@@ -61,7 +61,8 @@ def test_pay_changes_state_once_for_a_burst_of_changes_in_another_tab(server, sh
     burst = 10
     # Quick clicks on Add to cart in the other tab: one change every 80 ms, each sent when the last answered
     # (the pace the issue saw: ten changes in about 830 ms).
-    statuses = other.page.evaluate("""async ([productId, count]) => {
+    statuses = other.page.evaluate(
+        """async ([productId, count]) => {
       const statuses = [];
       for (let i = 0; i < count; i++) {
         if (i) await new Promise((resolve) => setTimeout(resolve, 80));
@@ -70,7 +71,9 @@ def test_pay_changes_state_once_for_a_burst_of_changes_in_another_tab(server, sh
         statuses.push(answer.status);
       }
       return statuses;
-    }""", [b["id"], burst])
+    }""",
+        [b["id"], burst],
+    )
     assert statuses == [200] * burst, statuses
     total = a["unit_amount"] + burst * b["unit_amount"]
     checkout.expect_ready_to_pay(total)
@@ -83,8 +86,14 @@ def test_pay_changes_state_once_for_a_burst_of_changes_in_another_tab(server, sh
     assert all(s["disabled"] for s in states if s["total"] != s["amount"]), states
     assert not any(s["label"] == "Pay" for s in states), states
     told = [s["reason"] for s in states if s["disabled"]]
-    assert told and all(re.match(rf"^Your cart changed in another tab: \d+ × {re.escape(b['name'])} added\. "
-                                 r"Updating the amount…$", reason) for reason in told), told
+    assert told and all(
+        re.match(
+            rf"^Your cart changed in another tab: \d+ × {re.escape(b['name'])} added\. "
+            r"Updating the amount…$",
+            reason,
+        )
+        for reason in told
+    ), told
     # The Payment Element re-read the PaymentIntent for the amount Pay now charges (Stripe's fetchUpdates).
     assert shim_stats(checkout)["fetchUpdates"] > fetched_before
     assert shown_element_amount(checkout) == total
@@ -101,7 +110,8 @@ def test_pay_waits_while_the_store_cannot_be_reached(server, shoppers):
     expect(tab["pay-button"]).to_be_disabled()
     expect(tab["live-status"]).to_be_visible()
     expect(tab["pay-status"]).to_have_text(
-        "Can't reach the store right now. Pay is paused until the connection is back.")
+        "Can't reach the store right now. Pay is paused until the connection is back."
+    )
     shopper.set_offline(False)
     expect(tab["live-status"]).to_be_hidden()
     tab.expect_ready_to_pay(2 * a["unit_amount"])
@@ -141,8 +151,10 @@ def test_the_redirect_return_is_read_from_stripe(server, shoppers):
     assert cart["status"] == "frozen" and cart["order_id"], cart
     started = tab.page.request.post("/api/checkout").json()
     assert tab.order(cart["order_id"])["status"] == "awaiting_payment"
-    tab.page.goto(f"/orders/{cart['order_id']}?payment_intent={started['payment_intent_id']}"
-                  f"&payment_intent_client_secret={started['client_secret']}&redirect_status=failed")
+    tab.page.goto(
+        f"/orders/{cart['order_id']}?payment_intent={started['payment_intent_id']}"
+        f"&payment_intent_client_secret={started['client_secret']}&redirect_status=failed"
+    )
     expect(tab["order-status"]).to_have_text("Payment failed")
     expect(tab["order-detail"]).to_contain_text("Your card was declined.")
     expect(tab["back-to-cart"]).to_be_visible()
@@ -250,7 +262,9 @@ def test_a_cancel_refused_because_money_is_moving_says_so(server, shoppers):
     tab.page.route("**/api/checkout/cancel", lambda route: route.fulfill(status=409, json=refusal))
     tab.page.reload()
     tab["cancel-payment"].click()
-    expect(tab["checkout-message"]).to_have_text("Your bank is already processing this payment, so it can't be "
-                                                 "cancelled now. The order page will show the result.")
+    expect(tab["checkout-message"]).to_have_text(
+        "Your bank is already processing this payment, so it can't be "
+        "cancelled now. The order page will show the result."
+    )
     expect(tab["in-flight-order-link"]).to_have_attribute("href", f"/orders/{frozen['order_id']}")
     expect(tab["pay-button"]).to_be_disabled()

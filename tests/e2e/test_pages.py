@@ -206,8 +206,12 @@ def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, 
 
     # Refunded at Stripe: the order page follows and says when the money comes back.
     payment_intent = card.order(paid_id)["payment_intent_id"]
-    refund = requests.post(f"{server.sandbox_url}/v1/refunds", data={"payment_intent": payment_intent},
-                           headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=10)
+    refund = requests.post(
+        f"{server.sandbox_url}/v1/refunds",
+        data={"payment_intent": payment_intent},
+        headers={"Authorization": "Bearer sk_test_sandbox"},
+        timeout=10,
+    )
     assert refund.ok, refund.text
     expect(card["order-status"]).to_have_text("Refunded", timeout=20_000)
     expect(card["order-next"]).to_contain_text(f"We refunded {money(2 * a['unit_amount'])}")
@@ -220,8 +224,9 @@ def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, 
     debit.pay()
     failing_id = debit.wait_for_order_page()
     expect(debit["order-status"]).to_have_text("Payment processing…")
-    expect(debit["order-payment-method"]).to_have_text("SEPA Direct Debit from the account ending in 3202",
-                                                       timeout=20_000)
+    expect(debit["order-payment-method"]).to_have_text(
+        "SEPA Direct Debit from the account ending in 3202", timeout=20_000
+    )
     expect(debit["order-next"]).to_contain_text("A bank debit can take several business days")
     assert_page_is_sound(debit.page, "processing order")
     server.sandbox("POST", f"/payment_intents/{debit.order(failing_id)['payment_intent_id']}/settle")
@@ -234,18 +239,30 @@ def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, 
     expect(debit[f"qty-{b['id']}"]).to_have_value("1")
 
 
-@pytest.mark.parametrize("status, says", [
-    ("needs_review", "a person is checking it"),
-    ("awaiting_payment", "waiting for the payment provider"),
-])
+@pytest.mark.parametrize(
+    "status, says",
+    [
+        ("needs_review", "a person is checking it"),
+        ("awaiting_payment", "waiting for the payment provider"),
+    ],
+)
 def test_order_page_wording_for_states_a_scenario_rarely_reaches(server, shoppers, status, says):
     """Statuses that need a mismatched amount (needs_review) or a card still pending, read from a stubbed answer."""
     tab = Tab(shoppers(server).new_page())
-    order = {"id": 7, "status": status, "amount": 2400, "amount_received": 2600 if status == "needs_review" else 0,
-             "amount_refunded": 0, "currency": "usd", "items": [{"product_id": 1, "name": "Beans", "unit_amount": 2400,
-             "quantity": 1, "line_total": 2400}], "payment_intent_id": "pi_x", "cart_version": 2,
-             "created_at": "2026-12-01T10:00:00Z", "payment_method": {"type": "card", "brand": "mastercard",
-             "last4": "4444"}, "failure_reason": None}
+    order = {
+        "id": 7,
+        "status": status,
+        "amount": 2400,
+        "amount_received": 2600 if status == "needs_review" else 0,
+        "amount_refunded": 0,
+        "currency": "usd",
+        "items": [{"product_id": 1, "name": "Beans", "unit_amount": 2400, "quantity": 1, "line_total": 2400}],
+        "payment_intent_id": "pi_x",
+        "cart_version": 2,
+        "created_at": "2026-12-01T10:00:00Z",
+        "payment_method": {"type": "card", "brand": "mastercard", "last4": "4444"},
+        "failure_reason": None,
+    }
     tab.page.route("**/api/orders/7", lambda route: route.fulfill(json=order))
     tab.page.goto("/orders/7")
     expect(tab["order-next"]).to_contain_text(says)

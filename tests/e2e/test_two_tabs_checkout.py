@@ -75,7 +75,8 @@ def test_seed_story_second_tab_changes_what_the_first_tab_pays(shopper, server, 
     assert behind, f"the page never showed the PaymentIntent catching up with the cart: {states}"
     assert all(state["disabled"] for state in behind), f"Pay was enabled while the amount lagged: {states}"
     said_what_changed = re.compile(
-        rf"^Your cart changed in another tab: \d+ × {re.escape(b['name'])} added\. Updating the amount…$")
+        rf"^Your cart changed in another tab: \d+ × {re.escape(b['name'])} added\. Updating the amount…$"
+    )
     assert all(said_what_changed.match(state["reason"]) for state in behind), states
     assert not first.page.get_by_text(THANK_YOU).count()
 
@@ -146,7 +147,8 @@ def test_declined_card_reopens_the_cart_in_both_tabs(shopper, products):
     paying.fill_card(DECLINED_CARD)
     paying.pay()
     expect(paying["checkout-message"]).to_have_text(
-        "Your card was declined. Nothing was charged. Try another card, or pay by SEPA Direct Debit.")
+        "Your card was declined. Nothing was charged. Try another card, or pay by SEPA Direct Debit."
+    )
     expect(paying["sandbox-card-number"]).to_have_value("")  # the declined number is not left in the field
     expect(paying.page).to_have_url(CHECKOUT_URL)
     paying.expect_ready_to_pay(a["unit_amount"])  # the webhook unfroze the cart; Pay is back
@@ -202,7 +204,8 @@ def test_stale_tab_cannot_pay_the_old_amount(shopper, products):
     stale.pay()
     expect(stale["checkout-message"]).to_have_text(
         f"Your cart changed in another tab — the amount to pay is now {money(new_total)}. "
-        "Check it, then press Pay again.")
+        "Check it, then press Pay again."
+    )
     stale.resume_live_updates()
     expect(stale["checkout-total"]).to_have_text(money(new_total))
     expect(stale.page).to_have_url(CHECKOUT_URL)

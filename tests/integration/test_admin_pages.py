@@ -168,6 +168,10 @@ def test_the_product_list_shows_what_shoppers_can_still_add_in_the_same_statemen
     row = re.search(r"Burr grinder.*?</tr>", listing, re.S).group(0)
     assert re.search(r">\s*3\s*<", row), row
     for n in range(6):
-        assert admin.post("/admin/api/products", json={"name": f"Jug {n}", "unit_amount": 100, "stock": 4},
-                          headers=basic()).status_code == 201
+        assert (
+            admin.post(
+                "/admin/api/products", json={"name": f"Jug {n}", "unit_amount": 100, "stock": 4}, headers=basic()
+            ).status_code
+            == 201
+        )
     assert statements()[1] == before

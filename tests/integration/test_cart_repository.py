@@ -42,8 +42,9 @@ def write(state, quantities, product):
 
 def stored(cart_id):
     session = db.session
-    lines = dict(session.execute(
-        select(CartLine.product_id, CartLine.quantity).where(CartLine.cart_id == cart_id)).all())
+    lines = dict(
+        session.execute(select(CartLine.product_id, CartLine.quantity).where(CartLine.cart_id == cart_id)).all()
+    )
     cart = session.get(Cart, cart_id, populate_existing=True)
     versions = session.execute(select(CartSnapshot.version).where(CartSnapshot.cart_id == cart_id)).scalars().all()
     answer = (cart.version, cart.total, lines, sorted(versions))

@@ -49,7 +49,8 @@ def cancel_releases_the_freeze(store, stripe_client, paid_with):
     received = tab.get_received()
     assert any(e["args"][0]["status"] == "open" for e in received if e["name"] == "cart")
     assert {"id": order_id, "status": "payment_failed", "amount": cart["total"]} in [
-        e["args"][0] for e in received if e["name"] == "order"]
+        e["args"][0] for e in received if e["name"] == "order"
+    ]
 
     again = shopper.post("/api/checkout").get_json()
     assert again["payment_intent_id"] != started["payment_intent_id"] and again["amount"] == cart["total"]
@@ -105,8 +106,9 @@ def sql(url, *statements):
     engine.dispose()
 
 
-FAILING = ("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ "
-           "LANGUAGE plpgsql")
+FAILING = (
+    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql"
+)
 
 
 def lagging_handshake(store):
@@ -123,8 +125,12 @@ def test_a_database_failure_half_way_through_the_handshake_leaves_no_freeze(make
     store = make_store(sandbox=sandbox, database_url=postgres_url)
     shopper, cart = lagging_handshake(store)
     # The database refuses the handshake's sync (a claim on the frozen cart), after the freeze committed.
-    sql(postgres_url, FAILING, "CREATE TRIGGER refuse_sync BEFORE UPDATE ON carts FOR EACH ROW "
-                               "WHEN (OLD.status = 'frozen' AND NEW.sync_owner IS NOT NULL) EXECUTE FUNCTION refuse()")
+    sql(
+        postgres_url,
+        FAILING,
+        "CREATE TRIGGER refuse_sync BEFORE UPDATE ON carts FOR EACH ROW "
+        "WHEN (OLD.status = 'frozen' AND NEW.sync_owner IS NOT NULL) EXECUTE FUNCTION refuse()",
+    )
     answer = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
     control(sandbox.url, "DELETE", "/faults")
     assert answer.status_code == 503, answer.get_json()
@@ -141,8 +147,12 @@ def test_reconcile_releases_a_freeze_the_database_would_not_let_the_handshake_un
     store = make_store(sandbox=sandbox, database_url=postgres_url)
     shopper, cart = lagging_handshake(store)
     # Every change of a frozen cart fails: the sync and the handshake's own undo.
-    sql(postgres_url, FAILING, "CREATE TRIGGER refuse_frozen BEFORE UPDATE ON carts FOR EACH ROW "
-                               "WHEN (OLD.status = 'frozen') EXECUTE FUNCTION refuse()")
+    sql(
+        postgres_url,
+        FAILING,
+        "CREATE TRIGGER refuse_frozen BEFORE UPDATE ON carts FOR EACH ROW "
+        "WHEN (OLD.status = 'frozen') EXECUTE FUNCTION refuse()",
+    )
     answer = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
     assert answer.status_code == 503, answer.get_json()
     assert shopper.get("/api/cart").get_json()["status"] == "frozen"

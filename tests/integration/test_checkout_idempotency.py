@@ -46,8 +46,9 @@ def test_a_lost_create_answer_then_a_cart_change_still_checks_out(make_store, sa
     assert [pi.id for pi in stripe_client.v1.payment_intents.list().data] == [started["payment_intent_id"]]
 
 
-def test_two_stores_on_one_stripe_account_each_get_their_own_payment_intent(make_store, sandbox, tmp_path,
-                                                                             stripe_client):
+def test_two_stores_on_one_stripe_account_each_get_their_own_payment_intent(
+    make_store, sandbox, tmp_path, stripe_client
+):
     stores = [make_store(sandbox=sandbox, database_url=f"sqlite:///{tmp_path / name}.sqlite3") for name in "ab"]
     shoppers = [store.client() for store in stores]
     handshakes = [start_and_confirm(shopper, (1, 1)) for shopper in shoppers]  # cart 1 twice, the same amount
@@ -170,6 +171,7 @@ def test_a_refund_of_an_unmatched_payment_that_stripe_fails_is_delivered_again(s
     _, cart, started = unmatched_payment(store, stripe_client)
     calls = failing_once(store, "refund")
     assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
+
     # The first delivery's refund fails: the webhook answers 503 and Stripe's redelivery refunds it.
     def done():
         try:
@@ -220,8 +222,11 @@ def acknowledge_every_event(store, stripe_client):
 
 def forget_payment_intent(store, cart_id):
     with store.app.app_context():
-        db.session.execute(update(Cart).where(Cart.id == cart_id).values(
-            payment_intent_id=None, client_secret=None, pi_status=None, pi_amount=None, pi_version=None))
+        db.session.execute(
+            update(Cart)
+            .where(Cart.id == cart_id)
+            .values(payment_intent_id=None, client_secret=None, pi_status=None, pi_amount=None, pi_version=None)
+        )
         db.session.commit()
         db.session.remove()
 

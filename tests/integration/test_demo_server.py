@@ -13,7 +13,11 @@ def test_the_sandbox_readiness_check_ignores_an_http_proxy(sandbox):
     env["HTTP_PROXY"] = env["http_proxy"] = "http://127.0.0.1:9"  # a proxy that answers nothing
     result = subprocess.run(
         [sys.executable, "-c", f"import wsgi; print(wsgi._sandbox_pid({sandbox.port}))"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(os.getpid())  # the in-process sandbox of this test run

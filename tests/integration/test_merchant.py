@@ -539,11 +539,14 @@ def test_a_handshake_that_waited_for_a_price_change_or_withdrawal_is_refused_wit
     answers = []
     with merchant_db.connect() as conn:
         conn.execute(text(f"UPDATE products SET {change} WHERE id = {GRINDER}"))  # held until commit
-        handshake = threading.Thread(target=lambda: answers.append(
-            shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})))
+        handshake = threading.Thread(
+            target=lambda: answers.append(shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]}))
+        )
         handshake.start()
-        wait_for(lambda: conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar(),
-                 message="the handshake to wait for the product's lock")
+        wait_for(
+            lambda: conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar(),
+            message="the handshake to wait for the product's lock",
+        )
         conn.commit()
     handshake.join(30)
     merchant_db.dispose()

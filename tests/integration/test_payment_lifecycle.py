@@ -61,8 +61,11 @@ def test_stripe_calls_carry_keys_named_after_what_they_do(store, stripe_client):
         token = db.session.scalar(select(PaymentAttempt.id).where(PaymentAttempt.cart_id == cart["id"]))
     assert [e.request.idempotency_key for e in events] == [f"store-{store_id}-attempt-{token}"]
     assert events[0].data.object.metadata.to_dict() == {
-        "store_id": store_id, "cart_id": str(cart["id"]), "cart_version": str(cart["version"]),
-        "checkout_attempt": token}
+        "store_id": store_id,
+        "cart_id": str(cart["id"]),
+        "cart_version": str(cart["version"]),
+        "checkout_attempt": token,
+    }
     assert shopper.post("/api/checkout").get_json()["payment_intent_id"] == started["payment_intent_id"]
 
 

@@ -349,6 +349,8 @@ def test_no_transaction_is_open_while_the_excess_is_refunded(store, stripe_clien
     cart, started, order_id = start_and_confirm(shopper, (A, 1))
     stripe_client.v1.payment_intents.update(started["payment_intent_id"], params={"amount": cart["total"] + 500})
     browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)
-    wait_for(lambda: shopper.get(f"/api/orders/{order_id}").get_json()["amount_refunded"] == 500,
-             message="the excess refund to be recorded")
+    wait_for(
+        lambda: shopper.get(f"/api/orders/{order_id}").get_json()["amount_refunded"] == 500,
+        message="the excess refund to be recorded",
+    )
     assert open_during_refund == [False]

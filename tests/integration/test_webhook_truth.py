@@ -18,8 +18,14 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def event(object_, event_type):
-    return {"id": "evt_" + uuid.uuid4().hex, "object": "event", "type": event_type, "created": int(time.time()),
-            "data": {"object": object_}, "livemode": False}
+    return {
+        "id": "evt_" + uuid.uuid4().hex,
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "data": {"object": object_},
+        "livemode": False,
+    }
 
 
 def paid_order(store):
@@ -34,8 +40,14 @@ def test_a_signed_but_false_refund_event_changes_nothing(store, stripe_client):
     shopper, cart, pi_id, order_id = paid_order(store)
     charge_id = stripe_client.v1.payment_intents.retrieve(pi_id).latest_charge
     before = orders_snapshot(store.app)
-    lie = {"id": charge_id, "object": "charge", "payment_intent": pi_id, "amount": cart["total"],
-           "amount_refunded": cart["total"], "refunded": True}
+    lie = {
+        "id": charge_id,
+        "object": "charge",
+        "payment_intent": pi_id,
+        "amount": cart["total"],
+        "amount_refunded": cart["total"],
+        "refunded": True,
+    }
     answer = post_event(store.client(), event(lie, "charge.refunded"), store.app.config["STRIPE_WEBHOOK_SECRET"])
     assert answer.status_code == 200, answer.get_json()
     assert orders_snapshot(store.app) == before
@@ -45,8 +57,10 @@ def test_a_signed_but_false_refund_event_changes_nothing(store, stripe_client):
 def test_a_real_refund_is_mirrored_from_stripe(store, stripe_client):
     shopper, cart, pi_id, order_id = paid_order(store)
     stripe_client.v1.refunds.create(params={"payment_intent": pi_id})
-    order = wait_for(lambda: (o := shopper.get(f"/api/orders/{order_id}").get_json())["status"] == "refunded" and o,
-                     message="the refund to be recorded")
+    order = wait_for(
+        lambda: (o := shopper.get(f"/api/orders/{order_id}").get_json())["status"] == "refunded" and o,
+        message="the refund to be recorded",
+    )
     assert order["amount_refunded"] == cart["total"]
 
 
@@ -76,7 +90,6 @@ def test_webhooks_answer_503_while_the_database_is_down(make_store, sandbox, pos
     answer = post_event(store.client(), delivered, secret)  # Stripe delivers again
     assert answer.status_code == 200 and "duplicate" not in answer.get_json()
     assert post_event(store.client(), delivered, secret).get_json()["duplicate"] is True
-
 
 
 def revoked_charge_reads(store):

@@ -93,9 +93,7 @@ def cluster(postgres_url, redis_url, metered_sandbox, tmp_path, server_kind):
         "STRIPE_TIMEOUT": "20",
         "CART_RATE_LIMIT": "1000 per second",
     }
-    processes = [
-        SERVERS[server_kind](f"store{i}", store_env(port=free_port(), **common), tmp_path) for i in (1, 2)
-    ]
+    processes = [SERVERS[server_kind](f"store{i}", store_env(port=free_port(), **common), tmp_path) for i in (1, 2)]
     try:
         for process in processes:
             process.wait_ready()
@@ -159,8 +157,9 @@ class Tab:
 
     def wait_for_cart(self, condition, message):
         """Wait for a `cart` push satisfying `condition`; returns it."""
-        return wait_for(lambda: next((c for c in self.pushes("cart") if condition(c)), None),
-                        timeout=20, message=message)
+        return wait_for(
+            lambda: next((c for c in self.pushes("cart") if condition(c)), None), timeout=20, message=message
+        )
 
     def close(self):
         self.client.disconnect()

@@ -90,8 +90,11 @@ def pay(cluster, shopper, process):
     assert status == 200, confirmed
     paid = requests.post(
         f"{cluster.sandbox.url}/v1/payment_intents/{started['payment_intent_id']}/confirm",
-        data={"client_secret": started["client_secret"], "payment_method": "pm_card_visa",
-              "return_url": f"{process.url}/orders/return"},
+        data={
+            "client_secret": started["client_secret"],
+            "payment_method": "pm_card_visa",
+            "return_url": f"{process.url}/orders/return",
+        },
         headers={"Authorization": f"Bearer {cluster.sandbox.publishable_key}"},
         timeout=20,
     ).json()
@@ -101,16 +104,22 @@ def pay(cluster, shopper, process):
 
 def succeeded_deliveries(cluster, pi_id):
     """(url, status) of every delivery of the PaymentIntent's `payment_intent.succeeded` event."""
-    events = [e["id"] for e in cluster.sandbox.state.events
-              if e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] == pi_id]
+    events = [
+        e["id"]
+        for e in cluster.sandbox.state.events
+        if e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] == pi_id
+    ]
     deliveries = cluster.sandbox.state.webhooks.list_deliveries()
     return [(d["url"], d["status_code"]) for d in deliveries if d["event_id"] in events]
 
 
 def paid_everywhere(cluster, shopper, order_id):
     for process in cluster.processes:
-        wait_for(lambda p=process: shopper.call(p, "GET", f"/api/orders/{order_id}")[1]["status"] == "paid",
-                 timeout=20, message=f"order {order_id} paid as seen by {process.name}")
+        wait_for(
+            lambda p=process: shopper.call(p, "GET", f"/api/orders/{order_id}")[1]["status"] == "paid",
+            timeout=20,
+            message=f"order {order_id} paid as seen by {process.name}",
+        )
 
 
 @pytest.mark.parametrize("webhook_process,shop_process", [(0, 1), (1, 0)], ids=["webhooks-on-1", "webhooks-on-2"])
@@ -122,8 +131,11 @@ def test_a_webhook_landing_on_either_process_settles_the_order(cluster, shoppers
     order_id, pi_id, _ = pay(cluster, shopper, cluster[shop_process])
 
     paid_everywhere(cluster, shopper, order_id)
-    wait_for(lambda: any(o["id"] == order_id and o["status"] == "paid" for o in tab.pushes("order")),
-             timeout=20, message="the order push on the shopper's process")
+    wait_for(
+        lambda: any(o["id"] == order_id and o["status"] == "paid" for o in tab.pushes("order")),
+        timeout=20,
+        message="the order push on the shopper's process",
+    )
     receiver = f"{cluster[webhook_process].url}/webhooks/stripe"
     # The sandbox logs a delivery once the answer is back, a moment after the order is paid.
     wait_for(lambda: succeeded_deliveries(cluster, pi_id), timeout=20, message="the delivery to be logged")
@@ -141,8 +153,9 @@ def test_one_event_delivered_to_both_processes_makes_one_paid_order(cluster, sho
     engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
-            orders = conn.execute(text("SELECT status, amount FROM orders WHERE payment_intent_id = :pi"),
-                                  {"pi": pi_id}).all()
+            orders = conn.execute(
+                text("SELECT status, amount FROM orders WHERE payment_intent_id = :pi"), {"pi": pi_id}
+            ).all()
     finally:
         engine.dispose()
     assert orders == [("paid", cart["total"])]

@@ -33,8 +33,9 @@ def wait_until(condition, timeout: float = 5.0, interval: float = 0.01, message:
         time.sleep(interval)
 
 
-def make_client(server: SandboxServer, key: str | None = None, timeout: float = 5.0,
-                retries: int = 2) -> stripe.StripeClient:
+def make_client(
+    server: SandboxServer, key: str | None = None, timeout: float = 5.0, retries: int = 2
+) -> stripe.StripeClient:
     """An SDK client for the sandbox, configured as the storefront configures its own."""
     return stripe.StripeClient(
         key or server.secret_key,

@@ -19,8 +19,12 @@ def test_production_refuses_another_async_mode(tmp_path):
 
 
 def test_production_refuses_the_development_secret_key(tmp_path):
-    env = {**os.environ, "SOCKETIO_ASYNC_MODE": "gevent", "DATABASE_URL": f"sqlite:///{tmp_path}/store.sqlite3",
-           "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+    env = {
+        **os.environ,
+        "SOCKETIO_ASYNC_MODE": "gevent",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/store.sqlite3",
+        "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    }
     for name in ("STRIPE_SECRET_KEY", "SECRET_KEY", "STOREFRONT_ENV"):
         env.pop(name, None)
     result = subprocess.run(

@@ -29,15 +29,17 @@ def database_url(request):
 
 @pytest.fixture
 def shop_store(make_store, database_url):
-    return make_store(database_url=database_url, STRIPE_SECRET_KEY="sk_test_unused",
-                      STRIPE_API_BASE="http://127.0.0.1:9")
+    return make_store(
+        database_url=database_url, STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9"
+    )
 
 
 def counts(store):
     """(carts, snapshots, lines) in the store's database."""
     with store.app.app_context():
-        found = tuple(db.session.scalar(select(func.count()).select_from(model))
-                      for model in (Cart, CartSnapshot, CartLine))
+        found = tuple(
+            db.session.scalar(select(func.count()).select_from(model)) for model in (Cart, CartSnapshot, CartLine)
+        )
         db.session.remove()
     return found
 
@@ -85,14 +87,17 @@ def test_the_first_change_writes_the_cart_the_session_was_given_and_reaches_tabs
     assert shopper.get("/api/cart").get_json() == cart
 
 
-@pytest.mark.parametrize("method,path,body", [
-    ("POST", "/api/cart/items", {"product_id": 999999, "quantity": 1}),
-    ("POST", "/api/cart/items", {"product_id": 1, "quantity": 0}),
-    ("PUT", "/api/cart/items/999999", {"quantity": 1}),
-    ("DELETE", "/api/cart/items/999999", None),
-    ("POST", "/api/checkout", None),
-    ("POST", "/api/checkout/confirm", {"cart_version": 1}),
-])
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("POST", "/api/cart/items", {"product_id": 999999, "quantity": 1}),
+        ("POST", "/api/cart/items", {"product_id": 1, "quantity": 0}),
+        ("PUT", "/api/cart/items/999999", {"quantity": 1}),
+        ("DELETE", "/api/cart/items/999999", None),
+        ("POST", "/api/checkout", None),
+        ("POST", "/api/checkout/confirm", {"cart_version": 1}),
+    ],
+)
 def test_a_refused_first_request_leaves_no_row(shop_store, method, path, body):
     for _ in range(3):
         visitor = shop_store.client()
@@ -124,8 +129,16 @@ def test_a_removed_carts_pending_payment_attempts_are_abandoned_and_its_id_not_r
     shopper = shop_store.client()
     cart = fill(shopper, (1, 1))
     with shop_store.app.app_context():  # a PaymentIntent create whose answer was lost
-        db.session.add(PaymentAttempt(id="attempt-lost", cart_id=cart["id"], cart_version=cart["version"],
-                                      amount=cart["total"], currency="usd", status="pending"))
+        db.session.add(
+            PaymentAttempt(
+                id="attempt-lost",
+                cart_id=cart["id"],
+                cart_version=cart["version"],
+                amount=cart["total"],
+                currency="usd",
+                status="pending",
+            )
+        )
         db.session.commit()
         db.session.remove()
     age(shop_store, cart["id"], days=40)
@@ -136,8 +149,12 @@ def test_a_removed_carts_pending_payment_attempts_are_abandoned_and_its_id_not_r
     fresh = fill(shopper, (2, 1))
     assert fresh["id"] != cart["id"] and fresh["version"] == 2
     with shop_store.app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(PaymentAttempt)
-                                 .where(PaymentAttempt.cart_id == fresh["id"])) == 0
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(PaymentAttempt).where(PaymentAttempt.cart_id == fresh["id"])
+            )
+            == 0
+        )
         db.session.remove()
 
 
@@ -179,9 +196,14 @@ def test_carts_with_an_order_a_freeze_or_a_live_payment_intent_are_kept(request,
 
 
 def test_the_periodic_job_removes_abandoned_carts(make_store, database_url):
-    store = make_store(database_url=database_url, STRIPE_SECRET_KEY="sk_test_unused",
-                       STRIPE_API_BASE="http://127.0.0.1:9", RECONCILE_INTERVAL_SECONDS=0.2,
-                       CART_CLEANUP_INTERVAL_SECONDS=0.2, ABANDONED_CART_SECONDS=3600)
+    store = make_store(
+        database_url=database_url,
+        STRIPE_SECRET_KEY="sk_test_unused",
+        STRIPE_API_BASE="http://127.0.0.1:9",
+        RECONCILE_INTERVAL_SECONDS=0.2,
+        CART_CLEANUP_INTERVAL_SECONDS=0.2,
+        ABANDONED_CART_SECONDS=3600,
+    )
     shopper, keeper = store.client(), store.client()
     cart, kept = fill(shopper, (1, 1)), fill(keeper, (2, 1))
     age(store, cart["id"], days=1)
@@ -200,8 +222,12 @@ def test_an_upgraded_database_hands_out_ids_past_its_existing_carts(shop_store):
     with shop_store.app.app_context():
         flask_migrate.downgrade(directory=str(MIGRATIONS), revision="7b3e1c9a4f20")
         for _ in range(7):  # carts as the previous release wrote them: ids from the database
-            db.session.execute(text("INSERT INTO carts (version, total, status, currency, checkout_count, "
-                                    "created_at) VALUES (1, 0, 'open', 'usd', 0, CURRENT_TIMESTAMP)"))
+            db.session.execute(
+                text(
+                    "INSERT INTO carts (version, total, status, currency, checkout_count, "
+                    "created_at) VALUES (1, 0, 'open', 'usd', 0, CURRENT_TIMESTAMP)"
+                )
+            )
         db.session.commit()
         existing = db.session.scalar(select(func.max(Cart.id)))
         db.session.remove()
@@ -220,8 +246,13 @@ def test_an_upgrade_counts_existing_carts_as_changed_now_and_leaves_no_default(s
     with shop_store.app.app_context():
         flask_migrate.downgrade(directory=str(MIGRATIONS), revision="5c0ffee7a1b2")
         old = (utcnow() - timedelta(days=60)).replace(microsecond=0)
-        db.session.execute(text("INSERT INTO carts (version, total, status, currency, checkout_count, created_at) "
-                                "VALUES (1, 0, 'open', 'usd', 0, :old)"), {"old": old})
+        db.session.execute(
+            text(
+                "INSERT INTO carts (version, total, status, currency, checkout_count, created_at) "
+                "VALUES (1, 0, 'open', 'usd', 0, :old)"
+            ),
+            {"old": old},
+        )
         db.session.commit()
         db.session.remove()
         before = utcnow() - timedelta(seconds=5)
@@ -237,15 +268,20 @@ def test_an_upgrade_counts_existing_carts_as_changed_now_and_leaves_no_default(s
 def test_a_price_change_does_not_keep_an_abandoned_cart_alive(make_store, database_url):
     import base64
 
-    store = make_store(database_url=database_url, STRIPE_SECRET_KEY="sk_test_unused",
-                       STRIPE_API_BASE="http://127.0.0.1:9", ADMIN_PASSWORD="pw")
+    store = make_store(
+        database_url=database_url,
+        STRIPE_SECRET_KEY="sk_test_unused",
+        STRIPE_API_BASE="http://127.0.0.1:9",
+        ADMIN_PASSWORD="pw",
+    )
     shopper = store.client()
     cart = fill(shopper, (1, 1))
     age(store, cart["id"], days=31)
     auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
     for price in (2500, 2600):
-        assert store.client().patch("/admin/api/products/1", json={"unit_amount": price},
-                                    headers=auth).status_code == 200
+        assert (
+            store.client().patch("/admin/api/products/1", json={"unit_amount": price}, headers=auth).status_code == 200
+        )
     assert shopper.get("/api/cart").get_json()["version"] == cart["version"] + 2  # repriced, twice
     assert cleanup(store).strip() == '{"carts_removed": 1}'
 
@@ -269,8 +305,15 @@ def test_the_periodic_cleanup_runs_once_per_store_whichever_process_asks(make_st
     from storefront.wiring import current_shop
 
     url = database_url or f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    processes = [make_store(database_url=url, STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9",
-                            CART_CLEANUP_INTERVAL_SECONDS=3600) for _ in range(3)]
+    processes = [
+        make_store(
+            database_url=url,
+            STRIPE_SECRET_KEY="sk_test_unused",
+            STRIPE_API_BASE="http://127.0.0.1:9",
+            CART_CLEANUP_INTERVAL_SECONDS=3600,
+        )
+        for _ in range(3)
+    ]
     age(processes[0], fill(processes[0].client(), (1, 1))["id"], days=40)
     ran = []
     for store in processes:

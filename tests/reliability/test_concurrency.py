@@ -97,8 +97,9 @@ def owner_writes(store, http, product_id, count, seed):
             answer = http.put(f"{store.url}/api/cart/items/{product_id}", json={"quantity": quantity}, timeout=30)
         else:
             quantity += 1
-            answer = http.post(f"{store.url}/api/cart/items", json={"product_id": product_id, "quantity": 1},
-                               timeout=30)
+            answer = http.post(
+                f"{store.url}/api/cart/items", json={"product_id": product_id, "quantity": 1}, timeout=30
+            )
         answers.append((answer.status_code, answer.json(), product_id, quantity))
     return answers
 
@@ -113,8 +114,12 @@ def adder_writes(store, http, product_id, count):
 
 
 def test_many_writers_on_one_cart_lose_no_update(make_store, database_url):
-    store = make_store(sandbox=None, database_url=database_url, STRIPE_SECRET_KEY="sk_test_unused",
-                       STRIPE_API_BASE="http://127.0.0.1:9")
+    store = make_store(
+        sandbox=None,
+        database_url=database_url,
+        STRIPE_SECRET_KEY="sk_test_unused",
+        STRIPE_API_BASE="http://127.0.0.1:9",
+    )
     first = http_shopper(store)
     per_writer = 25
     owners = [lambda p=p: owner_writes(store, same_shopper(store, first), p, per_writer, p) for p in range(1, 7)]
@@ -177,8 +182,12 @@ class _Client:
 
 def deliver(store, payload):
     secret = store.app.config["STRIPE_WEBHOOK_SECRET"]
-    answer = requests.post(f"{store.url}/webhooks/stripe", data=payload, timeout=60,
-                           headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload, secret)})
+    answer = requests.post(
+        f"{store.url}/webhooks/stripe",
+        data=payload,
+        timeout=60,
+        headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload, secret)},
+    )
     return answer.status_code, answer.json()
 
 
@@ -191,8 +200,9 @@ def reconcile_now(store):
 
 
 @pytest.mark.parametrize("handshake", [True, False], ids=["handshake", "no-handshake"])
-def test_simultaneous_deliveries_of_one_event_have_exactly_one_effect(make_store, sandbox, stripe_client,
-                                                                      database_url, handshake):
+def test_simultaneous_deliveries_of_one_event_have_exactly_one_effect(
+    make_store, sandbox, stripe_client, database_url, handshake
+):
     store = make_store(sandbox=sandbox, database_url=database_url)
     http = http_shopper(store)
     pi_id, order_id, cart = pay(store, http, handshake=handshake)
@@ -208,7 +218,8 @@ def test_simultaneous_deliveries_of_one_event_have_exactly_one_effect(make_store
         recorded = db.session.execute(select(WebhookEvent).where(WebhookEvent.id == json.loads(payload)["id"]))
         assert len(recorded.scalars().all()) == 1
         assert [(o.status, o.amount, o.amount_received, o.refund_due) for o in orders] == [
-            ("paid", cart["total"], cart["total"], 0)]
+            ("paid", cart["total"], cart["total"], 0)
+        ]
         assert order_id in (None, orders[0].id)
         db.session.remove()
     after = http.get(f"{store.url}/api/cart", timeout=10).json()
@@ -228,10 +239,12 @@ def test_a_handshake_racing_a_mutation_is_never_half_applied(make_store, sandbox
         http.post(f"{store.url}/api/cart/items", json={"product_id": 2, "quantity": 1}, timeout=10)
         started = http.post(f"{store.url}/api/checkout", timeout=10).json()
         cart = synced(_Client(store, http))
-        confirm = functools.partial(http.post, f"{store.url}/api/checkout/confirm",
-                                    json={"cart_version": cart["version"]}, timeout=60)
-        change = functools.partial(tab.post, f"{store.url}/api/cart/items", json={"product_id": 3, "quantity": 1},
-                                   timeout=60)
+        confirm = functools.partial(
+            http.post, f"{store.url}/api/checkout/confirm", json={"cart_version": cart["version"]}, timeout=60
+        )
+        change = functools.partial(
+            tab.post, f"{store.url}/api/cart/items", json={"product_id": 3, "quantity": 1}, timeout=60
+        )
         handshake, change = race(confirm, change)
         after = http.get(f"{store.url}/api/cart", timeout=10).json()
         outcome = (handshake.status_code, change.status_code)
@@ -250,8 +263,9 @@ def test_a_handshake_racing_a_mutation_is_never_half_applied(make_store, sandbox
             assert after["status"] == "open" and after["version"] == cart["version"] + 1
             assert {i["product_id"] for i in after["items"]} == {2, 3}
         else:
-            pytest.fail(f"handshake {handshake.status_code} {handshake.text} / change {change.status_code} "
-                        f"{change.text}")
+            pytest.fail(
+                f"handshake {handshake.status_code} {handshake.text} / change {change.status_code} {change.text}"
+            )
     print(f"handshake-vs-mutation outcomes on {database_url.split(':')[0]}: {dict(outcomes)}")
 
 
@@ -293,8 +307,14 @@ print(json.dumps({"ticks": len(inside), "max_gap": max(b - a for a, b in zip(edg
 @pytest.mark.parametrize("setup", ["wsgi", "plain-eventlet"])
 def test_the_postgresql_driver_does_not_block_eventlet(postgres_url, setup):
     env = {**os.environ, "PYTHONPATH": ROOT}
-    result = subprocess.run([sys.executable, "-c", GREEN_PROBE, postgres_url, setup], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", GREEN_PROBE, postgres_url, setup],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     if setup == "wsgi":

@@ -50,10 +50,17 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "server.log"
         self.env = {
-            **os.environ, "PORT": str(self.port), "STRIPE_SANDBOX_PORT": str(sandbox.port),
-            "STRIPE_SANDBOX_EXTERNAL": "1", "STRIPE_WEBHOOK_SECRET": SECRET, "DATABASE_URL": f"sqlite:///{self.db_path}",
-            "SECRET_KEY": "crash-test-secret", "RECONCILE_INTERVAL_SECONDS": "0", "PYTHONUNBUFFERED": "1",
-            "CART_RATE_LIMIT": "1000 per second", **{k: str(v) for k, v in settings.items()},
+            **os.environ,
+            "PORT": str(self.port),
+            "STRIPE_SANDBOX_PORT": str(sandbox.port),
+            "STRIPE_SANDBOX_EXTERNAL": "1",
+            "STRIPE_WEBHOOK_SECRET": SECRET,
+            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "SECRET_KEY": "crash-test-secret",
+            "RECONCILE_INTERVAL_SECONDS": "0",
+            "PYTHONUNBUFFERED": "1",
+            "CART_RATE_LIMIT": "1000 per second",
+            **{k: str(v) for k, v in settings.items()},
         }
         for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_API_BASE", "SOCKETIO_MESSAGE_QUEUE"):
             self.env.pop(name, None)
@@ -62,8 +69,9 @@ class Server:
 
     def start(self):
         log = open(self.log_path, "a")  # noqa: SIM115 - the child keeps writing to it
-        self.process = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "wsgi.py"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
 
         def ready():
@@ -96,8 +104,14 @@ class Server:
 
     def flask(self, *args):
         """Run a `flask` command of the storefront against the same database and sandbox."""
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", *args], cwd=ROOT,
-                                env=self.env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "storefront", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
@@ -160,14 +174,20 @@ class Shopper:
         return self.call("GET", f"/api/orders/{order_id}").json()
 
     def order_becomes(self, order_id, status, timeout=60):
-        return wait_for(lambda: (o := self.order(order_id))["status"] == status and o, timeout=timeout,
-                        message=f"order {order_id} to be {status}")
+        return wait_for(
+            lambda: (o := self.order(order_id))["status"] == status and o,
+            timeout=timeout,
+            message=f"order {order_id} to be {status}",
+        )
 
 
 def succeeded_event_id(sandbox, pi_id):
     with sandbox.state.lock:
-        return next(e["id"] for e in sandbox.state.events
-                    if e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] == pi_id)
+        return next(
+            e["id"]
+            for e in sandbox.state.events
+            if e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] == pi_id
+        )
 
 
 def assert_paid_once(server, shopper, order_id, cart, pi_id):
@@ -213,8 +233,11 @@ def test_killed_after_stripe_confirmed_before_the_webhook_was_recorded(server, r
     assert store.query("SELECT status FROM orders WHERE id = ?", order_id) == [("awaiting_payment",)]
 
     if recovery == "redelivery":
-        wait_for(lambda: any(d["status_code"] is None for d in store.sandbox.state.webhooks.list_deliveries(event_id)),
-                 timeout=30, message="a delivery attempt to find the server dead")
+        wait_for(
+            lambda: any(d["status_code"] is None for d in store.sandbox.state.webhooks.list_deliveries(event_id)),
+            timeout=30,
+            message="a delivery attempt to find the server dead",
+        )
     control(store.sandbox.url, "DELETE", "/faults")
     store.start()
     if recovery == "flask-reconcile":
@@ -283,8 +306,15 @@ def test_killed_during_a_payment_intent_update(server, recovery):
     store.start()
 
     if recovery == "flask-reconcile":
-        summary = json.loads(wait_for(lambda: _lease_expired(store, cart["id"]) and store.flask(
-            "reconcile", "--older-than", "0"), timeout=30, message="reconcile").strip().splitlines()[-1])
+        summary = json.loads(
+            wait_for(
+                lambda: _lease_expired(store, cart["id"]) and store.flask("reconcile", "--older-than", "0"),
+                timeout=30,
+                message="reconcile",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
         assert summary["syncs_requested"] == 1, summary
     if recovery != "handshake":
         current = shopper.synced()

@@ -45,7 +45,8 @@ scalars = st.one_of(
     st.sampled_from([0, 1, 2, 99, 100, -1, 2**31, 2**63, "1", "01", "²", "١", 1.0, 1.5, "", "null"]),
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
 fields = st.fixed_dictionaries(
@@ -54,13 +55,27 @@ fields = st.fixed_dictionaries(
 objects = st.builds(lambda known, extra: {**extra, **known}, fields, st.dictionaries(st.text(max_size=8), json_values))
 oversized = st.integers(16 * 1024 + 1, 64 * 1024).map(lambda n: '{"product_id": 1, "pad": "' + "x" * n + '"}')
 bodies = st.one_of(
-    objects.map(json.dumps), json_values.map(json.dumps), st.binary(max_size=200), st.text(max_size=200), oversized,
-    st.just(""), st.just("{"), st.just('{"quantity": 1e999999}'), st.just('{"product_id": ' + "9" * 5000 + "}"),
+    objects.map(json.dumps),
+    json_values.map(json.dumps),
+    st.binary(max_size=200),
+    st.text(max_size=200),
+    oversized,
+    st.just(""),
+    st.just("{"),
+    st.just('{"quantity": 1e999999}'),
+    st.just('{"product_id": ' + "9" * 5000 + "}"),
 )
-content_types = st.sampled_from([
-    "application/json", "application/json; charset=utf-8", "application/vnd.api+json", "text/plain",
-    "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None,
-])
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        None,
+    ]
+)
 path_ids = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.text(max_size=30),
@@ -194,15 +209,21 @@ def test_deep_json_over_the_real_server_is_a_400(offline_store, shopper):
     http = requests.Session()
     assert http.post(f"{offline_store.url}/api/cart/items", json={"product_id": 1, "quantity": 1}).status_code == 200
     for path, method in (("/api/cart/items", "POST"), ("/api/cart/items/1", "PUT")):
-        answer = http.request(method, f"{offline_store.url}{path}", data=HOSTILE_BODIES["deep array"],
-                              headers={"Content-Type": "application/json"}, timeout=10)
+        answer = http.request(
+            method,
+            f"{offline_store.url}{path}",
+            data=HOSTILE_BODIES["deep array"],
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
 
 
 # --- Socket.IO events --------------------------------------------------------------------------
 
-event_names = st.one_of(st.just("get_cart"), st.sampled_from(["cart", "order", "message", "json"]),
-                        st.text(max_size=20))
+event_names = st.one_of(
+    st.just("get_cart"), st.sampled_from(["cart", "order", "message", "json"]), st.text(max_size=20)
+)
 event_args = st.lists(st.one_of(json_values, st.binary(max_size=50)), max_size=3)
 
 
@@ -231,7 +252,7 @@ def test_socket_events_with_garbage_never_break_the_connection_or_the_cart(offli
 # Engine.io OPEN/PING/NOOP and anything after CLOSE hit python-engineio bugs: see the xfail tests below.
 engine_packets = st.one_of(
     st.text(max_size=60).map(lambda text: "4" + text),
-    st.sampled_from(["4", "42", '42["get_cart"', '42[1,2]', "40{", '42["get_cart",' + "[" * 500, "3", "3probe", "5"]),
+    st.sampled_from(["4", "42", '42["get_cart"', "42[1,2]", "40{", '42["get_cart",' + "[" * 500, "3", "3probe", "5"]),
     st.text(max_size=60).filter(lambda text: not text[:1] or text[0] not in "0123456789"),
 )
 
@@ -263,9 +284,12 @@ def test_upstream_a_post_after_close_is_not_a_500(offline_store):
     assert http.post(url, data=b"4x", timeout=5).status_code < 500
 
 
-@pytest.mark.xfail(strict=True, raises=requests.exceptions.ReadTimeout,
-                   reason="python-engineio 4.15: an OPEN/PING/NOOP packet from the client blocks its POST "
-                          "(disconnect waits for a GET to drain the queue)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=requests.exceptions.ReadTimeout,
+    reason="python-engineio 4.15: an OPEN/PING/NOOP packet from the client blocks its POST "
+    "(disconnect waits for a GET to drain the queue)",
+)
 def test_upstream_an_open_packet_from_the_client_does_not_block_the_request(offline_store):
     http, url = polling_session(offline_store)
     assert http.post(url, data=b"0", timeout=2).status_code < 500
@@ -275,11 +299,11 @@ def test_upstream_an_open_packet_from_the_client_does_not_block_the_request(offl
 def test_socketio_refuses_a_foreign_origin(offline_store, origin):
     http = requests.Session()
     http.get(f"{offline_store.url}/api/cart", timeout=5)
-    refused = http.get(f"{offline_store.url}/socket.io/?EIO=4&transport=polling", headers={"Origin": origin},
-                       timeout=5)
+    refused = http.get(f"{offline_store.url}/socket.io/?EIO=4&transport=polling", headers={"Origin": origin}, timeout=5)
     assert refused.status_code == 400
-    own = http.get(f"{offline_store.url}/socket.io/?EIO=4&transport=polling",
-                   headers={"Origin": offline_store.url}, timeout=5)
+    own = http.get(
+        f"{offline_store.url}/socket.io/?EIO=4&transport=polling", headers={"Origin": offline_store.url}, timeout=5
+    )
     assert own.status_code == 200
 
 
@@ -347,8 +371,9 @@ def test_cross_site_writes_are_refused_and_change_nothing(offline_store, shopper
 @pytest.mark.parametrize("method,path,body", [r for r in STATE_CHANGING if r[2] is not None])
 def test_a_simple_cross_site_form_post_without_origin_is_refused_as_not_json(shopper, method, path, body):
     before = cart_of(shopper)
-    answer = shopper.open(path, method=method, data=urllib.parse.urlencode(body),
-                          content_type="application/x-www-form-urlencoded")
+    answer = shopper.open(
+        path, method=method, data=urllib.parse.urlencode(body), content_type="application/x-www-form-urlencoded"
+    )
     assert answer.status_code == 400 and assert_json_error(answer)["code"] == "invalid_json"
     assert cart_of(shopper) == before
 
@@ -362,8 +387,9 @@ def test_the_session_cookie_is_samesite_lax_and_httponly(offline_store):
 
 
 def test_cart_mutations_share_one_rate_limit_per_session(make_store):
-    store = make_store(STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9",
-                       CART_RATE_LIMIT="5 per minute")
+    store = make_store(
+        STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9", CART_RATE_LIMIT="5 per minute"
+    )
     greedy, other = store.client(), store.client()
     cart_of(greedy), cart_of(other)
     assert greedy.post("/api/cart/items", json={"product_id": 1, "quantity": 1}).status_code == 200
@@ -385,12 +411,16 @@ def test_cart_mutations_share_one_rate_limit_per_session(make_store):
 @pytest.mark.parametrize("secret_key", [None, "", DEV_SECRET_KEY])
 def test_production_refuses_to_start_with_the_default_secret_key(tmp_path, secret_key):
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "STRIPE_SECRET_KEY")}
-    env.update(STOREFRONT_ENV="production", STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET="whsec_x",
-               DATABASE_URL=sqlite_url(tmp_path), PORT="1")
+    env.update(
+        STOREFRONT_ENV="production",
+        STRIPE_SECRET_KEY="sk_test_x",
+        STRIPE_WEBHOOK_SECRET="whsec_x",
+        DATABASE_URL=sqlite_url(tmp_path),
+        PORT="1",
+    )
     if secret_key is not None:
         env["SECRET_KEY"] = secret_key
-    result = subprocess.run([sys.executable, "wsgi.py"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([sys.executable, "wsgi.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "SECRET_KEY must be set in production" in result.stderr
 
@@ -415,8 +445,14 @@ def test_production_with_real_secrets_starts_and_marks_the_cookie_secure(tmp_pat
 
 
 def event_for(pi_id, event_type="payment_intent.succeeded", **extra):
-    return {"id": "evt_" + uuid.uuid4().hex, "object": "event", "type": event_type, "created": int(time.time()),
-            "data": {"object": {"id": pi_id, "object": "payment_intent", **extra}}, "livemode": False}
+    return {
+        "id": "evt_" + uuid.uuid4().hex,
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "data": {"object": {"id": pi_id, "object": "payment_intent", **extra}},
+        "livemode": False,
+    }
 
 
 def paid_without_webhook(store):
@@ -435,10 +471,16 @@ def paid_without_webhook(store):
 
 def paid_directly(stripe_client, amount, metadata):
     """A PaymentIntent created and paid server-side with our key, outside any storefront cart."""
-    return stripe_client.v1.payment_intents.create(params={
-        "amount": amount, "currency": "usd", "metadata": metadata, "confirm": True, "payment_method": "pm_card_visa",
-        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-    })
+    return stripe_client.v1.payment_intents.create(
+        params={
+            "amount": amount,
+            "currency": "usd",
+            "metadata": metadata,
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        }
+    )
 
 
 def succeeded_event(stripe_client, pi_id):
@@ -452,8 +494,9 @@ def test_forged_webhooks_are_refused_and_the_real_one_acts_exactly_once(store, s
     event = succeeded_event(stripe_client, pi_id)
     payload = json.dumps(event)
     web = store.app.test_client()
-    tampered = payload.replace(f'"amount_received": {event["data"]["object"]["amount_received"]}',
-                               '"amount_received": 1')
+    tampered = payload.replace(
+        f'"amount_received": {event["data"]["object"]["amount_received"]}', '"amount_received": 1'
+    )
     forgeries = [
         post_event(web, payload, None),
         post_event(web, payload, "whsec_wrong"),
@@ -491,8 +534,9 @@ def test_events_for_unknown_or_foreign_payment_intents_change_no_order(store, st
         for kind in ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"):
             answer = post_event(web, event_for(pi_id, kind, amount_received=4200), secret)
             assert answer.status_code == 200, answer.get_json()
-        answer = post_event(web, event_for(pi_id, "charge.refunded", payment_intent=pi_id, amount_refunded=10**6),
-                            secret)
+        answer = post_event(
+            web, event_for(pi_id, "charge.refunded", payment_intent=pi_id, amount_refunded=10**6), secret
+        )
         assert answer.status_code == 200
     assert orders_snapshot(store.app) == before
     for pi_id in foreign:
@@ -502,8 +546,9 @@ def test_events_for_unknown_or_foreign_payment_intents_change_no_order(store, st
 
 @pytest.mark.parametrize("configured", ["", None])
 def test_without_a_webhook_secret_every_event_is_refused(make_store, configured):
-    store = make_store(STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9",
-                       STRIPE_WEBHOOK_SECRET=configured)
+    store = make_store(
+        STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9", STRIPE_WEBHOOK_SECRET=configured
+    )
     web = store.app.test_client()
     for secret in ("", "whsec_guess", None):
         answer = post_event(web, event_for("pi_123"), secret)
@@ -513,24 +558,46 @@ def test_without_a_webhook_secret_every_event_is_refused(make_store, configured)
 event_shapes = st.fixed_dictionaries(
     {
         "id": st.one_of(st.text(max_size=300), json_values),
-        "type": st.one_of(st.sampled_from(["payment_intent.succeeded", "payment_intent.payment_failed",
-                                           "payment_intent.canceled", "payment_intent.processing",
-                                           "charge.refunded", "customer.created"]), json_values),
+        "type": st.one_of(
+            st.sampled_from(
+                [
+                    "payment_intent.succeeded",
+                    "payment_intent.payment_failed",
+                    "payment_intent.canceled",
+                    "payment_intent.processing",
+                    "charge.refunded",
+                    "customer.created",
+                ]
+            ),
+            json_values,
+        ),
         "created": st.one_of(st.integers(min_value=-(2**70), max_value=2**70), json_values),
         "data": st.one_of(
             json_values,
-            st.fixed_dictionaries({"object": st.one_of(json_values, st.fixed_dictionaries(
-                {}, optional={"id": st.one_of(st.text(max_size=40), json_values, st.just("PI")),
-                              "payment_intent": st.one_of(json_values, st.just("PI")),
-                              "amount_refunded": json_values}))}),
+            st.fixed_dictionaries(
+                {
+                    "object": st.one_of(
+                        json_values,
+                        st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "id": st.one_of(st.text(max_size=40), json_values, st.just("PI")),
+                                "payment_intent": st.one_of(json_values, st.just("PI")),
+                                "amount_refunded": json_values,
+                            },
+                        ),
+                    )
+                }
+            ),
         ),
     }
 )
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_validly_signed_garbage_events_are_never_a_5xx_and_change_no_order(request, make_store, sandbox,
-                                                                           stripe_client, database):
+def test_validly_signed_garbage_events_are_never_a_5xx_and_change_no_order(
+    request, make_store, sandbox, stripe_client, database
+):
     database_url = request.getfixturevalue("postgres_url") if database == "postgres" else None
     store = make_store(sandbox=sandbox, database_url=database_url)
     secret = store.app.config["STRIPE_WEBHOOK_SECRET"]
@@ -542,15 +609,37 @@ def test_validly_signed_garbage_events_are_never_a_5xx_and_change_no_order(reque
     @example(shape={"id": "evt_\x00", "type": "customer.created"})
     @example(shape={"id": "e" * 300, "type": "customer.created"})
     @example(shape={"id": "evt_type_nul", "type": "payment_intent.succeeded\x00"})
-    @example(shape={"id": "evt_far_future", "type": "payment_intent.succeeded", "created": 2**70,
-                    "data": {"object": {"id": "PI"}}})
-    @example(shape={"id": "evt_year_33658", "type": "payment_intent.payment_failed", "created": 10**12,
-                    "data": {"object": {"id": "PI"}}})
+    @example(
+        shape={
+            "id": "evt_far_future",
+            "type": "payment_intent.succeeded",
+            "created": 2**70,
+            "data": {"object": {"id": "PI"}},
+        }
+    )
+    @example(
+        shape={
+            "id": "evt_year_33658",
+            "type": "payment_intent.payment_failed",
+            "created": 10**12,
+            "data": {"object": {"id": "PI"}},
+        }
+    )
     @example(shape={"id": "evt_list_object", "type": "charge.refunded", "data": {"object": ["PI"]}})
-    @example(shape={"id": "evt_infinite_refund", "type": "charge.refunded",
-                    "data": {"object": {"payment_intent": "PI", "amount_refunded": float("inf")}}})
-    @example(shape={"id": "evt_nul_pi", "type": "charge.refunded",
-                    "data": {"object": {"payment_intent": "pi_\x00", "amount_refunded": 1}}})
+    @example(
+        shape={
+            "id": "evt_infinite_refund",
+            "type": "charge.refunded",
+            "data": {"object": {"payment_intent": "PI", "amount_refunded": float("inf")}},
+        }
+    )
+    @example(
+        shape={
+            "id": "evt_nul_pi",
+            "type": "charge.refunded",
+            "data": {"object": {"payment_intent": "pi_\x00", "amount_refunded": 1}},
+        }
+    )
     @example(shape={"id": "evt_dict_pi", "type": "payment_intent.succeeded", "data": {"object": {"id": {"a": 1}}}})
     def check(shape):
         payload = json.dumps(shape).replace('"PI"', json.dumps(pi.id))

@@ -41,14 +41,25 @@ class Store:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "SOCKETIO_"))}
-        env.update(PORT=str(self.port), STRIPE_SANDBOX_PORT=str(free_port()), PYTHONUNBUFFERED="1",
-                   DATABASE_URL=f"sqlite:///{tmp_path / 'store.sqlite3'}", SECRET_KEY="flood-test-secret",
-                   RECONCILE_INTERVAL_SECONDS="0")
+        env.update(
+            PORT=str(self.port),
+            STRIPE_SANDBOX_PORT=str(free_port()),
+            PYTHONUNBUFFERED="1",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'store.sqlite3'}",
+            SECRET_KEY="flood-test-secret",
+            RECONCILE_INTERVAL_SECONDS="0",
+        )
         env.update({k: str(v) for k, v in settings.items()})
         self.log_path = tmp_path / "server.log"
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "wsgi.py"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"wsgi.py exited:\n{self.log_tail()}"
@@ -174,8 +185,10 @@ class Watcher:
         self.store, self.http = store, http
         self.latencies, self.failures, self.rss = [], [], []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._shop, daemon=True),
-                         threading.Thread(target=self._measure_memory, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._shop, daemon=True),
+            threading.Thread(target=self._measure_memory, daemon=True),
+        ]
 
     def __enter__(self):
         for thread in self._threads:

@@ -16,8 +16,12 @@ RECORD_SEPARATOR = "\x1e"  # between packets of one engine.io polling payload
 
 @pytest.fixture
 def limited_store(make_store):
-    return make_store(STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9",
-                      SOCKETIO_EVENT_LIMIT="10 per second", SOCKETIO_MAX_MESSAGE_BYTES=4096)
+    return make_store(
+        STRIPE_SECRET_KEY="sk_test_unused",
+        STRIPE_API_BASE="http://127.0.0.1:9",
+        SOCKETIO_EVENT_LIMIT="10 per second",
+        SOCKETIO_MAX_MESSAGE_BYTES=4096,
+    )
 
 
 def shopper_cookie(store):
@@ -110,8 +114,12 @@ def test_a_polling_post_over_the_size_limit_is_refused_unread(limited_store):
 
 
 def test_a_socket_read_with_no_database_slot_free_answers_busy_and_http_goes_on(make_store):
-    store = make_store(STRIPE_SECRET_KEY="sk_test_unused", STRIPE_API_BASE="http://127.0.0.1:9",
-                       SOCKETIO_DB_CONNECTIONS=1, SOCKETIO_DB_WAIT_SECONDS=0.2)
+    store = make_store(
+        STRIPE_SECRET_KEY="sk_test_unused",
+        STRIPE_API_BASE="http://127.0.0.1:9",
+        SOCKETIO_DB_CONNECTIONS=1,
+        SOCKETIO_DB_WAIT_SECONDS=0.2,
+    )
     shopper = store.client()
     cart = fill(shopper, (2, 1))
     tab = store.tab(shopper)

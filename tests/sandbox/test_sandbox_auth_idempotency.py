@@ -12,8 +12,9 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def new_pi(client):
-    return client.v1.payment_intents.create(params={
-        "amount": 2000, "currency": "usd", "payment_method_types": ["card"], "metadata": {"k": "v"}})
+    return client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd", "payment_method_types": ["card"], "metadata": {"k": "v"}}
+    )
 
 
 def test_wrong_or_missing_key_is_401(sandbox):
@@ -42,8 +43,9 @@ def test_publishable_key_can_only_retrieve_and_confirm_with_client_secret(sandbo
     seen = public.v1.payment_intents.retrieve(pi.id, params={"client_secret": pi.client_secret})
     assert seen.amount == 2000 and seen.status == "requires_payment_method"
     assert "metadata" not in seen and "amount_received" not in seen and "latest_charge" not in seen
-    confirmed = public.v1.payment_intents.confirm(pi.id, params={
-        "client_secret": pi.client_secret, "payment_method": "pm_card_visa"})
+    confirmed = public.v1.payment_intents.confirm(
+        pi.id, params={"client_secret": pi.client_secret, "payment_method": "pm_card_visa"}
+    )
     assert confirmed.status == "succeeded" and "metadata" not in confirmed
     with pytest.raises(stripe.AuthenticationError):
         public.v1.payment_intents.cancel(pi.id)
@@ -51,9 +53,15 @@ def test_publishable_key_can_only_retrieve_and_confirm_with_client_secret(sandbo
 
 def test_cors_preflight_and_headers(sandbox):
     origin = "http://127.0.0.1:5000"
-    resp = requests.options(f"{sandbox.url}/v1/payment_intents/pi_x/confirm", timeout=5, headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
+    resp = requests.options(
+        f"{sandbox.url}/v1/payment_intents/pi_x/confirm",
+        timeout=5,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert resp.status_code == 204
     assert resp.headers["Access-Control-Allow-Origin"] == origin
     assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
@@ -63,8 +71,12 @@ def test_cors_preflight_and_headers(sandbox):
 
 
 def raw_post(sandbox, path, data, key, api_key=None):
-    return requests.post(f"{sandbox.url}{path}", data=data, timeout=5, headers={
-        "Authorization": f"Bearer {api_key or sandbox.secret_key}", "Idempotency-Key": key})
+    return requests.post(
+        f"{sandbox.url}{path}",
+        data=data,
+        timeout=5,
+        headers={"Authorization": f"Bearer {api_key or sandbox.secret_key}", "Idempotency-Key": key},
+    )
 
 
 def test_same_key_same_params_replays(sandbox, stripe_client):
@@ -77,11 +89,13 @@ def test_same_key_same_params_replays(sandbox, stripe_client):
 
 
 def test_same_key_other_params_is_idempotency_error(stripe_client):
-    stripe_client.v1.payment_intents.create(params={"amount": 1500, "currency": "usd"},
-                                            options={"idempotency_key": "k2"})
+    stripe_client.v1.payment_intents.create(
+        params={"amount": 1500, "currency": "usd"}, options={"idempotency_key": "k2"}
+    )
     with pytest.raises(stripe.IdempotencyError) as exc:
-        stripe_client.v1.payment_intents.create(params={"amount": 1600, "currency": "usd"},
-                                                options={"idempotency_key": "k2"})
+        stripe_client.v1.payment_intents.create(
+            params={"amount": 1600, "currency": "usd"}, options={"idempotency_key": "k2"}
+        )
     assert exc.value.http_status == 400 and exc.value.error.type == "idempotency_error"
 
 
@@ -105,8 +119,11 @@ def test_keys_are_scoped_per_api_key_and_ignored_on_get(sandbox, stripe_client):
     other = raw_post(sandbox, "/v1/payment_intents", {"amount": "900", "currency": "usd"}, "shared")
     assert other.status_code == 200 and other.json()["amount"] == 900
     for _ in range(2):
-        got = requests.get(f"{sandbox.url}/v1/payment_intents/{pi.id}", timeout=5, headers={
-            "Authorization": f"Bearer {sandbox.secret_key}", "Idempotency-Key": "shared"})
+        got = requests.get(
+            f"{sandbox.url}/v1/payment_intents/{pi.id}",
+            timeout=5,
+            headers={"Authorization": f"Bearer {sandbox.secret_key}", "Idempotency-Key": "shared"},
+        )
         assert got.status_code == 200 and "Idempotent-Replayed" not in got.headers
 
 
@@ -116,8 +133,10 @@ def test_concurrent_same_key_gets_409_while_first_runs(sandbox):
     results = []
     first = threading.Thread(target=lambda: results.append(raw_post(sandbox, "/v1/payment_intents", params, "k5")))
     first.start()
-    wait_until(lambda: requests.get(f"{sandbox.url}/_sandbox/faults/stats", timeout=5).json().get("latency"),
-               message="first request executing")
+    wait_until(
+        lambda: requests.get(f"{sandbox.url}/_sandbox/faults/stats", timeout=5).json().get("latency"),
+        message="first request executing",
+    )
     conflict = raw_post(sandbox, "/v1/payment_intents", params, "k5")
     first.join()
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "idempotency_key_in_use"

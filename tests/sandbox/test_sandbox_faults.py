@@ -28,8 +28,9 @@ def stats(sandbox):
 
 
 def card_pi(client):
-    return client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd",
-                                                    "payment_method_types": ["card"]})
+    return client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "payment_method_types": ["card"]}
+    )
 
 
 def test_rate_limit_is_429_rate_limit_error_not_retried_by_sdk(sandbox, stripe_client):
@@ -47,8 +48,7 @@ def test_lock_timeout_on_overlapping_writes(sandbox, stripe_client):
     pi = card_pi(stripe_client)
     set_faults(sandbox, lock_timeout=True, latency={"fixed_ms": 300})
     no_retry = make_client(sandbox, retries=0)
-    slow = threading.Thread(target=lambda: no_retry.v1.payment_intents.update(
-        pi.id, params={"metadata": {"a": "1"}}))
+    slow = threading.Thread(target=lambda: no_retry.v1.payment_intents.update(pi.id, params={"metadata": {"a": "1"}}))
     slow.start()
     wait_until(lambda: stats(sandbox).get("latency", 0) >= 1)
     with pytest.raises(stripe.RateLimitError) as exc:
@@ -56,8 +56,7 @@ def test_lock_timeout_on_overlapping_writes(sandbox, stripe_client):
     slow.join()
     assert exc.value.error.code == "lock_timeout" and exc.value.headers["Stripe-Should-Retry"] == "true"
     # With retries (as the storefront configures), the SDK retries the lock_timeout and succeeds.
-    slow = threading.Thread(target=lambda: no_retry.v1.payment_intents.update(
-        pi.id, params={"metadata": {"c": "3"}}))
+    slow = threading.Thread(target=lambda: no_retry.v1.payment_intents.update(pi.id, params={"metadata": {"c": "3"}}))
     slow.start()
     wait_until(lambda: stats(sandbox).get("latency", 0) >= 2)
     updated = make_client(sandbox, retries=3).v1.payment_intents.update(pi.id, params={"metadata": {"d": "4"}})
@@ -78,11 +77,13 @@ def test_hang_gives_api_connection_error_but_the_write_happened(sandbox):
     set_faults(sandbox, hang_rate=1.0, hang_seconds=5)
     client = make_client(sandbox, timeout=0.3, retries=0)
     with pytest.raises(stripe.APIConnectionError):
-        client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"},
-                                         options={"idempotency_key": "hang-1"})
+        client.v1.payment_intents.create(
+            params={"amount": 1000, "currency": "usd"}, options={"idempotency_key": "hang-1"}
+        )
     requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)  # also ends the hang
     replay = make_client(sandbox).v1.payment_intents.create(
-        params={"amount": 1000, "currency": "usd"}, options={"idempotency_key": "hang-1"})
+        params={"amount": 1000, "currency": "usd"}, options={"idempotency_key": "hang-1"}
+    )
     assert replay.last_response.headers.get("Idempotent-Replayed") == "true"
 
 
@@ -113,10 +114,27 @@ def test_faults_merge_clear_reset_and_reject_unknown(sandbox):
 def test_cli_starts_with_flags_and_env(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STRIPE_SANDBOX_SEPA_DELAY": "0.1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stripe_sandbox", "--port", "0", "--quiet", "--secret-key", "sk_test_cli",
-         "--webhook-url", "http://127.0.0.1:9/a", "--webhook-secret", "whsec_cli",
-         "--faults", '{"latency": {"fixed_ms": 1}}'],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "stripe_sandbox",
+            "--port",
+            "0",
+            "--quiet",
+            "--secret-key",
+            "sk_test_cli",
+            "--webhook-url",
+            "http://127.0.0.1:9/a",
+            "--webhook-secret",
+            "whsec_cli",
+            "--faults",
+            '{"latency": {"fixed_ms": 1}}',
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("stripe sandbox listening on http://127.0.0.1:")
@@ -133,8 +151,16 @@ def test_cli_starts_with_flags_and_env(tmp_path):
 def test_shim_is_served_with_its_selectors(sandbox):
     resp = requests.get(f"{sandbox.url}/v3/", timeout=5)
     assert resp.status_code == 200 and "javascript" in resp.headers["Content-Type"]
-    for selector in ("sandbox-method-card", "sandbox-method-sepa", "sandbox-card-number", "sandbox-iban",
-                     "sandbox-3ds-complete", "sandbox-3ds-fail", "confirmPayment", "retrievePaymentIntent",
-                     "fetchUpdates"):
+    for selector in (
+        "sandbox-method-card",
+        "sandbox-method-sepa",
+        "sandbox-card-number",
+        "sandbox-iban",
+        "sandbox-3ds-complete",
+        "sandbox-3ds-fail",
+        "confirmPayment",
+        "retrievePaymentIntent",
+        "fetchUpdates",
+    ):
         assert selector in resp.text
     assert requests.get(f"{sandbox.url}/v3", timeout=5).text == resp.text

@@ -133,8 +133,12 @@ def test_unknown_id_is_404_resource_missing(stripe_client):
 
 def test_every_answer_has_a_request_id_and_no_traceback(sandbox):
     auth = {"Authorization": f"Bearer {sandbox.secret_key}"}
-    resp = requests.post(f"{sandbox.url}/v1/payment_intents", data="amount[x]=1&currency=usd",
-                         headers={**auth, "Content-Type": "application/x-www-form-urlencoded"}, timeout=5)
+    resp = requests.post(
+        f"{sandbox.url}/v1/payment_intents",
+        data="amount[x]=1&currency=usd",
+        headers={**auth, "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
     assert resp.status_code == 400 and resp.headers["Request-Id"].startswith("req_")
     assert resp.json()["error"]["param"] == "amount"
     resp = requests.get(f"{sandbox.url}/v1/unknown", headers=auth, timeout=5)

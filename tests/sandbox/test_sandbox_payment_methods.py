@@ -11,28 +11,39 @@ pytestmark = pytest.mark.timeout(30)
 
 def card_pi(client, **params):
     return client.v1.payment_intents.create(
-        params={"amount": 5000, "currency": "eur", "payment_method_types": ["card"], **params})
+        params={"amount": 5000, "currency": "eur", "payment_method_types": ["card"], **params}
+    )
 
 
 def sepa_pi(client, iban):
     pi = client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur"})
-    return client.v1.payment_intents.confirm(pi.id, params={
-        "return_url": "http://shop/return",
-        "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": iban}}})
+    return client.v1.payment_intents.confirm(
+        pi.id,
+        params={
+            "return_url": "http://shop/return",
+            "payment_method_data": {"type": "sepa_debit", "sepa_debit": {"iban": iban}},
+        },
+    )
 
 
 def event_types(client, pi_id):
     events = [e.to_dict() for e in client.v1.events.list(params={"limit": 100}).data]
-    return [e["type"] for e in reversed(events) if pi_id in (e["data"]["object"]["id"],
-                                                             e["data"]["object"].get("payment_intent"))]
+    return [
+        e["type"]
+        for e in reversed(events)
+        if pi_id in (e["data"]["object"]["id"], e["data"]["object"].get("payment_intent"))
+    ]
 
 
-@pytest.mark.parametrize("method, decline_code", [
-    ({"payment_method": "pm_card_chargeDeclined"}, "generic_decline"),
-    ({"payment_method": "pm_card_chargeDeclinedInsufficientFunds"}, "insufficient_funds"),
-    ({"payment_method_data": {"type": "card", "card": {"number": "4000000000000002"}}}, "generic_decline"),
-    ({"payment_method_data": {"type": "card", "card": {"number": "4000000000009995"}}}, "insufficient_funds"),
-])
+@pytest.mark.parametrize(
+    "method, decline_code",
+    [
+        ({"payment_method": "pm_card_chargeDeclined"}, "generic_decline"),
+        ({"payment_method": "pm_card_chargeDeclinedInsufficientFunds"}, "insufficient_funds"),
+        ({"payment_method_data": {"type": "card", "card": {"number": "4000000000000002"}}}, "generic_decline"),
+        ({"payment_method_data": {"type": "card", "card": {"number": "4000000000009995"}}}, "insufficient_funds"),
+    ],
+)
 def test_declines_are_402_card_errors(stripe_client, method, decline_code):
     pi = card_pi(stripe_client)
     with pytest.raises(stripe.CardError) as exc:
@@ -51,15 +62,19 @@ def test_declines_are_402_card_errors(stripe_client, method, decline_code):
 
 def test_card_number_confirm_succeeds(stripe_client):
     pi = card_pi(stripe_client)
-    pi = stripe_client.v1.payment_intents.confirm(pi.id, params={
-        "payment_method_data": {"type": "card", "card": {"number": "4242 4242 4242 4242"}}})
+    pi = stripe_client.v1.payment_intents.confirm(
+        pi.id, params={"payment_method_data": {"type": "card", "card": {"number": "4242 4242 4242 4242"}}}
+    )
     assert pi.status == "succeeded"
 
 
 def authenticate(sandbox, pi, outcome):
-    return requests.post(f"{sandbox.url}/_sandbox/payment_intents/{pi.id}/authenticate",
-                         json={"outcome": outcome, "client_secret": pi.client_secret},
-                         headers={"Authorization": f"Bearer {sandbox.publishable_key}"}, timeout=5)
+    return requests.post(
+        f"{sandbox.url}/_sandbox/payment_intents/{pi.id}/authenticate",
+        json={"outcome": outcome, "client_secret": pi.client_secret},
+        headers={"Authorization": f"Bearer {sandbox.publishable_key}"},
+        timeout=5,
+    )
 
 
 def test_3ds_requires_action_then_complete(sandbox, stripe_client):
@@ -76,8 +91,9 @@ def test_3ds_requires_action_then_complete(sandbox, stripe_client):
 
 def test_3ds_fail_returns_to_requires_payment_method(sandbox, stripe_client):
     pi = card_pi(stripe_client)
-    pi = stripe_client.v1.payment_intents.confirm(pi.id, params={
-        "payment_method": "pm_card_authenticationRequired", "return_url": "http://shop/return"})
+    pi = stripe_client.v1.payment_intents.confirm(
+        pi.id, params={"payment_method": "pm_card_authenticationRequired", "return_url": "http://shop/return"}
+    )
     assert pi.next_action.type == "redirect_to_url"
     assert pi.next_action.redirect_to_url.url.startswith(f"{sandbox.url}/_sandbox/3ds/{pi.id}")
     assert authenticate(sandbox, pi, "fail").status_code == 200
@@ -91,8 +107,11 @@ def test_3ds_fail_returns_to_requires_payment_method(sandbox, stripe_client):
 
 def test_authenticate_needs_the_client_secret(sandbox, stripe_client):
     pi = card_pi(stripe_client, confirm=True, payment_method="pm_card_authenticationRequired")
-    resp = requests.post(f"{sandbox.url}/_sandbox/payment_intents/{pi.id}/authenticate",
-                         json={"outcome": "complete", "client_secret": "pi_x_secret_wrong"}, timeout=5)
+    resp = requests.post(
+        f"{sandbox.url}/_sandbox/payment_intents/{pi.id}/authenticate",
+        json={"outcome": "complete", "client_secret": "pi_x_secret_wrong"},
+        timeout=5,
+    )
     assert resp.status_code == 401
 
 

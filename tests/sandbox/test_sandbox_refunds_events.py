@@ -7,9 +7,15 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def paid_pi(client, amount=10000):
-    return client.v1.payment_intents.create(params={
-        "amount": amount, "currency": "usd", "payment_method_types": ["card"],
-        "confirm": True, "payment_method": "pm_card_visa"})
+    return client.v1.payment_intents.create(
+        params={
+            "amount": amount,
+            "currency": "usd",
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+        }
+    )
 
 
 def test_partial_then_full_refund_then_over_refund(stripe_client):
@@ -53,9 +59,10 @@ def test_refund_of_unpaid_or_unknown_payment_intent(stripe_client):
 
 
 def test_events_are_snapshots_newest_first(stripe_client):
-    pi = stripe_client.v1.payment_intents.create(params={
-        "amount": 1000, "currency": "usd", "payment_method_types": ["card"]},
-        options={"idempotency_key": "create-1"})
+    pi = stripe_client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "payment_method_types": ["card"]},
+        options={"idempotency_key": "create-1"},
+    )
     stripe_client.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
     events = stripe_client.v1.events.list().data
     assert [e.type for e in events] == ["payment_intent.succeeded", "charge.succeeded", "payment_intent.created"]
@@ -82,9 +89,16 @@ def test_events_filter_and_paginate(stripe_client):
 
 
 def test_amount_capturable_updated_and_canceled_events(stripe_client):
-    pi = stripe_client.v1.payment_intents.create(params={
-        "amount": 1000, "currency": "usd", "payment_method_types": ["card"], "capture_method": "manual",
-        "confirm": True, "payment_method": "pm_card_visa"})
+    pi = stripe_client.v1.payment_intents.create(
+        params={
+            "amount": 1000,
+            "currency": "usd",
+            "payment_method_types": ["card"],
+            "capture_method": "manual",
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+        }
+    )
     stripe_client.v1.payment_intents.cancel(pi.id)
     types = [e.type for e in stripe_client.v1.events.list().data]
     assert types[:2] == ["payment_intent.canceled", "payment_intent.amount_capturable_updated"]

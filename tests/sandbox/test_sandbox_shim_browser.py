@@ -70,15 +70,19 @@ def test_card_success_and_decline(page, stripe_client):
     assert stripe_client.v1.payment_intents.retrieve(pi.id).amount_received == 4200
     page.eval_on_selector("#result", "e => e.textContent = ''")
     pay(page, stripe_client, lambda p: p.fill("[data-testid=sandbox-card-number]", "4000000000009995"))
-    assert result(page) == {"error": "card_declined", "decline": "insufficient_funds",
-                            "pi": "requires_payment_method"}
+    assert result(page) == {"error": "card_declined", "decline": "insufficient_funds", "pi": "requires_payment_method"}
 
 
-@pytest.mark.parametrize("button, expected", [
-    ("sandbox-3ds-complete", {"status": "succeeded"}),
-    ("sandbox-3ds-fail", {"error": "payment_intent_authentication_failure", "decline": None,
-                          "pi": "requires_payment_method"}),
-])
+@pytest.mark.parametrize(
+    "button, expected",
+    [
+        ("sandbox-3ds-complete", {"status": "succeeded"}),
+        (
+            "sandbox-3ds-fail",
+            {"error": "payment_intent_authentication_failure", "decline": None, "pi": "requires_payment_method"},
+        ),
+    ],
+)
 def test_3ds_modal(page, stripe_client, button, expected):
     pay(page, stripe_client, lambda p: p.fill("[data-testid=sandbox-card-number]", "4000002500003155"))
     page.click(f"[data-testid={button}]")
@@ -89,5 +93,6 @@ def test_sepa_is_processing(page, stripe_client):
     def fill(p):
         p.check("[data-testid=sandbox-method-sepa]")
         p.fill("[data-testid=sandbox-iban]", "AT611904300234573201")
+
     pay(page, stripe_client, fill)
     assert result(page) == {"status": "processing"}

@@ -33,9 +33,15 @@ def endpoint(add_endpoint, webhook_receiver):
 
 
 def pay(client):
-    return client.v1.payment_intents.create(params={
-        "amount": 1000, "currency": "usd", "payment_method_types": ["card"],
-        "confirm": True, "payment_method": "pm_card_visa"})
+    return client.v1.payment_intents.create(
+        params={
+            "amount": 1000,
+            "currency": "usd",
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+        }
+    )
 
 
 def deliveries(sandbox, event_id=None):
@@ -73,7 +79,8 @@ def test_tampered_or_wrongly_signed_payload_is_refused(stripe_client, endpoint, 
 
 
 def test_failed_deliveries_are_retried_with_backoff_and_fresh_signatures(
-        sandbox, stripe_client, webhook_receiver, add_endpoint):
+    sandbox, stripe_client, webhook_receiver, add_endpoint
+):
     add_endpoint(webhook_receiver.url, enabled_events=["payment_intent.created"])
     webhook_receiver.status_codes = [500, 500]
     pi = stripe_client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})
@@ -125,8 +132,11 @@ def test_reorder_fault_shuffles_a_window(sandbox, stripe_client, endpoint, webho
 
 def test_delay_fault_and_endpoint_control(sandbox, stripe_client, webhook_receiver):
     set_faults(sandbox, webhook_delay_ms=300)
-    created = requests.post(f"{sandbox.url}/_sandbox/webhook_endpoints", timeout=5, json={
-        "url": webhook_receiver.url, "secret": SECRET, "enabled_events": ["payment_intent.*"]}).json()
+    created = requests.post(
+        f"{sandbox.url}/_sandbox/webhook_endpoints",
+        timeout=5,
+        json={"url": webhook_receiver.url, "secret": SECRET, "enabled_events": ["payment_intent.*"]},
+    ).json()
     listed = requests.get(f"{sandbox.url}/_sandbox/webhook_endpoints", timeout=5).json()["data"]
     assert created["id"] in [e["id"] for e in listed]
     pi = stripe_client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd"})

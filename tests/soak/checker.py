@@ -40,10 +40,19 @@ def load_store(app):
         for s in session.execute(select(CartSnapshot)).scalars():
             snapshots[s.cart_id][s.version] = ({i["product_id"]: i["quantity"] for i in s.items}, s.total)
         orders = [
-            {"id": o.id, "cart_id": o.cart_id, "pi": o.payment_intent_id, "version": o.cart_version,
-             "status": o.status, "amount": o.amount, "received": o.amount_received, "refund_due": o.refund_due,
-             "refunded": o.amount_refunded, "lines": {i["product_id"]: i["quantity"] for i in o.items},
-             "line_total": sum(i["line_total"] for i in o.items)}
+            {
+                "id": o.id,
+                "cart_id": o.cart_id,
+                "pi": o.payment_intent_id,
+                "version": o.cart_version,
+                "status": o.status,
+                "amount": o.amount,
+                "received": o.amount_received,
+                "refund_due": o.refund_due,
+                "refunded": o.amount_refunded,
+                "lines": {i["product_id"]: i["quantity"] for i in o.items},
+                "line_total": sum(i["line_total"] for i in o.items),
+            }
             for o in session.execute(select(Order)).scalars()
         ]
         db.session.remove()
@@ -85,8 +94,11 @@ def check_stock(app, orders, ledger, violations):
         if units is not None and (units < 0 or reserved[product_id] > units):
             violations.append(f"product {product_id}: stock {units}, reserved {reserved[product_id]}")
     for product_id, initial in (ledger or {}).items():
-        sold = sum(o["lines"].get(product_id, 0) for o in orders
-                   if o["status"] in SETTLED_ORDER_STATUSES and o["id"] not in unsold)
+        sold = sum(
+            o["lines"].get(product_id, 0)
+            for o in orders
+            if o["status"] in SETTLED_ORDER_STATUSES and o["id"] not in unsold
+        )
         if stock[product_id] != initial - sold:
             violations.append(f"product {product_id}: {initial} on hand, {sold} sold, {stock[product_id]} left")
 
@@ -127,11 +139,14 @@ def check_payment(pi, orders, carts, violations):
         return
     order = settled[0]
     if order["version"] != int(meta["cart_version"]) or order["received"] != pi["amount_received"]:
-        violations.append(f"order {order['id']} (v{order['version']}, received {order['received']}) does not "
-                          f"match {pi['id']} (v{meta['cart_version']}, received {pi['amount_received']})")
+        violations.append(
+            f"order {order['id']} (v{order['version']}, received {order['received']}) does not "
+            f"match {pi['id']} (v{meta['cart_version']}, received {pi['amount_received']})"
+        )
     if order["status"] == "paid" and order["line_total"] != pi["amount_received"]:
-        violations.append(f"paid order {order['id']} lines total {order['line_total']}, "
-                          f"received {pi['amount_received']}")
+        violations.append(
+            f"paid order {order['id']} lines total {order['line_total']}, received {pi['amount_received']}"
+        )
     if order["status"] != "paid" and order["refund_due"] != pi["amount_received"] - order["amount"]:
         violations.append(f"order {order['id']} is {order['status']} owing {order['refund_due']}")
 
@@ -201,12 +216,16 @@ def check_history(cart_id, traces, snapshots, orders, final, violations, prices=
             violations.append(f"order {order['id']} is not the snapshot of cart {cart_id} v{order['version']}")
     prices = prices or {}
     departures = Counter(
-        "reprice" if repriced(history, prices, version) and not creators.get(version)
+        "reprice"
+        if repriced(history, prices, version) and not creators.get(version)
         else departure(cart_id, version, history, creators.get(version, []), paid, violations)
-        for version in range(2, len(history) + 1))
+        for version in range(2, len(history) + 1)
+    )
     if not departures["yes"] <= len(paid) <= departures["yes"] + departures["maybe"]:
-        violations.append(f"cart {cart_id}: {len(paid)} settled orders but {departures['yes']} paid snapshots "
-                          f"left it (history {history}, answered {dict(creators)}, orders {mine})"[:1500])
+        violations.append(
+            f"cart {cart_id}: {len(paid)} settled orders but {departures['yes']} paid snapshots "
+            f"left it (history {history}, answered {dict(creators)}, orders {mine})"[:1500]
+        )
     if final != history[len(history)][0]:
         violations.append(f"cart {cart_id}: lines {final} are not its last snapshot {history[len(history)][0]}")
 
@@ -239,7 +258,14 @@ def check(app, traces, intents, refunds, ledger=None):
     for trace in traces:
         by_cart[trace.cart_id].append(trace)
     for cart_id in carts:
-        check_history(cart_id, by_cart.get(cart_id, []), snapshots, orders, lines.get(cart_id, {}), violations,
-                      prices.get(cart_id, {}))
+        check_history(
+            cart_id,
+            by_cart.get(cart_id, []),
+            snapshots,
+            orders,
+            lines.get(cart_id, {}),
+            violations,
+            prices.get(cart_id, {}),
+        )
     check_shoppers(traces, snapshots, orders, violations)
     return violations, orders

@@ -44,8 +44,13 @@ FAULTS = {
 }
 WEBHOOK_ENDPOINTS = 3
 STORE = {
-    "STRIPE_TIMEOUT": 2, "STRIPE_MAX_RETRIES": 3, "FREEZE_SECONDS": 1, "SYNC_LEASE_SECONDS": 5,
-    "SYNC_COALESCE_SECONDS": 0.05, "CART_RATE_LIMIT": "20 per second; 600 per hour", "LOG_LEVEL": "ERROR",
+    "STRIPE_TIMEOUT": 2,
+    "STRIPE_MAX_RETRIES": 3,
+    "FREEZE_SECONDS": 1,
+    "SYNC_LEASE_SECONDS": 5,
+    "SYNC_COALESCE_SECONDS": 0.05,
+    "CART_RATE_LIMIT": "20 per second; 600 per hour",
+    "LOG_LEVEL": "ERROR",
     "ADMIN_PASSWORD": "soak-merchant",
 }
 ADMIN = {"Authorization": "Basic " + base64.b64encode(b"admin:soak-merchant").decode()}
@@ -94,24 +99,48 @@ class Soak:
         self.sandbox_url = f"http://127.0.0.1:{port}"
         self.sandbox_log = open(self.tmp_path / "sandbox.log", "w")  # noqa: SIM115 - the child writes to it
         self.sandbox = subprocess.Popen(
-            [sys.executable, "-m", "stripe_sandbox", "--port", str(port), "--quiet", "--seed", str(self.seed),
-             "--sepa-delay", "0.5", "--webhook-retry-base", "0.25", "--webhook-max-attempts", "6"],
-            cwd=ROOT, stdout=self.sandbox_log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "stripe_sandbox",
+                "--port",
+                str(port),
+                "--quiet",
+                "--seed",
+                str(self.seed),
+                "--sepa-delay",
+                "0.5",
+                "--webhook-retry-base",
+                "0.25",
+                "--webhook-max-attempts",
+                "6",
+            ],
+            cwd=ROOT,
+            stdout=self.sandbox_log,
+            stderr=subprocess.STDOUT,
+        )
         assert wait(self._sandbox_up, 20), "the sandbox did not start"
-        sandbox = SimpleNamespace(url=self.sandbox_url, secret_key="sk_test_sandbox",
-                                  publishable_key=self.publishable_key)
+        sandbox = SimpleNamespace(
+            url=self.sandbox_url, secret_key="sk_test_sandbox", publishable_key=self.publishable_key
+        )
         self.app = create_app(store_config(self.database_url, sandbox, **STORE))
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_Quiet)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         # Stripe delivers concurrently; the sandbox delivers each endpoint's events one at a time. Three endpoints
         # on one URL deliver in parallel, and every event arrives three times, often at the same moment.
         for _ in range(WEBHOOK_ENDPOINTS):
-            self.control("POST", "/webhook_endpoints", {
-                "url": f"http://127.0.0.1:{self.server.server_port}/webhooks/stripe",
-                "secret": self.app.config["STRIPE_WEBHOOK_SECRET"]})
+            self.control(
+                "POST",
+                "/webhook_endpoints",
+                {
+                    "url": f"http://127.0.0.1:{self.server.server_port}/webhooks/stripe",
+                    "secret": self.app.config["STRIPE_WEBHOOK_SECRET"],
+                },
+            )
         self.control("POST", "/faults", {**FAULTS, "seed": self.seed})
-        self.stripe = stripe.StripeClient("sk_test_sandbox", base_addresses={"api": self.sandbox_url},
-                                          max_network_retries=5)
+        self.stripe = stripe.StripeClient(
+            "sk_test_sandbox", base_addresses={"api": self.sandbox_url}, max_network_retries=5
+        )
 
     def _sandbox_up(self):
         try:
@@ -251,8 +280,7 @@ class Soak:
         self.quiet()
         final.append(self.reconcile_command())
         self.quiet()
-        intents = [pi.to_dict() for pi in self.stripe.v1.payment_intents.list(params={"limit": 100})
-                   .auto_paging_iter()]
+        intents = [pi.to_dict() for pi in self.stripe.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()]
         refunds = [r.to_dict() for r in self.stripe.v1.refunds.list(params={"limit": 100}).auto_paging_iter()]
         violations, orders = checker.check(self.app, traces, intents, refunds, ledger=LEDGER_STOCK)
         loud = [f"Stripe never went quiet after the shoppers: {calm}"] if calm else []

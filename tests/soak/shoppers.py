@@ -27,8 +27,16 @@ METHODS = [
     (6, "sepa_late", {"iban": "AT321904300235473204"}),
 ]
 ACTIONS = [
-    (30, "add"), (10, "set"), (6, "remove"), (5, "look"), (7, "checkout"), (16, "pay"),
-    (5, "pay_without_handshake"), (4, "abandon"), (3, "stale_handshake"), (7, "pay_while_other_tab_adds"),
+    (30, "add"),
+    (10, "set"),
+    (6, "remove"),
+    (5, "look"),
+    (7, "checkout"),
+    (16, "pay"),
+    (5, "pay_without_handshake"),
+    (4, "abandon"),
+    (3, "stale_handshake"),
+    (7, "pay_while_other_tab_adds"),
     (3, "order_status"),
 ]
 
@@ -87,8 +95,9 @@ class Shopper:
     def mutate(self, tab, op):
         kind, product_id, quantity = op
         if kind == "add":
-            status, cart = self.call(tab, kind, "POST", "/api/cart/items", {"product_id": product_id,
-                                                                             "quantity": quantity})
+            status, cart = self.call(
+                tab, kind, "POST", "/api/cart/items", {"product_id": product_id, "quantity": quantity}
+            )
         elif kind == "set":
             status, cart = self.call(tab, kind, "PUT", f"/api/cart/items/{product_id}", {"quantity": quantity})
         else:
@@ -125,8 +134,13 @@ class Shopper:
     def stripe(self, method, path, data):
         """One browser call to the sandbox; timeouts and connection errors look like a 599."""
         try:
-            answer = self.browser.request(method, f"{self.soak.sandbox_url}{path}", data=data, timeout=2.5,
-                                          headers={"Authorization": f"Bearer {self.soak.publishable_key}"})
+            answer = self.browser.request(
+                method,
+                f"{self.soak.sandbox_url}{path}",
+                data=data,
+                timeout=2.5,
+                headers={"Authorization": f"Bearer {self.soak.publishable_key}"},
+            )
             status, body = answer.status_code, answer.json()
         except (requests.RequestException, ValueError):
             status, body = 599, {}
@@ -141,9 +155,14 @@ class Shopper:
         self.trace.payments[kind] += 1
         data = {"client_secret": started["client_secret"], "return_url": "http://127.0.0.1/orders/return"}
         if "iban" in params:
-            data.update({"payment_method_data[type]": "sepa_debit", "payment_method_data[sepa_debit][iban]":
-                         params["iban"], "payment_method_data[billing_details][name]": "Soak Shopper",
-                         "payment_method_data[billing_details][email]": "soak@example.com"})
+            data.update(
+                {
+                    "payment_method_data[type]": "sepa_debit",
+                    "payment_method_data[sepa_debit][iban]": params["iban"],
+                    "payment_method_data[billing_details][name]": "Soak Shopper",
+                    "payment_method_data[billing_details][email]": "soak@example.com",
+                }
+            )
         else:
             data.update(params)
         path = f"/v1/payment_intents/{started['payment_intent_id']}/confirm"
@@ -153,8 +172,11 @@ class Shopper:
                 break
         if status == 200 and pi.get("status") == "requires_action":
             outcome = "fail" if kind == "3ds_fail" else "complete"
-            self.stripe("POST", f"/_sandbox/payment_intents/{started['payment_intent_id']}/authenticate",
-                        {"outcome": outcome, "client_secret": started["client_secret"]})
+            self.stripe(
+                "POST",
+                f"/_sandbox/payment_intents/{started['payment_intent_id']}/authenticate",
+                {"outcome": outcome, "client_secret": started["client_secret"]},
+            )
         return status
 
     def wait_for_outcome(self, tab, order_id):
@@ -241,8 +263,10 @@ class Shopper:
         def caught_up():
             for i, tab in enumerate(tabs):
                 received[i].extend(tab.get_received())
-            return all(max((e["args"][0]["version"] for e in got if e["name"] == "cart"), default=0) >= latest
-                       for got in received)
+            return all(
+                max((e["args"][0]["version"] for e in got if e["name"] == "cart"), default=0) >= latest
+                for got in received
+            )
 
         ok = self.soak.wait(caught_up, timeout=10)
         if not ok:

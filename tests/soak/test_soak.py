@@ -21,8 +21,14 @@ ACTIONS = int(os.environ.get("SOAK_ACTIONS", 10))
 @pytest.mark.soak
 @pytest.mark.timeout(max(300, SHOPPERS * 3))
 def test_shoppers_under_stripe_faults_keep_every_invariant(tmp_path):
-    soak = Soak(tmp_path, shoppers=SHOPPERS, actions=ACTIONS, workers=int(os.environ.get("SOAK_WORKERS", 24)),
-                seed=int(os.environ.get("SOAK_SEED", 1)), database_url=os.environ.get("SOAK_DATABASE_URL"))
+    soak = Soak(
+        tmp_path,
+        shoppers=SHOPPERS,
+        actions=ACTIONS,
+        workers=int(os.environ.get("SOAK_WORKERS", 24)),
+        seed=int(os.environ.get("SOAK_SEED", 1)),
+        database_url=os.environ.get("SOAK_DATABASE_URL"),
+    )
     summary, violations = soak.run()
     print("\n" + summary)
     assert not violations, "\n".join([summary, *violations[:40]])
