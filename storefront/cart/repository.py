@@ -351,16 +351,7 @@ def _write(conn, state, edit, *, if_current):
                 ]
             ),
         )
-    conn.execute(
-        _ADD_SNAPSHOT,
-        {
-            "cart_id": state.id,
-            "version": new.version,
-            "currency": state.currency,
-            "items": [line.as_dict() for line in new.lines],
-            "total": new.total,
-        },
-    )
+    _add_snapshot(conn, state.currency, new)
     return new
 
 
@@ -388,17 +379,22 @@ def write_repriced(conn, state, lines, notices):
                 [{"line_cart": state.id, "line_product": pid, "new_unit_amount": price} for pid, price in changed]
             ),
         )
+    _add_snapshot(conn, state.currency, new)
+    return new
+
+
+def _add_snapshot(conn, currency, new):
+    """Record the lines and total of the version just written: what a PaymentIntent's metadata can name."""
     conn.execute(
         _ADD_SNAPSHOT,
         {
-            "cart_id": state.id,
+            "cart_id": new.id,
             "version": new.version,
-            "currency": state.currency,
+            "currency": currency,
             "items": [line.as_dict() for line in new.lines],
             "total": new.total,
         },
     )
-    return new
 
 
 def _one_or_many(params):
