@@ -7,8 +7,8 @@ SANDBOX_SECRET_KEY = "sk_test_sandbox"
 SANDBOX_PUBLISHABLE_KEY = "pk_test_sandbox"
 
 
-def _env_float(name, default):
-    return float(os.environ.get(name, default))
+def _env_float(env, name, default):
+    return float(env.get(name, default))
 
 
 class Config:
@@ -18,6 +18,7 @@ class Config:
         env = os.environ if environ is None else environ
         self.ENV_NAME = env.get("STOREFRONT_ENV", "development")
         self.SECRET_KEY = env.get("SECRET_KEY", DEV_SECRET_KEY)
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         self.SQLALCHEMY_DATABASE_URI = _database_url(env.get("DATABASE_URL", "sqlite:///storefront.sqlite3"))
         self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
         self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or None
@@ -39,24 +40,24 @@ class Config:
         self.STRIPE_JS_URL = env.get("STRIPE_JS_URL") or (
             f"{self.STRIPE_API_BASE}/v3/" if self.STRIPE_OFFLINE else "https://js.stripe.com/v3/"
         )
-        self.STRIPE_TIMEOUT = _env_float("STRIPE_TIMEOUT", 10)
+        self.STRIPE_TIMEOUT = _env_float(env, "STRIPE_TIMEOUT", 10)
         self.STRIPE_MAX_RETRIES = int(env.get("STRIPE_MAX_RETRIES", 2))
         self.CURRENCY = env.get("STORE_CURRENCY", "usd")
         # How long a cart may stay frozen before the server asks Stripe whether to release it.
-        self.FREEZE_SECONDS = _env_float("FREEZE_SECONDS", 900)
+        self.FREEZE_SECONDS = _env_float(env, "FREEZE_SECONDS", 900)
         # Orders still awaiting payment after this long are reconciled with Stripe.
-        self.RECONCILE_AFTER_SECONDS = _env_float("RECONCILE_AFTER_SECONDS", 120)
-        self.RECONCILE_INTERVAL_SECONDS = _env_float("RECONCILE_INTERVAL_SECONDS", 60)
+        self.RECONCILE_AFTER_SECONDS = _env_float(env, "RECONCILE_AFTER_SECONDS", 120)
+        self.RECONCILE_INTERVAL_SECONDS = _env_float(env, "RECONCILE_INTERVAL_SECONDS", 60)
         # Missed webhooks are looked for among this many seconds of Stripe's events.
         self.RECONCILE_LOOKBACK_SECONDS = int(env.get("RECONCILE_LOOKBACK_SECONDS", 86400))
         # Only events some webhook endpoint has not acknowledged (Stripe's `delivery_success=false`); 0 reads
         # every event of the handled types, for a store whose webhooks reach it by other means (`stripe listen`).
         self.RECONCILE_UNDELIVERED_ONLY = env.get("RECONCILE_UNDELIVERED_ONLY", "1") == "1"
         # Reconciliation's Stripe calls a second, store-wide, beside the updates' STRIPE_UPDATES_PER_SECOND.
-        self.RECONCILE_REQUESTS_PER_SECOND = _env_float("RECONCILE_REQUESTS_PER_SECOND", 4)
+        self.RECONCILE_REQUESTS_PER_SECOND = _env_float(env, "RECONCILE_REQUESTS_PER_SECOND", 4)
         # A short pause before a PaymentIntent update lets a burst of changes coalesce.
-        self.SYNC_COALESCE_SECONDS = _env_float("SYNC_COALESCE_SECONDS", 0.05)
-        self.SYNC_LEASE_SECONDS = _env_float("SYNC_LEASE_SECONDS", 30)
+        self.SYNC_COALESCE_SECONDS = _env_float(env, "SYNC_COALESCE_SECONDS", 0.05)
+        self.SYNC_LEASE_SECONDS = _env_float(env, "SYNC_LEASE_SECONDS", 30)
         self.CART_RATE_LIMIT = env.get("CART_RATE_LIMIT", "20 per second; 600 per hour")
         # Socket.IO packets one connection may send (a tab sends about one: its connect); past it, it is closed.
         self.SOCKETIO_EVENT_LIMIT = env.get("SOCKETIO_EVENT_LIMIT", "10 per second; 120 per minute")
@@ -65,15 +66,15 @@ class Config:
         # Database connections Socket.IO handlers may hold at once (unset: a quarter of the pool), and how
         # long a handler waits for one before answering `busy`: the rest of the pool stays HTTP's.
         self.SOCKETIO_DB_CONNECTIONS = int(env.get("SOCKETIO_DB_CONNECTIONS") or 0) or None
-        self.SOCKETIO_DB_WAIT_SECONDS = _env_float("SOCKETIO_DB_WAIT_SECONDS", 5)
+        self.SOCKETIO_DB_WAIT_SECONDS = _env_float(env, "SOCKETIO_DB_WAIT_SECONDS", 5)
         # An open cart nobody has changed for this long (no order, no live PaymentIntent) is removed.
-        self.ABANDONED_CART_SECONDS = _env_float("ABANDONED_CART_SECONDS", 30 * 86400)
-        self.CART_CLEANUP_INTERVAL_SECONDS = _env_float("CART_CLEANUP_INTERVAL_SECONDS", 3600)
+        self.ABANDONED_CART_SECONDS = _env_float(env, "ABANDONED_CART_SECONDS", 30 * 86400)
+        self.CART_CLEANUP_INTERVAL_SECONDS = _env_float(env, "CART_CLEANUP_INTERVAL_SECONDS", 3600)
         # Redis, when configured, is what every process shares: pushes, the Stripe update budget, rate limits.
         queue = self.SOCKETIO_MESSAGE_QUEUE or ""
         self.REDIS_URL = env.get("REDIS_URL") or (queue if queue.startswith(("redis://", "rediss://")) else None)
         # Stripe allows ~25 writes/s per endpoint: background PaymentIntent updates share this many a second.
-        self.STRIPE_UPDATES_PER_SECOND = _env_float("STRIPE_UPDATES_PER_SECOND", 20)
+        self.STRIPE_UPDATES_PER_SECOND = _env_float(env, "STRIPE_UPDATES_PER_SECOND", 20)
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or self.REDIS_URL or "memory://"
         self.RATELIMIT_KEY_PREFIX = self.SOCKETIO_CHANNEL
         # A rate-limit store that fails (Redis down or saturated) lets the request through, logged:

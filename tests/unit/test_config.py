@@ -38,3 +38,11 @@ def test_the_app_does_not_start_with_a_secret_key_and_no_publishable_key(monkeyp
         create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/store.sqlite3"})
     # The check runs before the database is touched.
     assert not (tmp_path / "store.sqlite3").exists()
+
+
+def test_every_setting_is_read_from_the_environment_it_is_given(monkeypatch):
+    monkeypatch.setenv("FREEZE_SECONDS", "900")
+    config = Config({"FREEZE_SECONDS": "5", "SYNC_COALESCE_SECONDS": "0.2", "LOG_LEVEL": "debug"})
+    assert config.FREEZE_SECONDS == 5.0 and config.SYNC_COALESCE_SECONDS == 0.2
+    assert config.LOG_LEVEL == "DEBUG"
+    assert Config({}).LOG_LEVEL == "INFO"
