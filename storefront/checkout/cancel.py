@@ -26,6 +26,8 @@ def cancel_checkout(shop, cart_id):
     Stripe decides: a PaymentIntent that is processing, authorised or paid is not cancelled (409
     `payment_in_flight`), and a cancel that loses the race to a payment is refused by Stripe the same way.
     """
+    if cart_id is None:  # no session cart: nothing is frozen, and nothing is written
+        return read_cart(shop, cart_id)
     try:
         status = release_freeze(shop, cart_id, domain.may_release_freeze)
     except PaymentError as err:
