@@ -137,7 +137,9 @@ class Tab:
         self.page.evaluate("Store.socket().off('cart')")
 
     def resume_live_updates(self):
-        self.page.evaluate("Store.socket().on('cart', Store.acceptCart)")
+        """Pushes arrive again, and the tab catches up on what it missed, as a reconnected tab does (the
+        server sends the cart on connect): a push it lost stays lost otherwise, whenever it was sent."""
+        self.page.evaluate("() => { Store.socket().on('cart', Store.acceptCart); return Store.refreshCart(); }")
 
     def disconnect_live_updates(self):
         """Simulate a tab that went offline: its socket stops, with no automatic reconnection."""
