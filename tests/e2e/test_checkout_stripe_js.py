@@ -159,14 +159,20 @@ def test_the_redirect_return_is_read_from_stripe(server, shoppers):
     expect(tab["back-to-cart"]).to_be_visible()
 
 
-def test_three_d_secure_dialog_is_accessible_and_a_reload_can_finish_it(server, shoppers):
+def frozen_at_3ds(server, shoppers):
+    """A checkout paying by a 3-D Secure card, stopped at the authentication step: (product, tab, cart)."""
     a = server.products()[0]
     tab = Tab(shoppers(server).new_page())
     tab.buy(a["id"], 1)
     tab.open_checkout(a["unit_amount"])
     tab.fill_card(THREE_D_SECURE_CARD)
     tab.pay()
+    expect(tab["sandbox-3ds-modal"]).to_be_visible()
+    return a, tab, tab.cart()
 
+
+def test_three_d_secure_dialog_is_accessible_and_a_reload_can_finish_it(server, shoppers):
+    a, tab, _ = frozen_at_3ds(server, shoppers)
     dialog = tab.page.get_by_role("dialog", name="Confirm this payment")
     expect(dialog).to_be_visible()
     expect(dialog).to_have_attribute("aria-modal", "true")
@@ -195,18 +201,6 @@ def test_three_d_secure_dialog_is_accessible_and_a_reload_can_finish_it(server, 
     order_id = tab.wait_for_order_page()
     expect(tab["order-status"]).to_have_text("Paid", timeout=20_000)
     assert tab.order(order_id)["amount_received"] == a["unit_amount"]
-
-
-def frozen_at_3ds(server, shoppers):
-    """A checkout paying by a 3-D Secure card, stopped at the authentication step: (product, tab, cart)."""
-    a = server.products()[0]
-    tab = Tab(shoppers(server).new_page())
-    tab.buy(a["id"], 1)
-    tab.open_checkout(a["unit_amount"])
-    tab.fill_card(THREE_D_SECURE_CARD)
-    tab.pay()
-    expect(tab["sandbox-3ds-modal"]).to_be_visible()
-    return a, tab, tab.cart()
 
 
 def test_a_reloaded_checkout_can_cancel_the_payment(server, shoppers):
