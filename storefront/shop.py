@@ -5,9 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .unit_of_work import UnitOfWork
+
 
 @dataclass
 class Shop:
+    # The database session behind `uow()`; services read and write only through a unit of work.
     session: Any
     gateway: Any
     publish: Any
@@ -15,3 +18,7 @@ class Shop:
     now: Callable[[], datetime]
     freeze_seconds: float = 900.0
     currency: str = "usd"
+
+    def uow(self, *, statements=False):
+        """A new unit of work on this shop's database session (see unit_of_work)."""
+        return UnitOfWork(self.session, statements=statements)
