@@ -5,7 +5,6 @@ import logging
 from sqlalchemy import select
 
 from ..cart import domain, repository
-from ..cart.service import lock_cart
 from ..errors import NotFound
 from ..models import CartLine, Product
 
@@ -19,25 +18,23 @@ def _catalog(session, product_ids):
     return {row.id: (row.unit_amount, row.active) for row in rows}
 
 
-def reprice_locked(session, cart):
-    """Bring an open cart (a locked model) to the catalog's prices as a new version; True if it changed."""
-    session.flush()
-    state = repository.state_of(cart)
+def reprice_locked(conn, state):
+    """Bring an open cart (its row locked by the caller) to the catalog's prices as a new version; the new
+    state, or None when nothing changed."""
     if state.status != "open" or not state.lines:
-        return False
-    lines, notices = domain.repriced(state.lines, _catalog(session, state.quantities), state.currency)
+        return None
+    lines, notices = domain.repriced(state.lines, _catalog(conn, state.quantities), state.currency)
     if not notices:
-        return False
-    repository.write_repriced(session.connection(), state, lines, notices)
-    session.expire(cart)  # written in Core: the model reloads its version and lines
-    log.info("cart %s v%s: %s", cart.id, state.version + 1, "; ".join(n["message"] for n in notices))
-    return True
+        return None
+    new = repository.write_repriced(conn, state, lines, notices)
+    log.info("cart %s v%s: %s", state.id, new.version, "; ".join(n["message"] for n in notices))
+    return new
 
 
-def catalog_moved(session, items):
+def catalog_moved(conn, items):
     """Lock the products of a cart's items (as the handshake's stock count does, in id order) and say whether
     a price or withdrawal committed since has not reached these lines yet."""
-    rows = session.execute(
+    rows = conn.execute(
         select(Product.id, Product.unit_amount, Product.active)
         .where(Product.id.in_(sorted({item["product_id"] for item in items})))
         .order_by(Product.id)
@@ -49,14 +46,20 @@ def catalog_moved(session, items):
 
 def follow_catalog(shop, cart_id):
     """Reprice one cart now (a handshake found it behind the catalog): commit, push, sync; its new view."""
-    cart = lock_cart(shop.session, cart_id)
-    changed = reprice_locked(shop.session, cart)
-    view = repository.state_of(cart).view()
-    shop.session.commit()
-    if changed:
-        shop.publish.cart(view)
-        shop.schedule_sync(cart_id)
+    view, _ = _reprice_one(shop, cart_id)
     return view
+
+
+def _reprice_one(shop, cart_id):
+    with shop.uow() as uow:
+        repository.lock(uow.conn, cart_id)
+        state = repository.read(uow.conn, cart_id)[0]
+        new = reprice_locked(uow.conn, state)
+        view = (new or state).view()
+        if new is not None:
+            uow.after_commit(lambda: (shop.publish.cart(view), shop.schedule_sync(cart_id)))
+        uow.commit()
+    return view, new is not None
 
 
 def open_carts_holding(session, product_id):
@@ -79,15 +82,9 @@ def reprice_carts(shop, product_id):
     moved = []
     for cart_id in cart_ids:
         try:
-            cart = lock_cart(shop.session, cart_id)
+            _, changed = _reprice_one(shop, cart_id)
         except NotFound:  # removed as abandoned since it was listed: nothing left to reprice
-            shop.session.rollback()
             continue
-        changed = reprice_locked(shop.session, cart)
-        view = repository.state_of(cart).view() if changed else None
-        shop.session.commit()
         if changed:
             moved.append(cart_id)
-            shop.publish.cart(view)
-            shop.schedule_sync(cart_id)
     return moved
