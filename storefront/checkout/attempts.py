@@ -10,12 +10,51 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 
-from ..models import Cart, Order, PaymentAttempt
+from ..models import PaymentAttempt
+from ..unit_of_work import UnitOfWork
+from . import records
 from .domain import SETTLED_ORDER_STATUSES
+from .records import carts, orders
 
 log = logging.getLogger(__name__)
+
+attempts = PaymentAttempt.__table__
+
+_PENDING = (
+    select(attempts)
+    .where(attempts.c.cart_id == bindparam("cart_id"), attempts.c.status == "pending")
+    .order_by(attempts.c.created_at.desc())
+    .limit(1)
+)
+# The first answer for an attempt records its PaymentIntent; a second one (the same create asked twice) finds
+# it recorded and writes nothing.
+_CREATED = (
+    update(attempts)
+    .where(attempts.c.id == bindparam("token"), attempts.c.payment_intent_id.is_(None))
+    .values(status="created", payment_intent_id=bindparam("pi_id"))
+)
+_ABANDON = (
+    update(attempts)
+    .where(attempts.c.id == bindparam("token"), attempts.c.status == "pending")
+    .values(status="abandoned")
+)
+
+
+_pi_id = attempts.c.payment_intent_id
+_UNSETTLED = (
+    select(_pi_id)
+    .where(
+        attempts.c.status == "created",
+        _pi_id.is_not(None),
+        attempts.c.created_at <= bindparam("created_before"),
+        ~exists().where(orders.c.payment_intent_id == _pi_id, orders.c.status.in_(sorted(SETTLED_ORDER_STATUSES))),
+        ~exists().where(carts.c.payment_intent_id == _pi_id),
+    )
+    .order_by(attempts.c.created_at, attempts.c.id)
+    .limit(bindparam("limit"))
+)
 
 
 @dataclass(frozen=True)
@@ -28,48 +67,38 @@ class Attempt:
     currency: str
 
 
-def for_checkout(session, cart, total):
-    """The cart's create still waiting for an answer, or a new one for its current version (in the caller's
-    transaction, which holds the cart's lock)."""
-    pending = session.scalars(
-        select(PaymentAttempt)
-        .where(PaymentAttempt.cart_id == cart.id, PaymentAttempt.status == "pending")
-        .order_by(PaymentAttempt.created_at.desc())
-    ).first()
+def for_checkout(conn, state):
+    """The cart's create still waiting for an answer, or a new one for its current version (`state`, a
+    CartState, in the caller's transaction, which holds the cart's lock)."""
+    pending = conn.execute(_PENDING, {"cart_id": state.id}).first()
     if pending is None:
-        pending = PaymentAttempt(
-            id=uuid.uuid4().hex,
-            cart_id=cart.id,
-            cart_version=cart.version,
-            amount=total,
-            currency=cart.currency,
-            status="pending",
+        token = uuid.uuid4().hex
+        conn.execute(
+            insert(attempts),
+            {
+                "id": token,
+                "cart_id": state.id,
+                "cart_version": state.version,
+                "amount": state.total,
+                "currency": state.currency,
+                "status": "pending",
+            },
         )
-        session.add(pending)
-        session.flush()
-    else:
-        log.info(
-            "cart %s: asking again for attempt %s (v%s), whose answer was lost",
-            cart.id,
-            pending.id,
-            pending.cart_version,
-        )
+        return Attempt(token, state.version, state.total, state.currency)
+    log.info(
+        "cart %s: asking again for attempt %s (v%s), whose answer was lost", state.id, pending.id, pending.cart_version
+    )
     return Attempt(pending.id, pending.cart_version, pending.amount, pending.currency)
 
 
-def record_created(session, token, pi_id):
+def record_created(conn, token, pi_id):
     """Note the PaymentIntent an attempt made; True the first time (the one answer that may attach it)."""
-    attempt = session.get(PaymentAttempt, token, with_for_update=True)
-    first = attempt.payment_intent_id is None
-    attempt.status, attempt.payment_intent_id = "created", pi_id
-    return first
+    return conn.execute(_CREATED, {"token": token, "pi_id": pi_id}).rowcount == 1
 
 
-def abandon(session, token):
+def abandon(conn, token):
     """Stripe refused to answer this attempt again: the next checkout makes a new one."""
-    attempt = session.get(PaymentAttempt, token, with_for_update=True)
-    if attempt.status == "pending":
-        attempt.status = "abandoned"
+    conn.execute(_ABANDON, {"token": token})
 
 
 @dataclass(frozen=True)
@@ -82,10 +111,10 @@ class Claim:
     review: bool = False
 
 
-def claim_of(session, pi, store_id):
+def claim_of(conn, pi, store_id):
     """The claim this store has on `pi`, by its own records first; None when the payment is not ours."""
     meta_store, ref = pi.metadata.get("store_id"), pi.cart_ref
-    attempt = _attempt_of(session, pi)
+    attempt = _attempt_of(conn, pi)
     if attempt is not None:
         if meta_store == store_id and ref is not None and ref[0] == attempt.cart_id:
             return Claim(attempt.cart_id, ref[1])
@@ -95,10 +124,10 @@ def claim_of(session, pi, store_id):
             attempt.cart_id,
             pi.metadata,
         )
-        return Claim(attempt.cart_id, _paid_version(session, pi, attempt), review=True)
+        return Claim(attempt.cart_id, _paid_version(conn, pi, attempt), review=True)
     if meta_store not in (None, store_id):
         return None
-    if ref is not None and _cart_used(session, ref[0], pi.id):
+    if ref is not None and _cart_used(conn, ref[0], pi.id):
         return Claim(*ref)  # created before attempts were recorded: the cart's own PaymentIntent
     return Claim(None, None) if meta_store == store_id else None
 
@@ -106,64 +135,51 @@ def claim_of(session, pi, store_id):
 def unsettled(session, created_before, limit):
     """PaymentIntents this store created, no cart holds and no order settled: each may hold money that
     reached no order (its event acknowledged, but by a deployment that did nothing). Oldest first, so a
-    backlog drains in order: each one asked about ends (an order, a refund, a cancel) or is still in flight."""
-    pi_id = PaymentAttempt.payment_intent_id
-    settled = select(Order.id).where(Order.payment_intent_id == pi_id, Order.status.in_(SETTLED_ORDER_STATUSES))
-    held = select(Cart.id).where(Cart.payment_intent_id == pi_id)
-    found = session.scalars(
-        select(pi_id)
-        .where(
-            PaymentAttempt.status == "created",
-            pi_id.is_not(None),
-            PaymentAttempt.created_at <= created_before,
-            ~settled.exists(),
-            ~held.exists(),
-        )
-        .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
-        .limit(limit)
-    ).all()
-    session.commit()
+    backlog drains in order: each one asked about ends (an order, a refund, a cancel) or is still in flight.
+
+    Reconciliation's sweep calls it with its session between its other steps: it reads in its own unit of work.
+    """
+    with UnitOfWork(session) as uow:
+        found = uow.conn.execute(_UNSETTLED, {"created_before": created_before, "limit": limit}).scalars().all()
+        uow.commit()
     return found
 
 
-def close(session, pi_id, status):
+def close(conn, pi_id, status):
     """The attempt's PaymentIntent ended without an order (`refunded`, `canceled`, `missing` at Stripe):
     reconciliation stops asking about it."""
-    session.execute(
-        update(PaymentAttempt)
-        .where(PaymentAttempt.payment_intent_id == pi_id, PaymentAttempt.status == "created")
+    conn.execute(
+        update(attempts)
+        .where(attempts.c.payment_intent_id == pi_id, attempts.c.status == "created")
         .values(status=status)
     )
 
 
-def _attempt_of(session, pi):
-    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.payment_intent_id == pi.id))
+def _attempt_of(conn, pi):
+    attempt = conn.execute(select(attempts).where(attempts.c.payment_intent_id == pi.id)).one_or_none()
     token = pi.metadata.get("checkout_attempt")
     if attempt is None and isinstance(token, str) and token:
         # A create whose answer never reached us (abandoned, or still pending): its token names it.
-        found = session.get(PaymentAttempt, token)
+        found = conn.execute(select(attempts).where(attempts.c.id == token)).one_or_none()
         attempt = found if found is not None and found.payment_intent_id is None else None
     return attempt
 
 
-def _paid_version(session, pi, attempt):
+def _paid_version(conn, pi, attempt):
     """The version a PaymentIntent with untrustworthy metadata pays: its handshake's order, else the last
     version this store set on it, else the one it was created for."""
-    order = session.scalars(select(Order).where(Order.payment_intent_id == pi.id).order_by(Order.id.desc())).first()
-    if order is not None:
-        return order.cart_version
-    cart = session.get(Cart, attempt.cart_id)
+    paid = records.orders_of(conn, pi.id)
+    if paid:
+        return paid[-1].cart_version
+    cart = records.checkout_of(conn, attempt.cart_id)
     if cart is not None and cart.payment_intent_id == pi.id and cart.pi_version:
         return cart.pi_version
     return attempt.cart_version
 
 
-def _cart_used(session, cart_id, pi_id):
-    cart = session.get(Cart, cart_id)
+def _cart_used(conn, cart_id, pi_id):
+    cart = records.checkout_of(conn, cart_id)
     if cart is None:
         return False
-    return (
-        cart.payment_intent_id == pi_id
-        or session.scalar(select(Order.id).where(Order.payment_intent_id == pi_id, Order.cart_id == cart_id).limit(1))
-        is not None
-    )
+    used = select(orders.c.id).where(orders.c.payment_intent_id == pi_id, orders.c.cart_id == cart_id).limit(1)
+    return cart.payment_intent_id == pi_id or conn.execute(used).first() is not None

@@ -9,9 +9,8 @@ import logging
 
 from ..cart.service import read_cart
 from ..errors import PaymentInFlight, PaymentUnavailable
-from ..models import Cart
 from ..payments.gateway import AmountLocked, PaymentError, PaymentIntentMissing
-from . import domain
+from . import domain, records
 from .fulfilment import apply_payment_intent, forget_missing_payment
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,6 @@ def release_unpaid_freeze(shop, cart_id, frozen_before):
             shop, cart_id, domain.UNPAID_PI_STATUSES.__contains__, due=lambda frozen_at: frozen_at <= frozen_before
         )
     except PaymentError as err:
-        shop.session.rollback()
         log.warning("cart %s: unpaid freeze not released; Stripe could not be asked (%s)", cart_id, err)
         return False
     return status in RELEASED
@@ -62,10 +60,11 @@ def release_freeze(shop, cart_id, releasable, due=None):
     `missing` when Stripe does not know it, or None when the cart is not frozen (nothing asked);
     PaymentError when Stripe could not be asked.
     """
-    cart = shop.session.get(Cart, cart_id, populate_existing=True)
+    with shop.uow() as uow:
+        cart = records.checkout_of(uow.conn, cart_id)
+        uow.commit()
     frozen = cart is not None and cart.status == "frozen" and cart.payment_intent_id
     pi_id = cart.payment_intent_id if frozen and (due is None or due(cart.frozen_at)) else None
-    shop.session.commit()
     if not pi_id:
         return None
     try:

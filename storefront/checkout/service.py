@@ -1,12 +1,12 @@
 """Checkout use cases: start, the confirm handshake, and turning a PaymentIntent's state into orders."""
 
 import logging
+from dataclasses import replace
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from ..cart import repository
 from ..cart.domain import money
-from ..cart.service import cart_view, lock_cart
 from ..errors import (
     CartChanged,
     CheckoutInProgress,
@@ -18,11 +18,10 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..merchant import history, pricing, stock
-from ..models import Order
 from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError, PaymentRefused
-from . import attempts, domain
+from . import attempts, domain, records
 from .cancel import RELEASED, release_freeze
-from .fulfilment import order_push, unfreeze
+from .fulfilment import fail_order, order_push, unfreeze
 
 log = logging.getLogger(__name__)
 
@@ -47,40 +46,46 @@ def order_view(order):
 
 def read_order(shop, cart_id, order_id):
     """One of this cart's orders; another shopper's order is indistinguishable from a missing one."""
-    order = shop.session.get(Order, order_id, populate_existing=True)
+    with shop.uow() as uow:
+        order = records.order(uow.conn, order_id)
+        uow.commit()
     if order is None or order.cart_id != cart_id:
         raise NotFound(f"No order {order_id}.", code="order_not_found")
-    view = order_view(order)
-    shop.session.commit()
-    return view
+    return order_view(order)
 
 
-def checkout_answer(cart):
+def _locked(conn, cart_id):
+    """The cart's state, its row locked until the caller's unit of work ends."""
+    repository.lock(conn, cart_id)
+    return repository.read(conn, cart_id)[0]
+
+
+def checkout_answer(state, client_secret):
     return {
-        "payment_intent_id": cart.payment_intent_id,
-        "client_secret": cart.client_secret,
-        "amount": cart.pi_amount,
-        "currency": cart.currency,
-        "cart_version": cart.version,
+        "payment_intent_id": state.payment_intent_id,
+        "client_secret": client_secret,
+        "amount": state.pi_amount,
+        "currency": state.currency,
+        "cart_version": state.version,
     }
 
 
 def start_checkout(shop, cart_id):
     """The cart's live PaymentIntent, created for the current version if it has none."""
     for _ in range(3):
-        cart = lock_cart(shop.session, cart_id)
-        if cart_view(cart)["total"] <= 0:
-            shop.session.commit()
-            raise InvalidInput("Your cart is empty.", code="cart_empty")
-        if _live_payment_intent(cart):
-            answer = checkout_answer(cart)
-            shop.session.commit()
-            shop.schedule_sync(cart_id)
-            return answer
-        # The attempt is recorded before Stripe is asked, and read as values: touching `cart` after the commit
-        # would open a transaction (on SQLite, the write lock) and hold it for the whole Stripe call.
-        attempt = attempts.for_checkout(shop.session, cart, cart_view(cart)["total"])
-        shop.session.commit()
+        with shop.uow() as uow:
+            state = _locked(uow.conn, cart_id)
+            if state.total <= 0:
+                raise InvalidInput("Your cart is empty.", code="cart_empty")
+            if _live_payment_intent(state):
+                answer = checkout_answer(state, records.checkout_of(uow.conn, cart_id).client_secret)
+                uow.after_commit(lambda: shop.schedule_sync(cart_id))
+                uow.commit()
+                return answer
+            # The attempt is recorded before Stripe is asked, and committed: no transaction (on SQLite, the
+            # write lock) is held across the Stripe call.
+            attempt = attempts.for_checkout(uow.conn, state)
+            uow.commit()
         try:
             pi = shop.gateway.create_payment_intent(
                 cart_id=cart_id,
@@ -90,15 +95,13 @@ def start_checkout(shop, cart_id):
                 attempt=attempt.token,
             )
         except IdempotencyConflict:
-            attempts.abandon(shop.session, attempt.token)
-            shop.session.commit()
+            _abandon(shop, attempt.token)
             log.warning("cart %s: Stripe refused attempt %s again; starting a new one", cart_id, attempt.token)
             continue
         except GatewayUnavailable as err:  # its answer may have been lost: the next checkout asks again
             raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
         except PaymentError as err:  # refused: nothing was created, so the next checkout starts a new attempt
-            attempts.abandon(shop.session, attempt.token)
-            shop.session.commit()
+            _abandon(shop, attempt.token)
             log.warning("cart %s: Stripe refused attempt %s (%s)", cart_id, attempt.token, err)
             if isinstance(err, PaymentRefused):
                 raise InvalidInput(
@@ -109,69 +112,46 @@ def start_checkout(shop, cart_id):
     raise PaymentUnavailable("Checkout could not start; please try again.")
 
 
+def _abandon(shop, token):
+    with shop.uow() as uow:
+        attempts.abandon(uow.conn, token)
+        uow.commit()
+
+
 def _attach(shop, cart_id, token, pi):
     """The cart takes the PaymentIntent its attempt made; it lags behind the cart if the cart changed since,
     and the sync that the next look schedules brings it up to date."""
-    cart = lock_cart(shop.session, cart_id)
-    if attempts.record_created(shop.session, token, pi.id) and not _live_payment_intent(cart):
-        cart.payment_intent_id, cart.client_secret = pi.id, pi.client_secret
-        cart.pi_amount, cart.pi_status = pi.amount, pi.status
-        cart.pi_version = pi.cart_ref[1]
-        cart.checkout_count += 1
-        log.info("cart %s v%s: PaymentIntent %s created for %s", cart_id, cart.pi_version, pi.id, pi.amount)
-    view = cart_view(cart)
-    shop.session.commit()
-    shop.publish.cart(view)
+    with shop.uow() as uow:
+        state = _locked(uow.conn, cart_id)
+        if attempts.record_created(uow.conn, token, pi.id) and not _live_payment_intent(state):
+            records.attach_payment_intent(uow.conn, cart_id, pi)
+            state = replace(state, payment_intent_id=pi.id, pi_amount=pi.amount, pi_status=pi.status)
+            log.info("cart %s v%s: PaymentIntent %s created for %s", cart_id, pi.cart_ref[1], pi.id, pi.amount)
+        view = state.view()
+        uow.after_commit(lambda: shop.publish.cart(view))
+        uow.commit()
 
 
-def _live_payment_intent(cart):
-    return bool(cart.payment_intent_id) and cart.pi_status not in ("succeeded", "canceled")
+def _live_payment_intent(state):
+    return bool(state.payment_intent_id) and state.pi_status not in ("succeeded", "canceled")
+
+
+class _CatalogMoved(Exception):
+    """The handshake waited on a product lock for a price change or withdrawal: its freeze is rolled back."""
 
 
 def confirm(shop, cart_id, shown_version, sync_now):
     """The handshake: freeze the cart at the version the page shows and record the order awaiting payment."""
-    cart = lock_cart(shop.session, cart_id)
-    view = cart_view(cart)
     try:
-        domain.check_handshake(
-            shown_version=shown_version,
-            version=cart.version,
-            status=cart.status,
-            total=view["total"],
-            has_payment_intent=bool(cart.payment_intent_id),
-        )
-    except Conflict as err:
-        shop.session.commit()
-        err.extra = {"cart": view}
-        raise
-    cart.status, cart.frozen_at = "frozen", shop.now()
-    order = _awaiting_order(shop.session, cart, view)
-    order_id = order.id
-    # The products' locks may have waited for a merchant's price change or withdrawal: never freeze old prices.
-    if pricing.catalog_moved(shop.session, view["items"]):
-        shop.session.rollback()
+        with shop.uow() as uow:
+            view, order_id = _freeze(uow.conn, shop, cart_id, shown_version)
+            uow.after_commit(lambda: shop.publish.cart({**view, "order_id": order_id}))  # other tabs link to it
+            uow.commit()
+    except _CatalogMoved:
         raise CartChanged(
             "A price in your cart just changed; please review the new amount before paying.",
             extra={"cart": pricing.follow_catalog(shop, cart_id)},
-        )
-    try:
-        held = stock.reserve(shop.session, order.id, view["items"])  # in the transaction that freezes
-    except OutOfStock as err:
-        shop.session.rollback()
-        err.extra = {**err.extra, "cart": view}
-        raise
-    history.record(
-        shop.session.connection(),
-        "handshake",
-        f"cart v{cart.version} frozen at {money(view['total'], cart.currency)}"
-        + (f"; reserved {_units(held)}" if held else ""),
-        cart_id=cart_id,
-        order_id=order.id,
-        payment_intent_id=cart.payment_intent_id,
-    )
-    view = cart_view(cart)
-    shop.session.commit()
-    shop.publish.cart({**view, "order_id": order_id})  # other tabs link to the order being paid
+        ) from None
     try:
         synced = sync_now(cart_id)
         fresh, released = _refresh(shop, cart_id, order_id, synced)
@@ -186,58 +166,101 @@ def confirm(shop, cart_id, shown_version, sync_now):
     return {"order_id": order_id, "amount": view["total"], "cart_version": view["version"]}
 
 
+def _freeze(conn, shop, cart_id, shown_version):
+    """Freeze the locked cart, record its order awaiting payment and reserve its stock: the frozen cart's
+    view and the order's id (raises, writing nothing, when the cart can't be paid as shown)."""
+    state = _locked(conn, cart_id)
+    view = state.view()
+    try:
+        domain.check_handshake(
+            shown_version=shown_version,
+            version=state.version,
+            status=state.status,
+            total=state.total,
+            has_payment_intent=bool(state.payment_intent_id),
+        )
+    except Conflict as err:
+        err.extra = {"cart": view}
+        raise
+    records.set_cart(conn, cart_id, status="frozen", frozen_at=shop.now())
+    order_id = _awaiting_order(conn, state)
+    # The products' locks may have waited for a merchant's price change or withdrawal: never freeze old prices.
+    if pricing.catalog_moved(conn, view["items"]):
+        raise _CatalogMoved
+    try:
+        held = stock.reserve(conn, order_id, view["items"])  # in the transaction that freezes
+    except OutOfStock as err:
+        err.extra = {**err.extra, "cart": view}
+        raise
+    history.record(
+        conn,
+        "handshake",
+        f"cart v{state.version} frozen at {money(state.total, state.currency)}"
+        + (f"; reserved {_units(held)}" if held else ""),
+        cart_id=cart_id,
+        order_id=order_id,
+        payment_intent_id=state.payment_intent_id,
+    )
+    return replace(state, status="frozen").view(), order_id
+
+
 def _units(held):
     return ", ".join(f"{units} of product {pid}" for pid, units in sorted(held.items()))
 
 
-def _awaiting_order(session, cart, view):
-    order = session.execute(
-        select(Order).where(Order.payment_intent_id == cart.payment_intent_id, Order.cart_version == cart.version)
-    ).scalar_one_or_none()
-    if order is None:
-        order = Order(
-            cart_id=cart.id,
-            payment_intent_id=cart.payment_intent_id,
-            cart_version=cart.version,
-            amount=view["total"],
-            currency=cart.currency,
-            items=view["items"],
-        )
-        session.add(order)
-    order.status = "awaiting_payment"
-    session.flush()
-    return order
+def _awaiting_order(conn, state):
+    """The id of the order of the cart's version under its PaymentIntent, awaiting payment (a payment that
+    failed is tried again in the same order)."""
+    order = records.order_of_version(conn, state.payment_intent_id, state.version)
+    if order is not None:
+        return records.update_order(conn, order.id, status="awaiting_payment").id
+    return records.add_order(
+        conn,
+        cart_id=state.id,
+        payment_intent_id=state.payment_intent_id,
+        cart_version=state.version,
+        status="awaiting_payment",
+        amount=state.total,
+        currency=state.currency,
+        items=state.view()["items"],
+    ).id
 
 
 def _refresh(shop, cart_id, order_id, synced):
     """The cart after the handshake's sync, and whether a failed sync released it (no payment went through)."""
-    cart = lock_cart(shop.session, cart_id)
-    order = shop.session.get(Order, order_id, populate_existing=True)
-    release = (
-        not synced
-        and cart.status == "frozen"
-        and cart.pi_status in domain.REUSABLE_PI_STATUSES
-        and order.status == "awaiting_payment"
-    )
-    if release:
-        unfreeze(cart, [order])
-    view, push = cart_view(cart), order_push(order)
-    shop.session.commit()
-    if release:
-        shop.publish.cart(view)
-        shop.publish.order(cart_id, push)
-        shop.schedule_sync(cart_id)
-    return view, release
+    with shop.uow() as uow:
+        state = _locked(uow.conn, cart_id)
+        order = records.order(uow.conn, order_id)
+        release = (
+            not synced
+            and state.status == "frozen"
+            and state.pi_status in domain.REUSABLE_PI_STATUSES
+            and order.status == "awaiting_payment"
+        )
+        if release:
+            order = fail_order(uow.conn, order)
+            state = unfreeze(uow.conn, state)
+            view, push = state.view(), order_push(order)
+            uow.after_commit(lambda: _publish_release(shop, cart_id, view, push))
+        uow.commit()
+    return state.view(), release
+
+
+def _publish_release(shop, cart_id, view, push):
+    shop.publish.cart(view)
+    shop.publish.order(cart_id, push)
+    shop.schedule_sync(cart_id)
 
 
 def _release_broken_handshake(shop, cart_id, order_id):
     """The database failed after the freeze committed: undo it, as a failed sync would (the page was never
     told to pay). If the database is still failing, reconciliation releases the freeze later."""
     try:
+        # `sync_now` is the caller's: a statement of it that failed may have left the session's transaction
+        # open, and a unit of work starts only on a session with none.
         shop.session.rollback()
         _refresh(shop, cart_id, order_id, synced=False)
     except DBAPIError as err:
-        shop.session.rollback()
         log.warning(
             "cart %s: handshake for order %s failed and could not be undone (%s); reconcile will",
             cart_id,
@@ -257,7 +280,6 @@ def release_expired_freeze(shop, cart_id):
             due=lambda frozen_at: domain.freeze_expired(frozen_at, shop.now(), shop.freeze_seconds),
         )
     except PaymentError as err:
-        shop.session.rollback()
         log.warning("cart %s: expired freeze not released; Stripe could not be asked (%s)", cart_id, err)
         return False
     return status in RELEASED
