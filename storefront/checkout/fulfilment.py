@@ -44,10 +44,11 @@ def apply_payment_intent(shop, pi, observed_at=None):
     wanted = outcome == "succeeded" or pi.status == "processing"
     with shop.uow() as uow:
         claim = attempts.claim_of(uow.conn, pi, shop.gateway.store_id)
-        taken = claim is not None and claim.cart_id is not None
-        taken = taken and records.checkout_of(uow.conn, claim.cart_id) is not None
-        ask = taken and wanted and not records.payment_method_known(uow.conn, pi.id)
+        taken, known = False, False
+        if claim is not None and claim.cart_id is not None:
+            taken, known = records.cart_and_method(uow.conn, claim.cart_id, pi.id)
         uow.commit()
+    ask = taken and wanted and not known
     if not taken:
         _unclaimed(shop, pi, claim)
         return
@@ -73,9 +74,6 @@ def _apply(uow, shop, pi, claim, outcome, method, observed_at):
     conn, cart_id = uow.conn, claim.cart_id
     repository.lock(conn, cart_id)
     state = repository.read(conn, cart_id)[0]
-    if state.payment_intent_id == pi.id:
-        records.mirror_status(conn, cart_id, pi.id, pi.status)
-        state = replace(state, pi_status=pi.status)
     changed, refund = [], None
     if outcome == "succeeded":
         state, changed, refund = _fulfil(conn, state, pi, claim.version, method, matched=not claim.review)
@@ -85,6 +83,9 @@ def _apply(uow, shop, pi, claim, outcome, method, observed_at):
         outcome == "failed" and domain.failure_is_current(observed_at, records.checkout_of(conn, cart_id).frozen_at)
     ):
         state, changed = _fail(conn, state, pi, outcome)
+    if state.payment_intent_id == pi.id:  # still held (a paid or cancelled one was let go of above)
+        records.mirror_status(conn, cart_id, pi.id, pi.status)
+        state = replace(state, pi_status=pi.status)
     for order in changed:
         history.record(
             conn,

@@ -24,8 +24,9 @@ _ORDER = select(orders).where(orders.c.id == bindparam("order_id"))
 _ORDER_OF_VERSION = select(orders).where(
     orders.c.payment_intent_id == bindparam("pi_id"), orders.c.cart_version == bindparam("version")
 )
-_METHOD_KNOWN = select(
-    exists().where(orders.c.payment_intent_id == bindparam("pi_id"), orders.c.payment_method.is_not(None))
+_CART_AND_METHOD = select(
+    exists().where(carts.c.id == bindparam("cart_id")),
+    exists().where(orders.c.payment_intent_id == bindparam("pi_id"), orders.c.payment_method.is_not(None)),
 )
 _CHECKOUT = select(
     carts.c.status, carts.c.payment_intent_id, carts.c.client_secret, carts.c.pi_version, carts.c.frozen_at
@@ -77,9 +78,10 @@ def update_orders(conn, pi_id, status, **values):
     return sorted(conn.execute(query).all(), key=lambda row: row.id)
 
 
-def payment_method_known(conn, pi_id):
-    """Whether an order of the PaymentIntent already says how it was paid."""
-    return bool(conn.execute(_METHOD_KNOWN, {"pi_id": pi_id}).scalar())
+def cart_and_method(conn, cart_id, pi_id):
+    """(whether the cart exists, whether an order of the PaymentIntent already says how it was paid), in one read."""
+    cart_exists, method_known = conn.execute(_CART_AND_METHOD, {"cart_id": cart_id, "pi_id": pi_id}).one()
+    return bool(cart_exists), bool(method_known)
 
 
 def snapshot(conn, cart_id, version):

@@ -229,11 +229,14 @@ def _awaiting_order(conn, state):
 def _refresh(shop, cart_id, order_id, synced):
     """The cart after the handshake's sync, and whether a failed sync released it (no payment went through)."""
     with shop.uow() as uow:
+        if synced:  # nothing to release: the cart as it now is
+            state = repository.read(uow.conn, cart_id)[0]
+            uow.commit()
+            return state.view(), False
         state = _locked(uow.conn, cart_id)
         order = records.order(uow.conn, order_id)
         release = (
-            not synced
-            and state.status == "frozen"
+            state.status == "frozen"
             and state.pi_status in domain.REUSABLE_PI_STATUSES
             and order.status == "awaiting_payment"
         )
