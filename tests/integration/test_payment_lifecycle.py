@@ -121,3 +121,37 @@ def test_a_stripe_outage_during_the_handshake_unfreezes_the_cart(store):
     wait_for(lambda: shopper.get("/api/cart").get_json()["status"] == "open", message="cart to reopen")
     control(store.sandbox.url, "DELETE", "/faults")
     assert shopper.post("/api/cart/items", json={"product_id": 3, "quantity": 1}).status_code == 200
+
+
+STRIPE_CALLS = ("create_payment_intent", "set_amount", "retrieve", "cancel", "payment_method_of")
+
+
+def watching(gateway, name, asked):
+    real = getattr(gateway, name)
+
+    def watched(*args, **kwargs):
+        asked.append((name, db.session().in_transaction()))  # on SQLite, the write lock held across Stripe
+        return real(*args, **kwargs)
+
+    return watched
+
+
+def test_no_transaction_is_open_while_stripe_is_asked(store):
+    gateway, asked = store.app.extensions["gateway"], []
+    for name in STRIPE_CALLS:
+        setattr(gateway, name, watching(gateway, name, asked))
+    shopper = store.client()
+    fill(shopper, (1, 1))
+    shopper.post("/api/checkout")
+    cart = fill(shopper, (2, 1))  # the handshake syncs the PaymentIntent to this version
+    answer = shopper.post("/api/checkout/confirm", json={"cart_version": cart["version"]})
+    assert answer.status_code == 200, answer.get_json()
+    started = shopper.post("/api/checkout").get_json()
+    assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
+    order_status(shopper, answer.get_json()["order_id"], "paid")
+    _, _, cancelled = start_and_confirm(shopper, (3, 1))
+    assert shopper.post("/api/checkout/cancel").status_code == 200
+    order_status(shopper, cancelled, "payment_failed")
+
+    assert {name for name, _ in asked} == set(STRIPE_CALLS)
+    assert [name for name, in_transaction in asked if in_transaction] == []
