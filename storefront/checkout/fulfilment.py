@@ -48,11 +48,10 @@ def apply_payment_intent(shop, pi, observed_at=None):
         if claim is not None and claim.cart_id is not None:
             taken, known = records.cart_and_method(uow.conn, claim.cart_id, pi.id)
         uow.commit()
-    ask = taken and wanted and not known
     if not taken:
         _unclaimed(shop, pi, claim)
         return
-    method = shop.gateway.payment_method_of(pi) if ask else None
+    method = shop.gateway.payment_method_of(pi) if wanted and not known else None
     with shop.uow() as uow:
         refund = _apply(uow, shop, pi, claim, outcome, method, observed_at)
         uow.commit()
@@ -72,8 +71,7 @@ def _unclaimed(shop, pi, claim):
 def _apply(uow, shop, pi, claim, outcome, method, observed_at):
     """The PaymentIntent's state written under the cart's lock, its pushes after the commit; a refund owed."""
     conn, cart_id = uow.conn, claim.cart_id
-    repository.lock(conn, cart_id)
-    state = repository.read(conn, cart_id)[0]
+    state = records.locked_state(conn, cart_id)
     changed, refund = [], None
     if outcome == "succeeded":
         state, changed, refund = _fulfil(conn, state, pi, claim.version, method, matched=not claim.review)
@@ -193,8 +191,7 @@ def forget_missing_payment(shop, cart_id, pi_id):
     orders fail (their stock goes back) and the next checkout creates a new PaymentIntent."""
     with shop.uow() as uow:
         conn = uow.conn
-        repository.lock(conn, cart_id)
-        state = repository.read(conn, cart_id)[0]
+        state = records.locked_state(conn, cart_id)
         if state.payment_intent_id != pi_id:
             return
         failed = [fail_order(conn, order) for order in records.orders_of(conn, pi_id, status="awaiting_payment")]

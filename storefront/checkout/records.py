@@ -6,6 +6,7 @@ come; every write of an order returns the row as it now is, in the same statemen
 
 from sqlalchemy import bindparam, exists, insert, select, update
 
+from ..cart import repository
 from ..models import Cart, CartSnapshot, Order
 
 orders, carts, snapshots = Order.__table__, Cart.__table__, CartSnapshot.__table__
@@ -36,6 +37,12 @@ _MIRROR_STATUS = (
     .where(carts.c.id == bindparam("cart_id"), carts.c.payment_intent_id == bindparam("pi_id"))
     .values(pi_status=bindparam("new_status"))
 )
+
+
+def locked_state(conn, cart_id):
+    """The cart's CartState, its row locked until the caller's unit of work ends (NotFound without a cart)."""
+    repository.lock(conn, cart_id)
+    return repository.read(conn, cart_id)[0]
 
 
 def order(conn, order_id, *, lock=False):

@@ -54,12 +54,6 @@ def read_order(shop, cart_id, order_id):
     return order_view(order)
 
 
-def _locked(conn, cart_id):
-    """The cart's state, its row locked until the caller's unit of work ends."""
-    repository.lock(conn, cart_id)
-    return repository.read(conn, cart_id)[0]
-
-
 def checkout_answer(state, client_secret):
     return {
         "payment_intent_id": state.payment_intent_id,
@@ -74,7 +68,7 @@ def start_checkout(shop, cart_id):
     """The cart's live PaymentIntent, created for the current version if it has none."""
     for _ in range(3):
         with shop.uow() as uow:
-            state = _locked(uow.conn, cart_id)
+            state = records.locked_state(uow.conn, cart_id)
             if state.total <= 0:
                 raise InvalidInput("Your cart is empty.", code="cart_empty")
             if _live_payment_intent(state):
@@ -122,7 +116,7 @@ def _attach(shop, cart_id, token, pi):
     """The cart takes the PaymentIntent its attempt made; it lags behind the cart if the cart changed since,
     and the sync that the next look schedules brings it up to date."""
     with shop.uow() as uow:
-        state = _locked(uow.conn, cart_id)
+        state = records.locked_state(uow.conn, cart_id)
         if attempts.record_created(uow.conn, token, pi.id) and not _live_payment_intent(state):
             records.attach_payment_intent(uow.conn, cart_id, pi)
             state = replace(state, payment_intent_id=pi.id, pi_amount=pi.amount, pi_status=pi.status)
@@ -169,7 +163,7 @@ def confirm(shop, cart_id, shown_version, sync_now):
 def _freeze(conn, shop, cart_id, shown_version):
     """Freeze the locked cart, record its order awaiting payment and reserve its stock: the frozen cart's
     view and the order's id (raises, writing nothing, when the cart can't be paid as shown)."""
-    state = _locked(conn, cart_id)
+    state = records.locked_state(conn, cart_id)
     view = state.view()
     try:
         domain.check_handshake(
@@ -233,7 +227,7 @@ def _refresh(shop, cart_id, order_id, synced):
             state = repository.read(uow.conn, cart_id)[0]
             uow.commit()
             return state.view(), False
-        state = _locked(uow.conn, cart_id)
+        state = records.locked_state(uow.conn, cart_id)
         order = records.order(uow.conn, order_id)
         release = (
             state.status == "frozen"
