@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, exists, insert, select, update
 
 from ..models import PaymentAttempt
-from ..unit_of_work import UnitOfWork
 from . import records
 from .domain import SETTLED_ORDER_STATUSES
 from .records import carts, orders
@@ -132,17 +131,11 @@ def claim_of(conn, pi, store_id):
     return Claim(None, None) if meta_store == store_id else None
 
 
-def unsettled(session, created_before, limit):
+def unsettled(conn, created_before, limit):
     """PaymentIntents this store created, no cart holds and no order settled: each may hold money that
     reached no order (its event acknowledged, but by a deployment that did nothing). Oldest first, so a
-    backlog drains in order: each one asked about ends (an order, a refund, a cancel) or is still in flight.
-
-    Reconciliation's sweep calls it with its session between its other steps: it reads in its own unit of work.
-    """
-    with UnitOfWork(session) as uow:
-        found = uow.conn.execute(_UNSETTLED, {"created_before": created_before, "limit": limit}).scalars().all()
-        uow.commit()
-    return found
+    backlog drains in order: each one asked about ends (an order, a refund, a cancel) or is still in flight."""
+    return conn.execute(_UNSETTLED, {"created_before": created_before, "limit": limit}).scalars().all()
 
 
 def close(conn, pi_id, status):
