@@ -5,8 +5,10 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from storefront.checkout.service import release_expired_freeze
 from storefront.extensions import db
 from storefront.models import Cart, PaymentAttempt
+from storefront.wiring import current_shop
 from tests.conftest import wait_for
 from tests.shopping import browser_confirm, control, fill, order_status, start_and_confirm, synced
 
@@ -14,11 +16,17 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_an_abandoned_freeze_is_released_once_stripe_says_nothing_was_paid(make_store, sandbox, database, request):
+def test_an_abandoned_freeze_is_released_once_stripe_says_nothing_was_paid(
+    make_store, sandbox, stripe_client, database, request
+):
     url = request.getfixturevalue("postgres_url") if database == "postgres" else None
     store = make_store(sandbox=sandbox, database_url=url, FREEZE_SECONDS=0)
     shopper = store.client()
-    _, _, order_id = start_and_confirm(shopper, (1, 1))
+    cart, started, order_id = start_and_confirm(shopper, (1, 1))
+    with store.app.app_context():  # the background sweep's release of a freeze past its time limit
+        assert release_expired_freeze(current_shop(), cart["id"]) is True
+        db.session.remove()
+    assert stripe_client.v1.payment_intents.retrieve(started["payment_intent_id"]).status == "canceled"
     answer = shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1})
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["status"] == "open"
