@@ -139,9 +139,9 @@ def test_a_price_change_retried_after_failing_part_way_reaches_every_cart(shop, 
     gone_id, kept_cart = fill(gone, (A, 1))["id"], fill(kept, (A, 1))
     listed = pricing.open_carts_holding
 
-    def listed_then_one_removed(session, product_id):  # the cleanup removes a cart while the merchant saves
-        found = listed(session, product_id)
-        repository.delete_carts(session.connection(), [gone_id])  # committed with the listing's transaction
+    def listed_then_one_removed(conn, product_id):  # the cleanup removes a cart while the merchant saves
+        found = listed(conn, product_id)
+        repository.delete_carts(conn, [gone_id])  # committed with the listing's unit of work
         return found
 
     monkeypatch.setattr(pricing, "open_carts_holding", listed_then_one_removed)
