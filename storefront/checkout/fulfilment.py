@@ -32,7 +32,7 @@ def orders_of(session, pi_id, status=None):
 def fail_order(session, order):
     """An order whose payment will not come: its reserved stock goes back."""
     order.status = "payment_failed"
-    stock.release(session, order.id)
+    stock.release(session.connection(), order.id)
 
 
 def unfreeze(cart, orders):
@@ -42,7 +42,9 @@ def unfreeze(cart, orders):
     for order in orders:
         if order.status == "awaiting_payment":
             fail_order(session, order)
-    reprice_locked(session, cart)
+    session.flush()
+    if reprice_locked(session.connection(), repository.state_of(cart)) is not None:
+        session.expire(cart)  # written in Core: the model reloads its version and lines
 
 
 def apply_payment_intent(shop, pi, observed_at=None):
@@ -131,7 +133,7 @@ def _fulfil(session, cart, pi, version, method, *, matched):
     order.status, order.refund_due = domain.settlement(order.amount, pi.amount_received, matched=matched)
     order.amount_received = pi.amount_received
     order.payment_method = method or order.payment_method
-    if not stock.sell(session, order.id, order.items):
+    if not stock.sell(session.connection(), order.id, order.items):
         order.status = "needs_review"  # paid without the handshake, for stock that is gone: a person decides
         log.warning("order %s was paid but its stock is gone; it needs review", order.id)
         history.record(

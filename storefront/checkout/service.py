@@ -148,14 +148,14 @@ def confirm(shop, cart_id, shown_version, sync_now):
     order = _awaiting_order(shop.session, cart, view)
     order_id = order.id
     # The products' locks may have waited for a merchant's price change or withdrawal: never freeze old prices.
-    if pricing.catalog_moved(shop.session, view["items"]):
+    if pricing.catalog_moved(shop.session.connection(), view["items"]):
         shop.session.rollback()
         raise CartChanged(
             "A price in your cart just changed; please review the new amount before paying.",
             extra={"cart": pricing.follow_catalog(shop, cart_id)},
         )
     try:
-        held = stock.reserve(shop.session, order.id, view["items"])  # in the transaction that freezes
+        held = stock.reserve(shop.session.connection(), order.id, view["items"])  # in the transaction that freezes
     except OutOfStock as err:
         shop.session.rollback()
         err.extra = {**err.extra, "cart": view}
