@@ -11,12 +11,10 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy import func, select
 from wtforms import BooleanField, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
-from ..catalog.routes import products_with_availability
 from ..errors import ShopError
 from ..extensions import db
 from ..models import Order, Product
@@ -65,11 +63,9 @@ class ProductAdmin(ModelView):
     }
 
     def get_list(self, *args, **kwargs):
-        # The catalog's own count, for every product in one statement (not a query per row).
-        g.available = {
-            product.id: None if units is None else max(0, units)
-            for product, units in products_with_availability(db.session, active_only=False)
-        }
+        # The catalog's own count, for every product in one statement (not a query per row), read in the
+        # merchant's use case before Flask-Admin opens its own transaction for the page's rows.
+        g.available = {product["id"]: product["available"] for product in service.list_products(current_shop())}
         return super().get_list(*args, **kwargs)
 
     def _body(self, form):
@@ -105,7 +101,9 @@ class ProductAdmin(ModelView):
 
     def update_model(self, form, model):
         product_id, body = model.id, self._body(form)
-        db.session.rollback()  # the service reads and locks the product itself
+        # Flask-Admin's read of the model ends here: the service locks and writes the product in its own
+        # unit of work, which cannot open beside that transaction.
+        db.session.rollback()
         try:
             shown = self._shown(form)
             for name in SHOWN_FIELDS:
@@ -161,11 +159,12 @@ class OrderAdmin(ModelView):
 
     def render(self, template, **kwargs):
         if template == self.details_template and kwargs.get("model") is not None:
-            kwargs["history"] = history.of_order(db.session, kwargs["model"])
+            # Read on Flask-Admin's session, in the transaction that loaded the order for this page.
+            kwargs["history"] = history.of_order(db.session.connection(), kwargs["model"].id)
             kwargs["refund_form"] = RefundForm()
             kwargs["money"] = money
         if template == self.list_template:
-            kwargs["status_counts"] = status_counts()
+            kwargs["status_counts"] = service.status_counts(db.session.connection())
         return super().render(template, **kwargs)
 
     @expose("/refund/<int:order_id>", methods=("POST",))
@@ -190,16 +189,10 @@ class OrderAdmin(ModelView):
         return redirect(url_for(".details_view", id=order_id))
 
 
-def status_counts():
-    """[(status, count)], `needs_review` first."""
-    rows = db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
-    return sorted(rows, key=lambda row: (row[0] != "needs_review", row[0]))
-
-
 class StoreIndex(AdminIndexView):
     @expose("/")
     def index(self):
-        return self.render("admin/store_index.html", status_counts=status_counts())
+        return self.render("admin/store_index.html", status_counts=service.status_counts(db.session.connection()))
 
 
 def register_admin(app):

@@ -2,9 +2,9 @@
 
 from sqlalchemy import insert, or_, select
 
-from ..models import OrderHistory, utcnow
+from ..models import Order, OrderHistory, utcnow
 
-history = OrderHistory.__table__
+history, orders = OrderHistory.__table__, Order.__table__
 
 
 def record(conn, kind, message, *, cart_id, order_id=None, payment_intent_id=None):
@@ -22,16 +22,18 @@ def record(conn, kind, message, *, cart_id, order_id=None, payment_intent_id=Non
     )
 
 
-def of_order(session, order):
-    """What happened to the order, oldest first: its own lines and its PaymentIntent's (syncs before it)."""
+def of_order(conn, order_id):
+    """What happened to the order, oldest first: its own lines and its PaymentIntent's (syncs before it),
+    as rows with `at`, `kind` and `message`."""
+    payment_intent = select(orders.c.payment_intent_id).where(orders.c.id == order_id).scalar_subquery()
     query = (
-        select(OrderHistory)
+        select(history)
         .where(
             or_(
-                OrderHistory.order_id == order.id,
-                (OrderHistory.payment_intent_id == order.payment_intent_id) & OrderHistory.order_id.is_(None),
+                history.c.order_id == order_id,
+                (history.c.payment_intent_id == payment_intent) & history.c.order_id.is_(None),
             )
         )
-        .order_by(OrderHistory.at, OrderHistory.id)
+        .order_by(history.c.at, history.c.id)
     )
-    return list(session.execute(query).scalars())
+    return conn.execute(query).all()

@@ -1,8 +1,11 @@
-"""Merchant use cases: products (carts follow every change), orders by status, refunds."""
+"""Merchant use cases: products (carts follow every change), orders by status, refunds.
+
+Each opens its own unit of work and returns plain views; the refund's Stripe call happens between two.
+"""
 
 import logging
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, insert, select, update
 
 from ..cart.domain import money
 from ..catalog.routes import available_of, products_with_availability
@@ -16,8 +19,10 @@ from . import domain, history, stock
 from .pricing import reprice_carts
 
 log = logging.getLogger(__name__)
+products, orders = Product.__table__, Order.__table__
 # Orders in the merchant's queue (`needs_review`) before all others, in the API and on the admin pages.
-REVIEW_FIRST = case((Order.status == "needs_review", 0), else_=1)
+REVIEW_FIRST = case((orders.c.status == "needs_review", 0), else_=1)
+NEWEST_FIRST = (orders.c.created_at.desc(), orders.c.id.desc())
 
 
 def product_view(product, available):
@@ -35,22 +40,34 @@ def product_view(product, available):
 
 def list_products(shop):
     """Every product, active or not, in id order."""
-    rows = products_with_availability(shop.session, active_only=False)
-    views = [product_view(product, available) for product, available in rows]
-    shop.session.commit()
-    return views
+    with shop.uow() as uow:
+        rows = products_with_availability(uow.conn, active_only=False)
+        uow.commit()
+    return [product_view(row, row.available) for row in rows]
 
 
 def create_product(shop, body):
     """A new product in the store's currency."""
     changes = domain.parse_product(body, creating=True)
-    product = Product(currency=shop.currency, **{"active": True, "stock": None, **changes})
-    shop.session.add(product)
-    shop.session.flush()
-    view = product_view(product, available_of(shop.session, product.id))
-    shop.session.commit()
+    with shop.uow() as uow:
+        values = {"currency": shop.currency, "active": True, "stock": None, **changes}
+        product = uow.conn.execute(insert(products).values(values).returning(*products.c)).one()
+        view = product_view(product, available_of(uow.conn, product.id))
+        uow.commit()
     log.info("product %s created: %s at %s", view["id"], view["name"], view["unit_amount"])
     return view
+
+
+def _check_unchanged(product, changes, shown):
+    """A field changed here that the store changed since the page showed it is refused, not overwritten."""
+    stale = [name for name in changes if shown and name in shown and getattr(product, name) != shown[name]]
+    if stale:
+        now = ", ".join(f"{name} is now {getattr(product, name)}, not {shown[name]}" for name in stale)
+        raise Conflict(
+            f"{stale[0].replace('_', ' ').capitalize()} changed meanwhile ({now}); nothing was saved. "
+            "Open the product again.",
+            code="product_changed",
+        )
 
 
 def update_product(shop, product_id, body, shown=None):
@@ -60,35 +77,22 @@ def update_product(shop, product_id, body, shown=None):
     is refused (409 `product_changed`), not overwritten.
     """
     changes = domain.parse_product(body, creating=False)
-    product = shop.session.get(Product, product_id, with_for_update=True, populate_existing=True)
-    if product is None:
-        shop.session.rollback()
-        raise NotFound(f"No product with id {product_id}.", code="product_not_found")
-    stale = [name for name in changes if shown and name in shown and getattr(product, name) != shown[name]]
-    if stale:
-        now = ", ".join(f"{name} is now {getattr(product, name)}, not {shown[name]}" for name in stale)
-        shop.session.rollback()
-        raise Conflict(
-            f"{stale[0].replace('_', ' ').capitalize()} changed meanwhile ({now}); nothing was saved. "
-            "Open the product again.",
-            code="product_changed",
-        )
-    reserved = stock.reserved_units(shop.session, product_id)
-    if "stock" in changes:
-        try:
-            domain.check_stock_level(changes["stock"], reserved)
-        except Exception:
-            shop.session.rollback()
-            raise
+    with shop.uow() as uow:
+        product = uow.conn.execute(select(products).where(products.c.id == product_id).with_for_update()).first()
+        if product is None:
+            raise NotFound(f"No product with id {product_id}.", code="product_not_found")
+        _check_unchanged(product, changes, shown)
+        if "stock" in changes:
+            domain.check_stock_level(changes["stock"], stock.reserved_units(uow.conn, product_id))
+        if changes:
+            product = uow.conn.execute(
+                update(products).where(products.c.id == product_id).values(changes).returning(*products.c)
+            ).one()
+        view = product_view(product, available_of(uow.conn, product_id))
+        uow.commit()
     # Whenever the request names a price or for-sale (even unchanged): repricing is idempotent, so a PATCH
     # retried after a failure part-way brings the carts it did not reach to the catalog.
-    carts_follow = "unit_amount" in changes or "active" in changes
-    for name, value in changes.items():
-        setattr(product, name, value)
-    shop.session.flush()
-    view = product_view(product, available_of(shop.session, product_id))
-    shop.session.commit()
-    if carts_follow:
+    if "unit_amount" in changes or "active" in changes:
         moved = reprice_carts(shop, product_id)
         log.info("product %s changed (%s); %s open carts moved to a new version", product_id, changes, len(moved))
     return view
@@ -96,18 +100,25 @@ def update_product(shop, product_id, body, shown=None):
 
 def list_orders(shop, status=None):
     """Orders newest first; without a filter the `needs_review` queue comes first."""
-    query = select(Order)
+    query = select(orders)
     if status:
-        query = query.where(Order.status == status).order_by(Order.created_at.desc(), Order.id.desc())
+        query = query.where(orders.c.status == status).order_by(*NEWEST_FIRST)
     else:
-        query = query.order_by(REVIEW_FIRST, Order.created_at.desc(), Order.id.desc())
-    views = [merchant_order_view(order) for order in shop.session.execute(query).scalars()]
-    shop.session.commit()
-    return views
+        query = query.order_by(REVIEW_FIRST, *NEWEST_FIRST)
+    with shop.uow() as uow:
+        rows = uow.conn.execute(query).all()
+        uow.commit()
+    return [merchant_order_view(row) for row in rows]
+
+
+def status_counts(conn):
+    """[(status, count)] of the orders, `needs_review` first."""
+    rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
+    return sorted(rows, key=lambda row: (row[0] != "needs_review", row[0]))
 
 
 def merchant_order_view(order):
-    """The order as the shopper sees it, plus its cart and when it was made."""
+    """The order (any object with the orders table's columns) as the shopper sees it, plus its cart and date."""
     return {
         **order_view(order),
         "cart_id": order.cart_id,
@@ -116,53 +127,62 @@ def merchant_order_view(order):
     }
 
 
+def _order(conn, order_id, *, lock=False):
+    query = select(orders).where(orders.c.id == order_id)
+    order = conn.execute(query.with_for_update() if lock else query).first()
+    if order is None:
+        raise NotFound(f"No order {order_id}.", code="order_not_found")
+    return order
+
+
 def refund_order(shop, order_id, requested=None):
     """Refund an order (by default all that is not yet refunded) through the gateway, once per click."""
-    order = shop.session.get(Order, order_id, populate_existing=True)
-    if order is None:
-        shop.session.rollback()
-        raise NotFound(f"No order {order_id}.", code="order_not_found")
-    try:
+    with shop.uow() as uow:  # committed before Stripe is asked: no transaction (nor SQLite's lock) held across it
+        order = _order(uow.conn, order_id)
         amount = domain.refund_amount(requested, order.amount_received, order.amount_refunded)
-    except Exception:
-        shop.session.rollback()
-        raise
-    before, pi_id, currency = order.amount_refunded, order.payment_intent_id, order.currency
-    shop.session.commit()  # no transaction (nor SQLite's write lock) held across the Stripe call
+        uow.commit()
+    before, pi_id = order.amount_refunded, order.payment_intent_id
     try:
         shop.gateway.refund(pi_id, amount, reason_key=domain.merchant_refund_key(order_id, before, amount))
     except PaymentError as err:
         log.warning("order %s: merchant refund of %s failed: %s", order_id, amount, err)
         raise PaymentUnavailable("Stripe did not take the refund; please try again.") from err
-    order = shop.session.get(Order, order_id, with_for_update=True, populate_existing=True)
-    # charge.refunded may have mirrored Stripe's total already: never count a refund twice.
-    order.amount_refunded = max(order.amount_refunded, before + amount)
-    order.status = refund_outcome(order.status, order.amount_received, order.amount_refunded, order.refund_due)
-    history.record(
-        shop.session.connection(),
-        "refund",
-        f"merchant refunded {money(amount, currency)}",
-        cart_id=order.cart_id,
-        order_id=order_id,
-        payment_intent_id=pi_id,
-    )
-    view, push = merchant_order_view(order), order_push(order)
-    shop.session.commit()
-    shop.publish.order(view["cart_id"], push)
+    with shop.uow() as uow:
+        view, push = _record_refund(uow.conn, order_id, before + amount, money(amount, order.currency))
+        uow.after_commit(lambda: shop.publish.order(view["cart_id"], push))
+        uow.commit()
     log.info("order %s: merchant refunded %s", order_id, amount)
     return view
 
 
+def _record_refund(conn, order_id, refunded, amount_text):
+    """Write a merchant refund onto the (locked) order and its history; the order's view and push."""
+    order = _order(conn, order_id, lock=True)
+    # charge.refunded may have mirrored Stripe's total already: never count a refund twice.
+    refunded = max(order.amount_refunded, refunded)
+    status = refund_outcome(order.status, order.amount_received, refunded, order.refund_due)
+    order = conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id)
+        .values(amount_refunded=refunded, status=status)
+        .returning(*orders.c)
+    ).one()
+    history.record(
+        conn,
+        "refund",
+        f"merchant refunded {amount_text}",
+        cart_id=order.cart_id,
+        order_id=order_id,
+        payment_intent_id=order.payment_intent_id,
+    )
+    return merchant_order_view(order), order_push(order)
+
+
 def order_history(shop, order_id):
     """An order and the lines of its history, oldest first."""
-    order = shop.session.get(Order, order_id, populate_existing=True)
-    if order is None:
-        shop.session.rollback()
-        raise NotFound(f"No order {order_id}.", code="order_not_found")
-    lines = [
-        {"at": h.at.isoformat() + "Z", "kind": h.kind, "message": h.message}
-        for h in history.of_order(shop.session, order)
-    ]
-    view = {**merchant_order_view(order), "history": lines}
-    shop.session.commit()
-    return view
+    with shop.uow() as uow:
+        order = _order(uow.conn, order_id)
+        lines = history.of_order(uow.conn, order_id)
+        uow.commit()
+    story = [{"at": line.at.isoformat() + "Z", "kind": line.kind, "message": line.message} for line in lines]
+    return {**merchant_order_view(order), "history": story}

@@ -12,11 +12,11 @@ from . import domain
 products, reservations = Product.__table__, StockReservation.__table__
 
 
-def lock_products(session, product_ids):
+def lock_products(conn, product_ids):
     """{product_id: (name, stock)} for these products, their rows locked until commit."""
     if not product_ids:
         return {}
-    rows = session.execute(
+    rows = conn.execute(
         select(products.c.id, products.c.name, products.c.stock)
         .where(products.c.id.in_(sorted(product_ids)))
         .order_by(products.c.id)
@@ -25,7 +25,7 @@ def lock_products(session, product_ids):
     return {row.id: (row.name, row.stock) for row in rows}
 
 
-def held(session, product_ids, *, besides_order=None):
+def held(conn, product_ids, *, besides_order=None):
     """{product_id: units reserved} by every order (but `besides_order`)."""
     query = (
         select(reservations.c.product_id, func.sum(reservations.c.quantity))
@@ -34,52 +34,52 @@ def held(session, product_ids, *, besides_order=None):
     )
     if besides_order is not None:
         query = query.where(reservations.c.order_id != besides_order)
-    return {pid: int(units) for pid, units in session.execute(query).all()}
+    return {pid: int(units) for pid, units in conn.execute(query).all()}
 
 
-def reserved_by(session, order_id):
+def reserved_by(conn, order_id):
     """{product_id: units} the order holds."""
-    rows = session.execute(
+    rows = conn.execute(
         select(reservations.c.product_id, reservations.c.quantity).where(reservations.c.order_id == order_id)
     ).all()
     return dict(rows)
 
 
-def reserve(session, order_id, items):
+def reserve(conn, order_id, items):
     """Hold the snapshot's units of tracked products for an order, or raise out_of_stock (nothing held)."""
     wanted = domain.wanted_units(items)
-    locked = lock_products(session, wanted)
+    locked = lock_products(conn, wanted)
     on_hand = {pid: stock for pid, (_, stock) in locked.items()}
     names = {pid: name for pid, (name, _) in locked.items()}
-    hold = domain.reservation(wanted, on_hand, held(session, wanted, besides_order=order_id), names)
-    release(session, order_id)
+    hold = domain.reservation(wanted, on_hand, held(conn, wanted, besides_order=order_id), names)
+    release(conn, order_id)
     if hold:
-        session.execute(
+        conn.execute(
             insert(reservations),
             [{"order_id": order_id, "product_id": pid, "quantity": q} for pid, q in sorted(hold.items())],
         )
     return hold
 
 
-def sell(session, order_id, items):
+def sell(conn, order_id, items):
     """Take a paid order's units from stock (its reservation first); False, taking nothing, if stock is gone."""
     wanted = domain.wanted_units(items)
-    locked = lock_products(session, wanted)
+    locked = lock_products(conn, wanted)
     on_hand = {pid: stock for pid, (_, stock) in locked.items()}
-    taken = domain.sale(wanted, reserved_by(session, order_id), on_hand, held(session, wanted, besides_order=order_id))
-    release(session, order_id)
+    taken = domain.sale(wanted, reserved_by(conn, order_id), on_hand, held(conn, wanted, besides_order=order_id))
+    release(conn, order_id)
     if taken is None:
         return False
     for pid, units in sorted(taken.items()):
-        session.execute(update(products).where(products.c.id == pid).values(stock=products.c.stock - units))
+        conn.execute(update(products).where(products.c.id == pid).values(stock=products.c.stock - units))
     return True
 
 
-def release(session, order_id):
+def release(conn, order_id):
     """Give back whatever the order holds."""
-    session.execute(delete(reservations).where(reservations.c.order_id == order_id))
+    conn.execute(delete(reservations).where(reservations.c.order_id == order_id))
 
 
-def reserved_units(session, product_id):
+def reserved_units(conn, product_id):
     """Units of one product held by frozen carts."""
-    return held(session, [product_id]).get(product_id, 0)
+    return held(conn, [product_id]).get(product_id, 0)

@@ -139,9 +139,9 @@ def test_a_price_change_retried_after_failing_part_way_reaches_every_cart(shop, 
     gone_id, kept_cart = fill(gone, (A, 1))["id"], fill(kept, (A, 1))
     listed = pricing.open_carts_holding
 
-    def listed_then_one_removed(session, product_id):  # the cleanup removes a cart while the merchant saves
-        found = listed(session, product_id)
-        repository.delete_carts(session.connection(), [gone_id])  # committed with the listing's transaction
+    def listed_then_one_removed(conn, product_id):  # the cleanup removes a cart while the merchant saves
+        found = listed(conn, product_id)
+        repository.delete_carts(conn, [gone_id])  # committed with the listing's unit of work
         return found
 
     monkeypatch.setattr(pricing, "open_carts_holding", listed_then_one_removed)
@@ -203,6 +203,61 @@ def test_a_withdrawn_product_leaves_open_carts_with_a_notice(shop):
     assert B not in [p["id"] for p in shopper.get("/api/products").get_json()]
     refused = shopper.post("/api/cart/items", json={"product_id": B, "quantity": 1})
     assert refused.status_code == 404 and refused.get_json()["error"]["code"] == "product_not_found"
+
+
+def test_repricing_a_locked_cart_answers_its_new_version_or_none_when_it_is_at_the_catalog(shop):
+    """The interface checkout calls under the cart's lock: the new CartState (written), or None (nothing)."""
+    from sqlalchemy import update
+
+    from storefront.cart import repository
+    from storefront.merchant import pricing
+    from storefront.wiring import current_shop
+
+    shopper = shop.client()
+    cart = fill(shopper, (A, 1), (B, 1))
+    with shop.app.app_context():
+        store = current_shop()
+
+        def reprice():
+            with store.uow() as uow:
+                repository.lock(uow.conn, cart["id"])
+                state, _ = repository.read(uow.conn, cart["id"])
+                new = pricing.reprice_locked(uow.conn, state)
+                uow.commit()
+            return state, new
+
+        assert reprice()[1] is None
+        with store.uow() as uow:
+            products = Product.__table__
+            uow.conn.execute(update(products).where(products.c.id == A).values(unit_amount=2000))
+            uow.conn.execute(update(products).where(products.c.id == B).values(active=False))
+            uow.commit()
+        state, new = reprice()
+        assert reprice()[1] is None  # written once: the next look finds it at the catalog
+        db.session.remove()
+    assert new.version == state.version + 1 == cart["version"] + 1
+    assert [(line.product_id, line.unit_amount) for line in new.lines] == [(A, 2000)]
+    assert sorted(n["code"] for n in new.notices) == ["price_changed", "product_unavailable"]
+    assert shopper.get("/api/cart").get_json() == new.view()
+
+
+def test_a_merchant_refund_asks_stripe_with_no_transaction_open(shop, monkeypatch):
+    shopper = shop.client()
+    _, started, order_id = start_and_confirm(shopper, (A, 1))
+    browser_confirm(shop.sandbox.url, shop.sandbox.publishable_key, started)
+    order_status(shopper, order_id, "paid")
+    gateway, open_during_refund = shop.app.extensions["gateway"], []
+    real_refund = gateway.refund
+
+    def refund(*args, **kwargs):  # the real refund, noting whether the request's session holds a transaction
+        open_during_refund.append(db.session().in_transaction())
+        return real_refund(*args, **kwargs)
+
+    monkeypatch.setattr(gateway, "refund", refund)
+    answer = Merchant(shop).post(f"/orders/{order_id}/refund", {"amount": 100})
+    assert answer.status_code == 200 and answer.get_json()["amount_refunded"] == 100
+    assert open_during_refund == [False]
+    assert [line["kind"] for line in Merchant(shop).get(f"/orders/{order_id}")["history"]][-1] == "refund"
 
 
 # --- stock ------------------------------------------------------------------------------------------
