@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select
 
 from storefront.cart import repository, service
-from storefront.database import statement_connection
 from storefront.extensions import db
 from storefront.models import Cart, CartLine, CartSnapshot
+from storefront.unit_of_work import UnitOfWork
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -25,19 +25,15 @@ def app(request, make_store, tmp_path):
 
 
 def read(cart_id, product_id=None):
-    session = db.session
-    try:
-        return repository.read(statement_connection(session), cart_id, product_id)
-    finally:
-        session.commit()
+    with UnitOfWork(db.session, statements=True) as uow:
+        return repository.read(uow.conn, cart_id, product_id)
 
 
 def write(state, quantities, product):
-    session = db.session
-    try:
-        return repository.write_change(statement_connection(session), state, quantities, {product.product_id: product})
-    finally:
-        session.commit()
+    with UnitOfWork(db.session, statements=True) as uow:
+        new = repository.write_change(uow.conn, state, quantities, {product.product_id: product})
+        uow.commit()
+    return new
 
 
 def stored(cart_id):
