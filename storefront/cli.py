@@ -55,5 +55,5 @@ def cleanup_carts_command(older_than):
     if older_than is None:
         older_than = current_app.config["ABANDONED_CART_SECONDS"]
     shop = current_shop()
-    removed = remove_abandoned_carts(shop.session, shop.now(), older_than)
+    removed = remove_abandoned_carts(shop, shop.now(), older_than)
     click.echo(json.dumps({"carts_removed": removed}))

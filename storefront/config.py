@@ -70,12 +70,15 @@ class Config:
         # An open cart nobody has changed for this long (no order, no live PaymentIntent) is removed.
         self.ABANDONED_CART_SECONDS = _env_float(env, "ABANDONED_CART_SECONDS", 30 * 86400)
         self.CART_CLEANUP_INTERVAL_SECONDS = _env_float(env, "CART_CLEANUP_INTERVAL_SECONDS", 3600)
-        # Redis, when configured, is what every process shares: pushes, the Stripe update budget, rate limits.
+        # Redis, when configured, is what every process shares: pushes, the Stripe update budget.
         queue = self.SOCKETIO_MESSAGE_QUEUE or ""
         self.REDIS_URL = env.get("REDIS_URL") or (queue if queue.startswith(("redis://", "rediss://")) else None)
         # Stripe allows ~25 writes/s per endpoint: background PaymentIntent updates share this many a second.
         self.STRIPE_UPDATES_PER_SECOND = _env_float(env, "STRIPE_UPDATES_PER_SECOND", 20)
-        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or self.REDIS_URL or "memory://"
+        # The cart-change limit is counted in each process's memory, even with Redis: a Redis count is a
+        # round trip on every change. Its budget is per process; a store that wants one store-wide count
+        # names a shared store here (e.g. the Redis URL), and pays that round trip.
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or "memory://"
         self.RATELIMIT_KEY_PREFIX = self.SOCKETIO_CHANNEL
         # A rate-limit store that fails (Redis down or saturated) lets the request through, logged:
         # the limits protect the Stripe budget, which the update budget also paces, not correctness.
@@ -84,6 +87,9 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SECURE = self.ENV_NAME == "production"
+        # The cookie is signed again only when the session changed (a new cart id), not on every answer: a
+        # permanent session's cookie lasts PERMANENT_SESSION_LIFETIME (31 days) from its last change.
+        self.SESSION_REFRESH_EACH_REQUEST = False
         self.SEED_CATALOG = env.get("SEED_CATALOG", "1") == "1"
         # The merchant pages and API (/admin): off, every path 404, unless a password is set.
         self.ADMIN_PASSWORD = env.get("ADMIN_PASSWORD", "")

@@ -2,22 +2,24 @@
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from .models import StoreIdentity
+
+identities = StoreIdentity.__table__
+_READ = select(identities.c.store_id).where(identities.c.id == 1)
 
 
 def store_id(engine):
     """This database's store id, created on first use (two processes starting together agree on one)."""
-    with Session(engine) as session:
-        found = session.scalar(select(StoreIdentity.store_id).where(StoreIdentity.id == 1))
+    with engine.connect() as conn:
+        found = conn.scalar(_READ)
         if found:
             return found
-        session.add(StoreIdentity(id=1, store_id=uuid.uuid4().hex))
         try:
-            session.commit()
+            conn.execute(insert(identities).values(id=1, store_id=uuid.uuid4().hex))
+            conn.commit()
         except IntegrityError:  # another process made it first: theirs stands
-            session.rollback()
-        return session.scalar(select(StoreIdentity.store_id).where(StoreIdentity.id == 1))
+            conn.rollback()
+        return conn.scalar(_READ)

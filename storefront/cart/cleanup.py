@@ -40,24 +40,27 @@ def _abandoned(cutoff):
     )
 
 
-def remove_abandoned_carts(session, now, older_than_seconds):
+def remove_abandoned_carts(shop, now, older_than_seconds):
     """Remove carts nobody has changed for `older_than_seconds`; how many were removed."""
     cutoff = now - timedelta(seconds=older_than_seconds)
     removed = 0
     while True:
-        try:
-            cart_ids = session.execute(_abandoned(cutoff)).scalars().all()
-            repository.delete_carts(session.connection(), cart_ids)
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-        removed += len(cart_ids)
-        if len(cart_ids) < BATCH:
+        removed_now = _remove_batch(shop, cutoff)
+        removed += removed_now
+        if removed_now < BATCH:
             break
     if removed:
         log.info("removed %d abandoned carts (unchanged since %s)", removed, cutoff)
     return removed
+
+
+def _remove_batch(shop, cutoff):
+    """One batch in its own unit of work, so the row locks are held for one batch only."""
+    with shop.uow() as uow:
+        cart_ids = uow.conn.execute(_abandoned(cutoff)).scalars().all()
+        repository.delete_carts(uow.conn, cart_ids)
+        uow.commit()
+    return len(cart_ids)
 
 
 class CleanupSchedule:
@@ -79,7 +82,7 @@ class CleanupSchedule:
         if not take_turn(shop.session, TURN, self._holder, now=shop.now(), hold_seconds=hold):
             return None
         try:
-            return remove_abandoned_carts(shop.session, shop.now(), self._config["ABANDONED_CART_SECONDS"])
+            return remove_abandoned_carts(shop, shop.now(), self._config["ABANDONED_CART_SECONDS"])
         finally:
             shop.session.rollback()
             end_turn(shop.session, TURN, self._holder, now=shop.now(), every_seconds=interval)

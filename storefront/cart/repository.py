@@ -419,6 +419,31 @@ def reserve_id(conn):
     return conn.execute(_NEXT_ID_COUNTER).scalar_one()
 
 
+def create(conn, cart_id, currency):
+    """Write the reserved cart `cart_id`, empty at version 1, with its first snapshot; an IntegrityError
+    if it already exists."""
+    conn.execute(insert(carts), {"id": cart_id, "version": 1, "total": 0, "status": "open", "currency": currency})
+    conn.execute(_ADD_SNAPSHOT, {"cart_id": cart_id, "version": 1, "items": [], "total": 0, "currency": currency})
+
+
+_UNCHANGED = (
+    select(carts.c.id)
+    .where(
+        carts.c.id == bindparam("cart_id"),
+        carts.c.version == 1,
+        carts.c.status == "open",
+        carts.c.payment_intent_id.is_(None),
+    )
+    .with_for_update()
+)
+
+
+def delete_if_unchanged(conn, cart_id):
+    """Remove a cart still as `create` wrote it (version 1, open, no PaymentIntent), under its row lock."""
+    if conn.execute(_UNCHANGED, {"cart_id": cart_id}).scalar_one_or_none() is not None:
+        delete_carts(conn, [cart_id])
+
+
 def delete_carts(conn, cart_ids):
     """Remove carts with their lines and snapshots (the caller has checked that nothing refers to them)."""
     if not cart_ids:

@@ -1,11 +1,15 @@
-"""Cart use cases: read, apply a rule, write the new version if the cart is still the one read, then publish."""
+"""Cart use cases: read, apply a rule, write the new version if the cart is still the one read, then publish.
+
+Each use case is one unit of work (`shop.uow()`) of Core statements through `cart.repository`; a change
+is one read and one version-guarded write. A frozen cart refuses every change, however old its freeze:
+releasing an expired freeze asks Stripe, which is the worker's job, never a change's.
+"""
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from ..database import statement_connection
 from ..errors import CheckoutInProgress, NotFound, OutOfStock
-from ..models import Cart, CartSnapshot, Order
+from ..models import Cart, Order
 from . import domain, repository
 
 # A change that finds its cart moved on (another tab's change came first) reads it again this many
@@ -30,40 +34,28 @@ def cart_view(cart):
 
 def reserve_cart_id(shop):
     """A new cart id, with no row: the cart is written on its first change."""
-    try:
-        return repository.reserve_id(shop.session.connection())
-    finally:
-        shop.session.commit()
+    with shop.uow(statements=True) as uow:
+        cart_id = repository.reserve_id(uow.conn)
+        uow.commit()
+    return cart_id
 
 
 def create_cart(shop, cart_id):
     """Write the reserved cart `cart_id`, empty, with its first snapshot; False if it already exists."""
-    shop.session.add(Cart(id=cart_id, version=1, total=0, status="open", currency=shop.currency))
-    shop.session.add(CartSnapshot(cart_id=cart_id, version=1, items=[], total=0, currency=shop.currency))
     try:
-        shop.session.commit()
-    except IntegrityError:
-        shop.session.rollback()  # another tab's first change wrote it a moment ago
+        with shop.uow() as uow:
+            repository.create(uow.conn, cart_id, shop.currency)
+            uow.commit()
+    except IntegrityError:  # another tab's first change wrote it a moment ago
         return False
     return True
 
 
 def discard_unchanged_cart(shop, cart_id):
     """Remove a cart written for a first change that failed, unless something has changed it since."""
-    session = shop.session
-    session.rollback()
-    try:
-        unchanged = session.execute(
-            select(Cart.id)
-            .where(Cart.id == cart_id, Cart.version == 1, Cart.status == "open", Cart.payment_intent_id.is_(None))
-            .with_for_update()
-        ).scalar_one_or_none()
-        if unchanged is not None:
-            repository.delete_carts(session.connection(), [cart_id])
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    with shop.uow() as uow:
+        repository.delete_if_unchanged(uow.conn, cart_id)
+        uow.commit()
 
 
 def empty_view(cart_id, currency):
@@ -74,19 +66,17 @@ def empty_view(cart_id, currency):
 def read_cart(shop, cart_id):
     """The cart's current view: empty for a reserved cart with no row yet (or one removed as abandoned); a
     frozen one names the order being paid (`order_id`), for the pages' link."""
-    try:
-        conn = statement_connection(shop.session)
-        view = repository.read(conn, cart_id)[0].view()
+    with shop.uow(statements=True) as uow:  # reads only: leaving the block ends it
+        try:
+            view = repository.read(uow.conn, cart_id)[0].view()
+        except NotFound:
+            return empty_view(cart_id, shop.currency)
         if view["status"] == "frozen":
-            view["order_id"] = conn.execute(
+            view["order_id"] = uow.conn.execute(
                 _AWAITING_ORDER,
                 {"pi": view["payment"] and view["payment"]["payment_intent_id"], "version": view["version"]},
             ).scalar()
-        return view
-    except NotFound:
-        return empty_view(cart_id, shop.currency)
-    finally:
-        shop.session.commit()
+    return view
 
 
 _AWAITING_ORDER = select(Order.id).where(
@@ -110,18 +100,6 @@ def remove_item(shop, cart_id, product_id):
 
 
 def _change(shop, cart_id, product_id, rule):
-    from ..checkout.service import release_expired_freeze
-
-    try:
-        return _apply(shop, cart_id, product_id, rule)
-    except CheckoutInProgress:
-        if not release_expired_freeze(shop, cart_id):
-            raise
-    shop.session.rollback()  # the release committed; its pushes may since have re-read models
-    return _apply(shop, cart_id, product_id, rule)
-
-
-def _apply(shop, cart_id, product_id, rule):
     """Read, apply the rule, write if the cart is still the version read; a cart that keeps changing under
     the change (many tabs at once) is then locked, so the change waits its turn instead of racing again."""
     for _ in range(OPTIMISTIC_ATTEMPTS):
@@ -131,6 +109,15 @@ def _apply(shop, cart_id, product_id, rule):
     return _attempt(shop, cart_id, product_id, rule, lock=True)
 
 
+def _ensure_editable(state):
+    """A frozen cart refuses every change; the refusal carries the cart, so the page shows it as it is."""
+    try:
+        domain.ensure_editable(state.status)
+    except CheckoutInProgress as err:
+        err.extra = {**err.extra, "cart": state.view()}
+        raise
+
+
 def _check_offer(state, product, product_id, after):
     """A product withdrawn from sale can only leave a cart; a line may grow only to the units available."""
     before = state.quantities.get(product_id, 0)
@@ -138,39 +125,33 @@ def _check_offer(state, product, product_id, after):
     if not product.active and wanted > before:
         raise NotFound(f"No product with id {product_id}.", code="product_not_found")
     if wanted > before:
-        domain.ensure_available(product, wanted)
+        try:
+            domain.ensure_available(product, wanted)
+        except OutOfStock as err:
+            err.extra = {**err.extra, "cart": state.view()}
+            raise
 
 
 def _attempt(shop, cart_id, product_id, rule, *, lock):
-    """One try: the new cart's view, pushed and synced; None when another change came first."""
-    session = shop.session
-    try:
+    """One try: the new cart's view, pushed and synced after the commit; None when another change came first.
+
+    Optimistic (no lock), it is two self-contained statements: the read and the guarded write."""
+    with shop.uow(statements=not lock) as uow:
         if lock:
-            conn = session.connection()
-            repository.lock(conn, cart_id)
-        else:
-            conn = statement_connection(session)
-        state, product = repository.read(conn, cart_id, product_id)
+            repository.lock(uow.conn, cart_id)
+        state, product = repository.read(uow.conn, cart_id, product_id)
         if product is None:
             raise NotFound(f"No product with id {product_id}.", code="product_not_found")
-        domain.ensure_editable(state.status)
+        _ensure_editable(state)
         after = rule(state.quantities)
         if after == state.quantities:
-            session.commit()
             return state.view()
         _check_offer(state, product, product_id, after)
-        new = repository.write_change(conn, state, after, {product_id: product})
-        session.commit()
-    except OutOfStock as err:
-        session.rollback()
-        err.extra = {**err.extra, "cart": state.view()}
-        raise
-    except Exception:
-        session.rollback()
-        raise
-    if new is None:
-        return None
-    view = new.view()
-    shop.publish.cart(view)
-    shop.schedule_sync(cart_id)
+        new = repository.write_change(uow.conn, state, after, {product_id: product})
+        if new is None:
+            return None
+        view = new.view()
+        uow.after_commit(lambda: shop.publish.cart(view))
+        uow.after_commit(lambda: shop.schedule_sync(cart_id))
+        uow.commit()
     return view

@@ -1,5 +1,7 @@
 """The cart's JSON routes and pushes, with two tabs of one shopper (no Stripe call is needed)."""
 
+from datetime import datetime
+
 import pytest
 
 from storefront.extensions import db
@@ -169,3 +171,49 @@ def test_handlers_survive_a_second_app(make_store):
         client.get("/api/cart")
         tab = store.tab(client)
         assert tab.is_connected() and events(tab, "cart")
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_change_to_a_cart_whose_freeze_expired_is_refused_with_the_cart(make_store, database, request):
+    """Releasing an expired freeze asks Stripe, which is the worker's job: the change itself never does."""
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else None
+    store = make_store(database_url=url, STRIPE_SECRET_KEY="sk_test_unused", FREEZE_SECONDS=0)
+    shopper = store.client()
+    shopper.post("/api/cart/items", json={"product_id": 1, "quantity": 1})
+    cart_id = shopper.get("/api/cart").get_json()["id"]
+    with store.app.app_context():
+        db.session.execute(
+            Cart.__table__.update()
+            .where(Cart.id == cart_id)
+            .values(status="frozen", frozen_at=datetime(2000, 1, 1), payment_intent_id="pi_gone")
+        )
+        db.session.commit()
+    for method, path, body in [
+        ("POST", "/api/cart/items", {"product_id": 2, "quantity": 1}),
+        ("PUT", "/api/cart/items/1", {"quantity": 1}),  # a change to what it already is is refused too
+        ("DELETE", "/api/cart/items/1", None),
+    ]:
+        answer = shopper.open(path, method=method, json=body)
+        assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "checkout_in_progress"
+        cart = answer.get_json()["cart"]
+        assert (cart["id"], cart["status"], cart["version"]) == (cart_id, "frozen", 2)
+        assert [item["product_id"] for item in cart["items"]] == [1]
+    assert shopper.get("/api/cart").get_json()["status"] == "frozen"
+
+
+def test_only_an_answer_that_changed_the_session_sets_the_cookie(offline_store):
+    """The signed cookie is written when the session gets a cart id (or learns its row was written), not
+    re-signed on every answer."""
+    shopper = offline_store.client()
+    assert "Set-Cookie" in shopper.get("/api/cart").headers  # a first visit: a cart id
+    assert "Set-Cookie" not in shopper.get("/api/cart").headers
+    assert "Set-Cookie" in shopper.post("/api/cart/items", json={"product_id": 1, "quantity": 1}).headers
+    for change in (
+        lambda: shopper.put("/api/cart/items/1", json={"quantity": 3}),
+        lambda: shopper.post("/api/cart/items", json={"product_id": 2, "quantity": 1}),
+        lambda: shopper.delete("/api/cart/items/2"),
+        lambda: shopper.get("/api/cart"),
+    ):
+        answer = change()
+        assert answer.status_code == 200 and "Set-Cookie" not in answer.headers
+    assert shopper.get("/api/cart").get_json()["items"][0]["quantity"] == 3

@@ -1,12 +1,14 @@
 """The cart's write path on both databases: a change lands only on the version it was computed from."""
 
+import threading
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from storefront.cart import repository, service
-from storefront.database import statement_connection
 from storefront.extensions import db
 from storefront.models import Cart, CartLine, CartSnapshot
+from storefront.unit_of_work import UnitOfWork
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -25,19 +27,15 @@ def app(request, make_store, tmp_path):
 
 
 def read(cart_id, product_id=None):
-    session = db.session
-    try:
-        return repository.read(statement_connection(session), cart_id, product_id)
-    finally:
-        session.commit()
+    with UnitOfWork(db.session, statements=True) as uow:
+        return repository.read(uow.conn, cart_id, product_id)
 
 
 def write(state, quantities, product):
-    session = db.session
-    try:
-        return repository.write_change(statement_connection(session), state, quantities, {product.product_id: product})
-    finally:
-        session.commit()
+    with UnitOfWork(db.session, statements=True) as uow:
+        new = repository.write_change(uow.conn, state, quantities, {product.product_id: product})
+        uow.commit()
+    return new
 
 
 def stored(cart_id):
@@ -102,3 +100,33 @@ def test_a_change_that_keeps_losing_the_race_waits_for_the_cart_lock_and_lands(a
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["version"] == before[0] + 1
     assert stored(cart_id)[:3] == (before[0] + 1, answer.get_json()["total"], {1: 2, 2: 4})
+
+
+def test_a_change_is_one_read_and_one_guarded_write_on_postgresql(app):
+    """The hot path costs two statements (each its own transaction in autocommit): no BEGIN, no COMMIT."""
+    store_app, cart_id = app
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs the same steps as several statements in its write transaction")
+    client = store_app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["cart_id"] = cart_id
+        cookie["cart_written"] = cart_id
+    statements = []
+
+    def seen(_conn, cursor, statement, *_args):
+        if threading.current_thread() is threading.main_thread():  # the test client's request, not the sync's
+            statements.append((statement.split(None, 1)[0].upper(), cursor.connection.autocommit))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for method, path, body in [
+            ("PUT", "/api/cart/items/1", {"quantity": 4}),
+            ("POST", "/api/cart/items", {"product_id": 2, "quantity": 1}),
+            ("DELETE", "/api/cart/items/2", None),
+        ]:
+            statements.clear()
+            answer = client.open(path, method=method, json=body)
+            assert answer.status_code == 200, answer.get_json()
+            assert statements == [("SELECT", True), ("WITH", True)], (method, path, statements)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)

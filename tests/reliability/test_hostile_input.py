@@ -7,6 +7,7 @@ can neither write nor open a Socket.IO connection.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -403,6 +404,67 @@ def test_cart_mutations_share_one_rate_limit_per_session(make_store):
         assert answer.status_code == 429 and assert_json_error(answer)["code"] == "rate_limited"
     assert cart_of(greedy) == before
     assert other.post("/api/cart/items", json={"product_id": 1, "quantity": 1}).status_code == 200
+
+
+def _closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _limited_store(make_store, monkeypatch, redis_url, **overrides):
+    """A store configured from the environment as a deployment is: REDIS_URL set, the limit at 3 a minute."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.delenv("RATELIMIT_STORAGE_URI", raising=False)
+    offline = {"STRIPE_SECRET_KEY": "sk_test_unused", "STRIPE_API_BASE": "http://127.0.0.1:9"}
+    return make_store(**offline, CART_RATE_LIMIT="3 per minute", **overrides)
+
+
+def _changes_until_refused(shopper):
+    return [shopper.put("/api/cart/items/1", json={"quantity": q}).status_code for q in (1, 2, 3, 4)]
+
+
+def test_the_cart_change_limit_is_counted_in_the_process_even_with_redis_configured(make_store, monkeypatch):
+    """REDIS_URL names a Redis that is not there. A limit counted in Redis would fail open there (the store's
+    errors are swallowed) and let every change through; counted in the process, the 4th change is refused."""
+    store = _limited_store(make_store, monkeypatch, f"redis://127.0.0.1:{_closed_port()}/0")
+    assert store.app.config["REDIS_URL"] and store.app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    shopper = store.client()
+    cart_of(shopper)
+    started = time.monotonic()
+    assert _changes_until_refused(shopper) == [200, 200, 200, 429]
+    assert time.monotonic() - started < 2
+
+
+def _redis_or_skip(db_number):
+    import redis
+
+    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{db_number}")
+    try:
+        client.ping()
+    except redis.ConnectionError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis not available: {err}")
+    return client
+
+
+@pytest.mark.parametrize("explicit", [False, True], ids=["default", "RATELIMIT_STORAGE_URI"])
+def test_only_an_explicit_rate_limit_store_puts_the_count_in_redis(make_store, monkeypatch, explicit):
+    """With Redis configured (a database of its own), a cart change leaves no rate-limit key there: it sent
+    the limiter's store nothing. Naming Redis in RATELIMIT_STORAGE_URI counts there, store-wide, instead."""
+    redis_url, client = "redis://127.0.0.1:6379/11", _redis_or_skip(11)
+    client.flushdb()
+    overrides = {"RATELIMIT_STORAGE_URI": redis_url} if explicit else {}
+    store = _limited_store(make_store, monkeypatch, redis_url, **overrides)
+    shopper = store.client()
+    cart_of(shopper)
+    try:
+        assert _changes_until_refused(shopper) == [200, 200, 200, 429]
+        counted = [key.decode() for key in client.scan_iter(match="*cart_mutation*")]
+        assert len(counted) == (1 if explicit else 0), counted
+    finally:
+        client.flushdb()
 
 
 # --- production safety -------------------------------------------------------------------------
