@@ -57,7 +57,6 @@ def with_session_cart(shop, use):
         except NotFound as err:
             if err.code != "cart_not_found":
                 raise
-            _end_failed_use(shop)
         else:
             _remember_written(cart_id)  # a change went through: the row exists
             return answer
@@ -70,20 +69,10 @@ def with_session_cart(shop, use):
         answer = use(cart_id)
     except Exception:
         if created:
-            _end_failed_use(shop)
             discard_unchanged_cart(shop, cart_id)
         raise
     _remember_written(cart_id)
     return answer
-
-
-def _end_failed_use(shop):
-    """Drop what a failed use case left open, so the next unit of work can start.
-
-    A use case on a unit of work leaves nothing (its `with` rolled back); one still on the session's
-    implicit transaction (checkout's, until it moves to `shop.uow()`) leaves it open when it raises.
-    """
-    shop.session.rollback()  # a no-op when nothing is open
 
 
 def _remember_written(cart_id):
