@@ -122,7 +122,6 @@ def unsettled(session, created_before, limit):
         .order_by(PaymentAttempt.created_at, PaymentAttempt.id)
         .limit(limit)
     ).all()
-    session.commit()
     return found
 
 
