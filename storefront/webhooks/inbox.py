@@ -124,14 +124,18 @@ def _claim(ids):
 
 
 # Several workers claim at once: SKIP LOCKED hands each different rows (SQLite, one writer, ignores it).
+# MATERIALIZED: PostgreSQL would otherwise scan the subquery again per row it updates, each time locking
+# the next due rows, and claim far more than `limit`.
 _DUE = (
     select(_events.c.id)
     .where(_events.c.due_at <= bindparam("now"), _events.c.processed_at.is_(None), _UNCLAIMED)
     .order_by(_events.c.due_at)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
+    .cte("due")
+    .prefix_with("MATERIALIZED")
 )
-_CLAIM_DUE = _claim(_DUE.scalar_subquery())
+_CLAIM_DUE = _claim(select(_DUE.c.id))
 _CLAIM_ONE = _claim([bindparam("event_id")])
 
 
