@@ -20,9 +20,11 @@ from ..payments.gateway import GatewayUnavailable, PaymentError, PaymentIntentMi
 
 log = logging.getLogger(__name__)
 
-# Longer than a handler's Stripe calls take with the SDK's retries: a worker that dies mid-event leaves it
-# claimed this long, then another takes it.
-CLAIM_SECONDS = 120
+# How long a worker holds the event it processes: one that dies mid-event leaves it claimed this long, then
+# another takes it. Longer than a handler usually takes; one that runs past it (Stripe slow through all the
+# SDK's retries) may meet a second try of the same event, which is harmless: handlers apply Stripe's
+# current state under the cart's row lock, so a second application changes nothing.
+CLAIM_SECONDS = 30
 # A failed event is tried again after this, doubling per attempt up to RETRY_MAX_SECONDS.
 RETRY_FIRST_SECONDS = 5
 RETRY_MAX_SECONDS = 3600
