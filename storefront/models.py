@@ -123,7 +123,8 @@ class Order(db.Model):
 
 
 class WebhookEvent(db.Model):
-    """A Stripe event id seen once; the primary key makes a second delivery a conflict, not a check."""
+    """A Stripe event received once (the primary key makes a second delivery a conflict, not a check), kept
+    as an inbox: what its handler needs, and when it is next due (None: nothing left to do)."""
 
     __tablename__ = "webhook_events"
 
@@ -131,6 +132,14 @@ class WebhookEvent(db.Model):
     type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+    # The PaymentIntent or charge the event names, and when Stripe created the event.
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime | None]
+    # Due from its receipt, or from the end of its backoff after a failure; None once processed.
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A process working on the event holds it until then (one that dies lets it go then).
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class StoreIdentity(db.Model):

@@ -1,4 +1,10 @@
-"""Reconciliation: ask Stripe about what the webhooks should have told us, and apply it."""
+"""Reconciliation: ask Stripe about what the webhooks should have told us, and apply it.
+
+Each step reads its candidates in a unit of work of its own and asks Stripe about them after it ends;
+what an answer changes is written by the use case applying it (fulfilment, the freeze releases), each
+in its own unit of work. A webhook event found missed goes into the webhook inbox and is processed
+there, as a delivered one is.
+"""
 
 import dataclasses
 import logging
@@ -14,8 +20,8 @@ from ..checkout.cancel import release_unpaid_freeze
 from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
-from ..models import Cart, Order, WebhookEvent
-from ..webhooks.routes import HANDLERS, _mark_processed, _record
+from ..models import Cart, Order
+from ..webhooks import inbox
 from .gateway import AmountLocked, GatewayUnavailable, PaymentError, PaymentIntentMissing
 from .lease import end_turn, take_turn
 
@@ -24,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # PaymentIntents the sweep asks Stripe about per pass (each costs up to four paced requests).
 SWEEP_PER_PASS = 10
+
+_carts, _orders = Cart.__table__, Order.__table__
 
 
 def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True, sweep_limit=SWEEP_PER_PASS):
@@ -49,19 +57,18 @@ def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_o
     return summary
 
 
+def _read(shop, statement):
+    """The rows of one query, in a unit of work that ends before Stripe is asked about them."""
+    with shop.uow() as uow:
+        return uow.conn.execute(statement).all()
+
+
 def _awaiting_orders(shop, older_than_seconds, summary):
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
-    pi_ids = (
-        shop.session.execute(
-            select(Order.payment_intent_id)
-            .where(Order.status == "awaiting_payment", Order.updated_at <= cutoff)
-            .distinct()
-        )
-        .scalars()
-        .all()
+    stale = select(_orders.c.payment_intent_id).where(
+        _orders.c.status == "awaiting_payment", _orders.c.updated_at <= cutoff
     )
-    shop.session.commit()
-    for pi_id in pi_ids:
+    for (pi_id,) in _read(shop, stale.distinct()):
         summary["orders_checked"] += 1
         try:
             apply_payment_intent(shop, shop.gateway.retrieve(pi_id))
@@ -89,60 +96,43 @@ def _missed_events(shop, lookback_seconds, undelivered_only, summary):
     while True:
         try:
             events, more = shop.gateway.list_events(
-                types=sorted(HANDLERS), created_since=since, undelivered_only=undelivered_only, starting_after=after
+                types=sorted(inbox.HANDLERS),
+                created_since=since,
+                undelivered_only=undelivered_only,
+                starting_after=after,
             )
         except PaymentError as err:
             summary["errors"] += 1
             log.warning("reconcile: listing Stripe's events failed: %s", err)
             return
         summary["events_checked"] += len(events)
-        for event in _unprocessed(shop.session, events):
-            if not _apply_missed_event(shop, event, summary):
+        with shop.uow() as uow:
+            done = inbox.processed_among(uow.conn, [event["id"] for event in events])
+        for event in events:
+            if event["id"] not in done and not _apply_missed_event(shop, event, summary):
                 return
         if not more or not events:
             return
         after = events[-1]["id"]
 
 
-def _unprocessed(session, events):
-    """The events with no processed record here, in one query."""
-    ids = [event["id"] for event in events]
-    done = (
-        set(
-            session.execute(
-                select(WebhookEvent.id).where(WebhookEvent.id.in_(ids), WebhookEvent.processed_at.is_not(None))
-            ).scalars()
-        )
-        if ids
-        else set()
-    )
-    session.commit()
-    return [event for event in events if event["id"] not in done]
-
-
 def _apply_missed_event(shop, event, summary):
-    """Process one event as its webhook would have; False when Stripe is unavailable (the pass stops). An event
-    Stripe refuses to help with is counted and left unprocessed, for the next pass."""
-    if not _record(shop.session, event["id"], event["type"], acted_on=True):
-        return True  # a delivery processed it meanwhile
-    try:
-        HANDLERS[event["type"]](shop, event)
-    except GatewayUnavailable as err:
-        shop.session.rollback()
-        summary["errors"] += 1
-        log.warning(
-            "reconcile: Stripe unavailable at event %s (%s); the rest waits for the next pass", event["id"], err
-        )
-        return False
-    except PaymentError as err:  # refused for this event alone (e.g. a charge we may not read): left for later
-        shop.session.rollback()
-        summary["errors"] += 1
-        log.warning("reconcile: event %s not applied: %s", event["id"], err)
+    """Record a missed event in the webhook inbox and process it there now, whatever its backoff; False when
+    Stripe is unavailable (the pass stops). One Stripe refuses to help with is counted and left due."""
+    row = inbox.receipt(event, shop.now())
+    if row is None:
         return True
-    except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as err:
-        shop.session.rollback()
-        log.warning("reconcile: event %s is malformed (%s); ignored", event["id"], err)
-    _mark_processed(shop.session, event["id"])
+    with shop.uow(statements=True) as uow:
+        if inbox.record(uow.conn, row):
+            uow.commit()
+    claimed = inbox.claim_event(shop, row["id"])
+    if claimed is None:
+        return True  # processed meanwhile (or being processed), or recorded as needing nothing
+    outcome = inbox.handle(shop, claimed)
+    if outcome in ("unavailable", "refused"):
+        summary["errors"] += 1
+        log.warning("reconcile: event %s not applied (Stripe %s)", event["id"], outcome)
+        return outcome == "refused"
     summary["payments_applied"] += 1
     log.info("reconcile: applied event %s (%s), whose webhook this store never processed", event["id"], event["type"])
     return True
@@ -156,21 +146,27 @@ def _unsettled_payments(shop, older_than_seconds, limit, summary):
     cart holds and nobody can still be paying is cancelled, so the candidates drain.
     """
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
-    for pi_id in attempts.unsettled(shop.session, cutoff, limit):
+    with shop.uow() as uow:
+        candidates = attempts.unsettled(uow.conn, cutoff, limit)
+    for pi_id in candidates:
         summary["payments_swept"] += 1
         try:
             _settle_attempt(shop, pi_id)
         except GatewayUnavailable as err:
-            shop.session.rollback()
             summary["errors"] += 1
             log.warning(
                 "reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass", pi_id, err
             )
             return
         except PaymentError as err:
-            shop.session.rollback()
             summary["errors"] += 1
             log.warning("reconcile: PaymentIntent %s not settled: %s", pi_id, err)
+
+
+def _close_attempt(shop, pi_id, status):
+    with shop.uow() as uow:
+        attempts.close(uow.conn, pi_id, status)
+        uow.commit()
 
 
 def _settle_attempt(shop, pi_id):
@@ -178,8 +174,7 @@ def _settle_attempt(shop, pi_id):
         pi = shop.gateway.retrieve(pi_id)
     except PaymentIntentMissing:
         log.warning("reconcile: PaymentIntent %s of ours is unknown to Stripe; no money can move on it", pi_id)
-        attempts.close(shop.session, pi_id, "missing")
-        shop.session.commit()
+        _close_attempt(shop, pi_id, "missing")
         return
     if pi.status in REUSABLE_PI_STATUSES:  # no cart holds it: nobody was given it to pay
         try:
@@ -188,17 +183,16 @@ def _settle_attempt(shop, pi_id):
             pi = err.payment_intent
     apply_payment_intent(shop, pi)
     if pi.status == "canceled":
-        attempts.close(shop.session, pi_id, "canceled")
-        shop.session.commit()
+        _close_attempt(shop, pi_id, "canceled")
+
+
+def _frozen_carts(shop, frozen_before):
+    frozen = select(_carts.c.id).where(_carts.c.status == "frozen", _carts.c.frozen_at <= frozen_before)
+    return [cart_id for (cart_id,) in _read(shop, frozen)]
 
 
 def _expired_freezes(shop, summary):
-    cutoff = shop.now() - timedelta(seconds=shop.freeze_seconds)
-    cart_ids = (
-        shop.session.execute(select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)).scalars().all()
-    )
-    shop.session.commit()
-    for cart_id in cart_ids:
+    for cart_id in _frozen_carts(shop, shop.now() - timedelta(seconds=shop.freeze_seconds)):
         if release_expired_freeze(shop, cart_id):
             summary["freezes_released"] += 1
 
@@ -206,39 +200,27 @@ def _expired_freezes(shop, summary):
 def _unpaid_freezes(shop, older_than_seconds, summary):
     """Freezes past the reconcile delay whose PaymentIntent holds no payment: a handshake that broke half-way."""
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
-    cart_ids = (
-        shop.session.execute(select(Cart.id).where(Cart.status == "frozen", Cart.frozen_at <= cutoff)).scalars().all()
-    )
-    shop.session.commit()
-    for cart_id in cart_ids:
+    for cart_id in _frozen_carts(shop, cutoff):
         if release_unpaid_freeze(shop, cart_id, cutoff):
             summary["freezes_released"] += 1
 
 
 def _owed_refunds(shop, summary):
-    owed = shop.session.execute(
-        select(Order.id, Order.payment_intent_id, Order.refund_due).where(Order.refund_due > Order.amount_refunded)
-    ).all()
-    shop.session.commit()
-    for order_id, pi_id, amount in owed:
+    owed = select(_orders.c.id, _orders.c.payment_intent_id, _orders.c.refund_due).where(
+        _orders.c.refund_due > _orders.c.amount_refunded
+    )
+    for order_id, pi_id, amount in _read(shop, owed):
         if refund_excess(shop, order_id, pi_id, amount):
             summary["refunds_retried"] += 1
 
 
 def _stale_payment_intents(shop, summary):
-    cart_ids = (
-        shop.session.execute(
-            select(Cart.id).where(
-                Cart.payment_intent_id.is_not(None),
-                Cart.pi_status.in_(REUSABLE_PI_STATUSES),
-                Cart.pi_version != Cart.version,
-            )
-        )
-        .scalars()
-        .all()
+    lagging = select(_carts.c.id).where(
+        _carts.c.payment_intent_id.is_not(None),
+        _carts.c.pi_status.in_(REUSABLE_PI_STATUSES),
+        _carts.c.pi_version != _carts.c.version,
     )
-    shop.session.commit()
-    for cart_id in cart_ids:
+    for (cart_id,) in _read(shop, lagging):
         shop.schedule_sync(cart_id)
         summary["syncs_requested"] += 1
 

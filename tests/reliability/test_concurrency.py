@@ -22,6 +22,7 @@ from storefront.extensions import db
 from storefront.models import CartSnapshot, Order, WebhookEvent
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
+from tests.conftest import wait_for
 from tests.shopping import browser_confirm, control, sign, synced
 
 pytestmark = pytest.mark.timeout(180)
@@ -191,6 +192,14 @@ def deliver(store, payload):
     return answer.status_code, answer.json()
 
 
+def event_processed(store, event_id):
+    with store.app.app_context():
+        try:
+            return db.session.get(WebhookEvent, event_id).processed_at is not None
+        finally:
+            db.session.remove()
+
+
 def reconcile_now(store):
     with store.app.app_context():
         try:
@@ -212,6 +221,9 @@ def test_simultaneous_deliveries_of_one_event_have_exactly_one_effect(
     results = race(*[lambda: deliver(store, payload)] * 6, lambda: reconcile_now(store), lambda: reconcile_now(store))
     for status, body in results[:6]:
         assert status == 200, body
+    wait_for(
+        lambda: event_processed(store, json.loads(payload)["id"]), message="the acknowledged event to be processed"
+    )
 
     with store.app.app_context():
         orders = db.session.execute(select(Order).where(Order.payment_intent_id == pi_id)).scalars().all()

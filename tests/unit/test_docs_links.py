@@ -156,12 +156,12 @@ def test_the_settings_parser_sees_every_form_the_code_uses():
 
 
 def handled_event_types():
-    """The event types storefront/webhooks/routes.py dispatches (the keys of its HANDLERS dict)."""
-    tree = ast.parse((ROOT / "storefront" / "webhooks" / "routes.py").read_text())
+    """The event types storefront/webhooks/inbox.py dispatches (the keys of its HANDLERS dict)."""
+    tree = ast.parse((ROOT / "storefront" / "webhooks" / "inbox.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "HANDLERS" for t in node.targets):
             return {key.value for key in node.value.keys}
-    raise AssertionError("storefront/webhooks/routes.py has no HANDLERS dict")
+    raise AssertionError("storefront/webhooks/inbox.py has no HANDLERS dict")
 
 
 def real_stripe_section():
