@@ -1,6 +1,7 @@
 """POST /webhooks/stripe: verify, record the event in the inbox, acknowledge; the worker processes it."""
 
 import logging
+import threading
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,35 +58,50 @@ def _wake_worker():
     if worker is not None:
         worker.wake()
         return
-    # INTERIM, until the worker is merged: process the inbox in a background task of this process.
+    # INTERIM (tests' threaded apps), until the worker is merged: process the inbox in a background task.
     socketio.start_background_task(_follow_up, current_app._get_current_object())
 
 
 # --- INTERIM stand-in for the worker (remove with the worker's merge) -----------------------------------
-# Retries (an event whose Stripe read failed, one a killed process held) need a periodic pass; a real
-# server (eventlet or gevent) runs one here. Tests' threaded apps process the inbox themselves.
+# A real server (eventlet or gevent) gets one green thread that processes the inbox when woken and every
+# few seconds (retries: an event whose Stripe read failed, one a killed process held). Tests' threaded
+# apps process the inbox themselves, or in a task per wake-up (above).
 INTERIM_RETRY_SECONDS = 5
 
 
+class InterimWorker:
+    """Processes the inbox in this process, one batch after another, when woken and every few seconds."""
+
+    def __init__(self, app):
+        self._app, self._due = app, threading.Event()
+
+    def wake(self):
+        """Ask for a pass soon."""
+        self._due.set()
+
+    def run(self):
+        while self._app.extensions.get("worker") is self:
+            self._due.wait(INTERIM_RETRY_SECONDS)
+            self._due.clear()
+            while _follow_up(self._app) == FOLLOW_UP_BATCH:
+                pass
+
+
 @bp.record_once
-def _start_interim_retries(state):
-    if state.app.config["SOCKETIO_ASYNC_MODE"] != "threading":
-        socketio.start_background_task(_retry_forever, state.app)
-
-
-def _retry_forever(app):
-    while True:
-        socketio.sleep(INTERIM_RETRY_SECONDS)
-        if app.extensions.get("worker") is None:
-            _follow_up(app)
+def _start_interim_worker(state):
+    app = state.app
+    if app.config["SOCKETIO_ASYNC_MODE"] != "threading" and "worker" not in app.extensions:
+        worker = app.extensions["worker"] = InterimWorker(app)
+        socketio.start_background_task(worker.run)
 
 
 def _follow_up(app):
-    """Process the due events of the inbox once."""
+    """Process the due events of the inbox once; how many were handled."""
     with app.app_context():
         try:
-            inbox.process_due(current_shop(), limit=FOLLOW_UP_BATCH)
+            return inbox.process_due(current_shop(), limit=FOLLOW_UP_BATCH)
         except Exception:
             log.exception("webhook follow-up failed; the events stay due")
+            return 0
         finally:
             db.session.remove()
