@@ -2,6 +2,11 @@
 
 Eventlet lives only here, so the async mode stays one setting (SOCKETIO_ASYNC_MODE). With no
 STRIPE_SECRET_KEY this also starts the offline Stripe sandbox and points the storefront at it.
+
+The background work (see storefront/worker) runs where WORKER says: `process` starts
+`flask --app storefront worker` beside this server (the default with a SOCKETIO_MESSAGE_QUEUE, which
+carries the worker's pushes to the tabs), `embedded` runs it inside this server (the default without
+a queue: a separate worker's pushes would reach no tab), `off` runs none.
 """
 
 import warnings
@@ -13,6 +18,7 @@ import eventlet
 eventlet.monkey_patch()
 
 import atexit
+import ctypes
 import gc
 import json
 import os
@@ -45,10 +51,7 @@ def start_sandbox(port, webhook_url, webhook_secret):
         "--webhook-secret",
         webhook_secret,
     ]
-    process = subprocess.Popen(command, cwd=os.path.dirname(os.path.abspath(__file__)))
-    atexit.register(process.terminate)
-    # SIGTERM ends this process through SystemExit, so the atexit hook stops the sandbox too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    process = start_child(command)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -61,6 +64,33 @@ def start_sandbox(port, webhook_url, webhook_secret):
             return process
         time.sleep(0.1)
     raise SystemExit("the Stripe sandbox did not start within 20 seconds")
+
+
+def start_child(command):
+    """A process that lives as long as this one: stopped when this one exits or is killed."""
+    process = subprocess.Popen(command, cwd=os.path.dirname(os.path.abspath(__file__)), preexec_fn=_die_with_parent)
+    atexit.register(process.terminate)
+    # SIGTERM ends this process through SystemExit, so the atexit hook stops the children too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    return process
+
+
+def _die_with_parent():
+    # Linux's PR_SET_PDEATHSIG: a SIGKILLed server leaves no child behind (atexit hooks do not run then).
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def worker_mode():
+    """Where the background work runs: WORKER, or a separate process when a message queue carries its pushes."""
+    mode = os.environ.get("WORKER") or ("process" if os.environ.get("SOCKETIO_MESSAGE_QUEUE") else "embedded")
+    if mode not in ("process", "embedded", "off"):
+        raise SystemExit(f"WORKER must be process, embedded or off, not {mode!r}")
+    return mode
+
+
+def start_worker():
+    """`flask --app storefront worker` beside this server."""
+    return start_child([sys.executable, "-m", "flask", "--app", "storefront", "worker"])
 
 
 def _sandbox_pid(port):
@@ -92,14 +122,19 @@ def main():
     if not admin_password and os.environ.get("STOREFRONT_ENV") != "production":
         admin_password = os.environ["ADMIN_PASSWORD"] = secrets.token_urlsafe(12)
         print(f"Admin: http://{host}:{port}/admin (user admin, password {admin_password})", flush=True)
+    mode = worker_mode()
+    if mode == "process":
+        os.environ["WORKER"] = "off"  # this server does no background work: its worker process does
     app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
-    app.extensions["reconciler"].start()
+    if mode == "process":
+        start_worker()  # after create_app: the schema is migrated by then
+    app.extensions["worker"].start()
     # Everything built so far lives as long as the process: keep it out of the collector's full passes,
     # each of which would otherwise walk it all while every green thread waits.
     gc.collect()
     gc.freeze()
-    mode = "offline Stripe sandbox" if offline else "Stripe test mode"
-    print(f"Storefront ({mode}) on http://{host}:{port}/", flush=True)
+    stripe = "offline Stripe sandbox" if offline else "Stripe test mode"
+    print(f"Storefront ({stripe}, worker {mode}) on http://{host}:{port}/", flush=True)
     # Every open tab holds one of eventlet's connections, and eventlet serves 1,024 at once unless told.
     max_connections = int(os.environ.get("MAX_CONNECTIONS", 10000))
     socketio.run(app, host=host, port=port, log_output=os.environ.get("ACCESS_LOG") == "1", max_size=max_connections)

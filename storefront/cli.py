@@ -1,6 +1,8 @@
-"""Command-line entry points: `flask --app storefront reconcile` and `flask --app storefront cleanup-carts`."""
+"""Command-line entry points: `flask --app storefront worker`, `reconcile` and `cleanup-carts`."""
 
 import json
+import signal
+import threading
 import time
 import uuid
 
@@ -55,5 +57,38 @@ def cleanup_carts_command(older_than):
     if older_than is None:
         older_than = current_app.config["ABANDONED_CART_SECONDS"]
     shop = current_shop()
-    removed = remove_abandoned_carts(shop.session, shop.now(), older_than)
+    removed = remove_abandoned_carts(shop, shop.now(), older_than)
     click.echo(json.dumps({"carts_removed": removed}))
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command():
+    """Run the store's background work (PaymentIntent sync, webhook events, reconcile, cleanup) until SIGTERM."""
+    from flask import current_app
+
+    from .worker import Worker
+
+    app = current_app._get_current_object()
+    worker = Worker(app, start_task=_start_thread, sleep=time.sleep, shop_factory=current_shop)
+    app.extensions["worker"] = worker  # what a use case run here schedules goes to this worker's syncs
+    stopping = threading.Event()
+
+    def stop(*_):
+        worker.stop()
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"Worker polling every {worker.poll_seconds}s", err=True)
+    loop = _start_thread(worker.run)
+    stopping.wait()
+    loop.join(worker.poll_seconds + 30)
+    # Syncs under way finish their Stripe update and record it: a lease left held would delay the cart.
+    worker.wait_idle(app.config["SYNC_LEASE_SECONDS"])
+
+
+def _start_thread(target, *args):
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread

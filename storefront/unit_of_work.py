@@ -13,7 +13,7 @@ transaction, in autocommit, which saves the BEGIN and COMMIT round trips; SQLite
 statements in its write transaction (BEGIN IMMEDIATE), which serialises them the same way.
 """
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 
 class UnitOfWorkInUse(RuntimeError):
@@ -23,8 +23,9 @@ class UnitOfWorkInUse(RuntimeError):
 class UnitOfWork:
     """One transaction on the request's (or job's) database session, committed once or rolled back."""
 
-    def __init__(self, session: Session, *, statements: bool = False):
-        self._session = session
+    def __init__(self, session: Session | scoped_session, *, statements: bool = False):
+        # Flask-SQLAlchemy's `db.session` is a scoped_session: the unit of work is on this context's session.
+        self._session = session() if isinstance(session, scoped_session) else session
         self._statements = statements
         self._after_commit = []
         self.conn = None
