@@ -17,14 +17,11 @@ import eventlet
 
 eventlet.monkey_patch()
 
-import atexit
-import ctypes
 import gc
 import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -35,6 +32,7 @@ import psycopg.waiting
 psycopg.waiting.wait = psycopg.waiting.wait_select
 
 from storefront import create_app
+from worker_process import start_child, start_worker, worker_mode
 from storefront.extensions import socketio
 
 
@@ -52,6 +50,8 @@ def start_sandbox(port, webhook_url, webhook_secret):
         webhook_secret,
     ]
     process = start_child(command)
+    # SIGTERM ends this process through SystemExit, so the atexit hooks stop the children too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -64,33 +64,6 @@ def start_sandbox(port, webhook_url, webhook_secret):
             return process
         time.sleep(0.1)
     raise SystemExit("the Stripe sandbox did not start within 20 seconds")
-
-
-def start_child(command):
-    """A process that lives as long as this one: stopped when this one exits or is killed."""
-    process = subprocess.Popen(command, cwd=os.path.dirname(os.path.abspath(__file__)), preexec_fn=_die_with_parent)
-    atexit.register(process.terminate)
-    # SIGTERM ends this process through SystemExit, so the atexit hook stops the children too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    return process
-
-
-def _die_with_parent():
-    # Linux's PR_SET_PDEATHSIG: a SIGKILLed server leaves no child behind (atexit hooks do not run then).
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
-def worker_mode():
-    """Where the background work runs: WORKER, or a separate process when a message queue carries its pushes."""
-    mode = os.environ.get("WORKER") or ("process" if os.environ.get("SOCKETIO_MESSAGE_QUEUE") else "embedded")
-    if mode not in ("process", "embedded", "off"):
-        raise SystemExit(f"WORKER must be process, embedded or off, not {mode!r}")
-    return mode
-
-
-def start_worker():
-    """`flask --app storefront worker` beside this server."""
-    return start_child([sys.executable, "-m", "flask", "--app", "storefront", "worker"])
 
 
 def _sandbox_pid(port):
@@ -128,6 +101,7 @@ def main():
     app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
     if mode == "process":
         start_worker()  # after create_app: the schema is migrated by then
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app.extensions["worker"].start()
     # Everything built so far lives as long as the process: keep it out of the collector's full passes,
     # each of which would otherwise walk it all while every green thread waits.
