@@ -13,6 +13,7 @@ from .cart.cleanup import remove_abandoned_carts
 from .payments.budget import reconcile_budget
 from .payments.reconcile import reconcile_paced
 from .payments.sync import sync_cart
+from .realtime.publish import SocketPublisher
 from .wiring import current_shop
 
 
@@ -72,6 +73,8 @@ def worker_command():
     app = current_app._get_current_object()
     worker = Worker(app, start_task=_start_thread, sleep=time.sleep, shop_factory=current_shop)
     app.extensions["worker"] = worker  # what a use case run here schedules goes to this worker's syncs
+    if app.config["SOCKETIO_MESSAGE_QUEUE"]:
+        app.extensions["publisher"] = SocketPublisher(_push_emitter(app.config))
     stopping = threading.Event()
 
     def stop(*_):
@@ -86,6 +89,14 @@ def worker_command():
     loop.join(worker.poll_seconds + 30)
     # Syncs under way finish their Stripe update and record it: a lease left held would delay the cart.
     worker.wait_idle(app.config["SYNC_LEASE_SECONDS"])
+
+
+def _push_emitter(config):
+    """A write-only Socket.IO emitter on the message queue: a worker serves no tab, so it reads no push."""
+    import socketio
+
+    channel = config.get("SOCKETIO_CHANNEL", "flask-socketio")
+    return socketio.RedisManager(config["SOCKETIO_MESSAGE_QUEUE"], channel=channel, write_only=True)
 
 
 def _start_thread(target, *args):
