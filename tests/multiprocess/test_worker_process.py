@@ -75,22 +75,23 @@ def test_changes_call_no_stripe_until_the_worker_starts_and_brings_the_payment_i
         web.stop()
 
 
-def children(pid):
-    """Process ids whose parent is `pid`."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(line) for line in out.split()]
+def worker_children(pid):
+    """Process ids of `flask … worker` processes whose parent is `pid`."""
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "flask" in line and line.rstrip().endswith("worker")]
 
 
 def alive(pid):
     return subprocess.run(["ps", "-p", str(pid)], capture_output=True).returncode == 0
 
 
-def test_the_demo_server_starts_its_worker_beside_itself_and_sigterm_stops_both(web_env, tmp_path):
+@pytest.mark.parametrize("start", [ServerProcess.store, ServerProcess.production], ids=["wsgi.py", "gunicorn"])
+def test_the_server_starts_its_worker_beside_itself_and_sigterm_stops_both(web_env, tmp_path, start):
     env = {**web_env, "WORKER": ""}  # a message queue and no WORKER: the worker runs as its own process
-    web = ServerProcess.store("web", env, tmp_path).wait_ready()
+    web = start("web", env, tmp_path).wait_ready()
     try:
-        worker_pids = wait_for(lambda: children(web.process.pid), timeout=20, message="the worker process")
-        assert "worker process" in web.log_tail(200)
+        worker_pids = wait_for(lambda: worker_children(web.process.pid), timeout=20, message="the worker process")
+        assert len(worker_pids) == 1
         web.process.send_signal(signal.SIGTERM)
         assert web.process.wait(40) == 0
         wait_for(lambda: not any(alive(pid) for pid in worker_pids), timeout=10, message="the worker to stop too")
