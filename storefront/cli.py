@@ -84,11 +84,11 @@ def worker_command():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     click.echo(f"Worker polling every {worker.poll_seconds}s", err=True)
-    loop = _start_thread(worker.run)
+    worker.start()
     stopping.wait()
-    loop.join(worker.poll_seconds + 30)
-    # Syncs under way finish their Stripe update and record it: a lease left held would delay the cart.
-    worker.wait_idle(app.config["SYNC_LEASE_SECONDS"])
+    # The loop's turn and the syncs under way finish (their Stripe update recorded): a lease left held
+    # would delay the cart, a turn left held the job.
+    worker.wait_idle(app.config["SYNC_LEASE_SECONDS"] + 30)
 
 
 def _push_emitter(config):

@@ -34,7 +34,7 @@ class Worker:
         self.poll_seconds = app.config["WORKER_POLL_SECONDS"]
         self.syncs = CartSyncs(app, start_task, shop_factory, budget=update_budget(app.config, sleep))
         self.jobs = periodic_jobs(app.config, reconcile_budget(app.config, sleep))
-        self._running = False
+        self._running = self._looping = False
         self._draining, self._drain_again = False, False
         self._lock = threading.Lock()
 
@@ -66,15 +66,18 @@ class Worker:
 
     def run(self):
         """The loop: one turn every WORKER_POLL_SECONDS until stopped."""
-        self._running = True
-        while self._running:
-            with self._app.app_context():
-                shop = self._shop_factory()
-                try:
-                    self.turn(shop)
-                finally:
-                    shop.session.remove()
-            self._sleep(self.poll_seconds)
+        self._looping = True
+        try:
+            while self._running:
+                with self._app.app_context():
+                    shop = self._shop_factory()
+                    try:
+                        self.turn(shop)
+                    finally:
+                        shop.session.remove()
+                self._sleep(self.poll_seconds)
+        finally:
+            self._looping = False
 
     def turn(self, shop):
         """One turn: lagging carts found, due webhook events handled, periodic jobs run if due."""
@@ -86,12 +89,15 @@ class Worker:
                 shop.session.rollback()
 
     def wait_idle(self, timeout):
-        """Wait until no sync of this process is running (for an orderly shutdown); True if idle."""
+        """Wait until the loop's turn and this process's syncs are over (for an orderly shutdown); True if idle."""
         waited = 0.0
-        while (self.syncs.busy() or self._draining) and waited < timeout:
+        while self._busy() and waited < timeout:
             self._sleep(0.02)
             waited += 0.02
-        return not (self.syncs.busy() or self._draining)
+        return not self._busy()
+
+    def _busy(self):
+        return self._looping or self._draining or self.syncs.busy() > 0
 
     def _find_lagging(self, shop):
         for cart_id in unclaimed_lagging(shop, POLL_BATCH):

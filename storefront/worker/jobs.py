@@ -4,7 +4,9 @@ import logging
 import time
 import uuid
 
+from ..cart.cleanup import remove_abandoned_carts
 from ..payments.lease import end_turn, take_turn
+from ..payments.reconcile import _expired_freezes, reconcile_paced
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ class PeriodicJob:
 
 def periodic_jobs(config, reconcile_budget):
     """Reconciliation, the release of expired freezes and cart cleanup, at their configured intervals."""
-    from ..cart.cleanup import remove_abandoned_carts
-    from ..payments.reconcile import _expired_freezes, reconcile_paced
 
     def reconcile(shop):
         return reconcile_paced(shop, reconcile_budget, config)
