@@ -4,8 +4,9 @@ gevent lives only here, as eventlet lives only in wsgi.py, so the async mode sta
 (SOCKETIO_ASYNC_MODE, which must be `gevent` under this server). One worker per gunicorn process,
 as Flask-SocketIO's deployment guide says: gunicorn's own balancing cannot keep a Socket.IO client
 on one worker. Run several such processes behind a proxy with sticky sessions and a Redis message
-queue (docs/production.md). WebSockets come from simple-websocket, which python-engineio uses under
-gevent when gevent-websocket is absent; HTTP is parsed by gunicorn, which refuses ambiguous framing.
+queue (docs/production.md); gunicorn.conf.py starts the store's worker (`flask --app storefront
+worker`) beside it when WORKER says so. WebSockets come from simple-websocket, which python-engineio
+uses under gevent when gevent-websocket is absent; HTTP is parsed by gunicorn, which refuses ambiguous framing.
 """
 
 from gevent import monkey
@@ -42,7 +43,7 @@ if app.config["STRIPE_OFFLINE"]:
     logging.getLogger(__name__).warning(
         "no STRIPE_SECRET_KEY: talking to the offline Stripe sandbox at %s", app.config["STRIPE_API_BASE"]
     )
-app.extensions["reconciler"].start()
+app.extensions["worker"].start()  # a no-op with WORKER=off
 # What is built by now lives as long as the worker: keep it out of the collector's full passes.
 gc.collect()
 gc.freeze()

@@ -2,6 +2,11 @@
 
 Eventlet lives only here, so the async mode stays one setting (SOCKETIO_ASYNC_MODE). With no
 STRIPE_SECRET_KEY this also starts the offline Stripe sandbox and points the storefront at it.
+
+The background work (see storefront/worker) runs where WORKER says: `process` starts
+`flask --app storefront worker` beside this server (the default with a SOCKETIO_MESSAGE_QUEUE, which
+carries the worker's pushes to the tabs), `embedded` runs it inside this server (the default without
+a queue: a separate worker's pushes would reach no tab), `off` runs none.
 """
 
 import warnings
@@ -12,13 +17,11 @@ import eventlet
 
 eventlet.monkey_patch()
 
-import atexit
 import gc
 import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -29,6 +32,7 @@ import psycopg.waiting
 psycopg.waiting.wait = psycopg.waiting.wait_select
 
 from storefront import create_app
+from worker_process import start_child, start_worker, worker_mode
 from storefront.extensions import socketio
 
 
@@ -45,9 +49,8 @@ def start_sandbox(port, webhook_url, webhook_secret):
         "--webhook-secret",
         webhook_secret,
     ]
-    process = subprocess.Popen(command, cwd=os.path.dirname(os.path.abspath(__file__)))
-    atexit.register(process.terminate)
-    # SIGTERM ends this process through SystemExit, so the atexit hook stops the sandbox too.
+    process = start_child(command)
+    # SIGTERM ends this process through SystemExit, so the atexit hooks stop the children too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -92,14 +95,20 @@ def main():
     if not admin_password and os.environ.get("STOREFRONT_ENV") != "production":
         admin_password = os.environ["ADMIN_PASSWORD"] = secrets.token_urlsafe(12)
         print(f"Admin: http://{host}:{port}/admin (user admin, password {admin_password})", flush=True)
+    mode = worker_mode()
+    if mode == "process":
+        os.environ["WORKER"] = "off"  # this server does no background work: its worker process does
     app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
-    app.extensions["reconciler"].start()
+    if mode == "process":
+        start_worker()  # after create_app: the schema is migrated by then
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app.extensions["worker"].start()
     # Everything built so far lives as long as the process: keep it out of the collector's full passes,
     # each of which would otherwise walk it all while every green thread waits.
     gc.collect()
     gc.freeze()
-    mode = "offline Stripe sandbox" if offline else "Stripe test mode"
-    print(f"Storefront ({mode}) on http://{host}:{port}/", flush=True)
+    stripe = "offline Stripe sandbox" if offline else "Stripe test mode"
+    print(f"Storefront ({stripe}, worker {mode}) on http://{host}:{port}/", flush=True)
     # Every open tab holds one of eventlet's connections, and eventlet serves 1,024 at once unless told.
     max_connections = int(os.environ.get("MAX_CONNECTIONS", 10000))
     socketio.run(app, host=host, port=port, log_output=os.environ.get("ACCESS_LOG") == "1", max_size=max_connections)

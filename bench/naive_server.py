@@ -44,15 +44,10 @@ class StripeFirstPublisher:
         self._inner.order(cart_id, order)
 
 
-class NoBackgroundSync:
-    def schedule(self, cart_id):
-        """Nothing happens in the background: the request did it."""
-
-
 def main():
-    app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet"})
+    # No background work at all (WORKER=off): the request itself brings Stripe up to date.
+    app = create_app({"SOCKETIO_ASYNC_MODE": "eventlet", "WORKER": "off"})
     app.extensions["publisher"] = StripeFirstPublisher(app.extensions["publisher"])
-    app.extensions["sync"] = NoBackgroundSync()
     socketio.run(
         app, host="127.0.0.1", port=int(os.environ["PORT"]), max_size=int(os.environ.get("MAX_CONNECTIONS", 10000))
     )

@@ -75,12 +75,10 @@ def register_extensions(app):
 
 def register_payments(app):
     from .identity import store_id
-    from .payments.budget import reconcile_budget, update_budget
     from .payments.gateway import StripeGateway
-    from .payments.reconcile import PeriodicReconcile
-    from .payments.sync import BackgroundSync
     from .realtime.publish import SocketPublisher
     from .wiring import current_shop
+    from .worker import MODES, Worker
 
     with app.app_context():
         identity = store_id(db.engine)
@@ -92,14 +90,14 @@ def register_payments(app):
         max_retries=app.config["STRIPE_MAX_RETRIES"],
     )
     app.extensions["publisher"] = SocketPublisher(socketio)
-    budget = update_budget(app.config, socketio.sleep)
-    app.extensions["sync"] = BackgroundSync(app, socketio.start_background_task, current_shop, budget=budget)
-    app.extensions["reconciler"] = PeriodicReconcile(
+    if app.config["WORKER"] not in MODES:
+        raise RuntimeError(f"WORKER must be one of {', '.join(MODES)}, not {app.config['WORKER']!r}")
+    app.extensions["worker"] = Worker(
         app,
-        socketio.start_background_task,
-        socketio.sleep,
-        current_shop,
-        budget=reconcile_budget(app.config, socketio.sleep),
+        start_task=socketio.start_background_task,
+        sleep=socketio.sleep,
+        shop_factory=current_shop,
+        active=app.config["WORKER"] == "embedded",
     )
 
 
@@ -125,7 +123,8 @@ def register_blueprints(app):
 
 
 def register_commands(app):
-    from .cli import cleanup_carts_command, reconcile_command
+    from .cli import cleanup_carts_command, reconcile_command, worker_command
 
     app.cli.add_command(reconcile_command)
     app.cli.add_command(cleanup_carts_command)
+    app.cli.add_command(worker_command)

@@ -1,6 +1,8 @@
-"""Command-line entry points: `flask --app storefront reconcile` and `flask --app storefront cleanup-carts`."""
+"""Command-line entry points: `flask --app storefront worker`, `reconcile` and `cleanup-carts`."""
 
 import json
+import signal
+import threading
 import time
 import uuid
 
@@ -11,6 +13,7 @@ from .cart.cleanup import remove_abandoned_carts
 from .payments.budget import reconcile_budget
 from .payments.reconcile import reconcile_paced
 from .payments.sync import sync_cart
+from .realtime.publish import SocketPublisher
 from .wiring import current_shop
 
 
@@ -57,3 +60,46 @@ def cleanup_carts_command(older_than):
     shop = current_shop()
     removed = remove_abandoned_carts(shop, shop.now(), older_than)
     click.echo(json.dumps({"carts_removed": removed}))
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command():
+    """Run the store's background work (PaymentIntent sync, webhook events, reconcile, cleanup) until SIGTERM."""
+    from flask import current_app
+
+    from .worker import Worker
+
+    app = current_app._get_current_object()
+    worker = Worker(app, start_task=_start_thread, sleep=time.sleep, shop_factory=current_shop)
+    app.extensions["worker"] = worker  # what a use case run here schedules goes to this worker's syncs
+    if app.config["SOCKETIO_MESSAGE_QUEUE"]:
+        app.extensions["publisher"] = SocketPublisher(_push_emitter(app.config))
+    stopping = threading.Event()
+
+    def stop(*_):
+        worker.stop()
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"Worker polling every {worker.poll_seconds}s", err=True)
+    worker.start()
+    stopping.wait()
+    # The loop's turn and the syncs under way finish (their Stripe update recorded): a lease left held
+    # would delay the cart, a turn left held the job.
+    worker.wait_idle(app.config["SYNC_LEASE_SECONDS"] + 30)
+
+
+def _push_emitter(config):
+    """A write-only Socket.IO emitter on the message queue: a worker serves no tab, so it reads no push."""
+    import socketio
+
+    channel = config.get("SOCKETIO_CHANNEL", "flask-socketio")
+    return socketio.RedisManager(config["SOCKETIO_MESSAGE_QUEUE"], channel=channel, write_only=True)
+
+
+def _start_thread(target, *args):
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread

@@ -58,6 +58,12 @@ class Config:
         # A short pause before a PaymentIntent update lets a burst of changes coalesce.
         self.SYNC_COALESCE_SECONDS = _env_float(env, "SYNC_COALESCE_SECONDS", 0.05)
         self.SYNC_LEASE_SECONDS = _env_float(env, "SYNC_LEASE_SECONDS", 30)
+        # Where background work runs: `embedded` in this web process, or `off` (a `flask worker` process does it).
+        self.WORKER = env.get("WORKER", "embedded")
+        # How often a worker looks for lagging PaymentIntents and due events (the fallback when nothing woke it).
+        self.WORKER_POLL_SECONDS = _env_float(env, "WORKER_POLL_SECONDS", 0.2)
+        # How often a worker looks for freezes past FREEZE_SECONDS to release (its own short turn).
+        self.FREEZE_SWEEP_SECONDS = _env_float(env, "FREEZE_SWEEP_SECONDS", 2)
         self.CART_RATE_LIMIT = env.get("CART_RATE_LIMIT", "20 per second; 600 per hour")
         # Socket.IO packets one connection may send (a tab sends about one: its connect); past it, it is closed.
         self.SOCKETIO_EVENT_LIMIT = env.get("SOCKETIO_EVENT_LIMIT", "10 per second; 120 per minute")

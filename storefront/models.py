@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, true
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -24,6 +24,14 @@ class Product(db.Model):
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
+LAGGING = (
+    "payment_intent_id IS NOT NULL"
+    " AND pi_status IN ('requires_action', 'requires_confirmation', 'requires_payment_method')"
+    " AND total > 0"
+    " AND (pi_version IS NULL OR pi_version != version OR pi_amount IS NULL OR pi_amount != total)"
+)
+
+
 class Cart(db.Model):
     """A shopper's cart; `version` counts content changes, the PaymentIntent columns mirror Stripe.
 
@@ -32,6 +40,8 @@ class Cart(db.Model):
     """
 
     __tablename__ = "carts"
+    # payments.sync.LAGGING: the carts whose PaymentIntent a worker must still update (what its poll reads).
+    __table_args__ = (Index("ix_carts_lagging", "id", postgresql_where=text(LAGGING), sqlite_where=text(LAGGING)),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(default=1)

@@ -16,7 +16,7 @@ def current_shop():
         session=db.session,
         gateway=app.extensions["gateway"],
         publish=app.extensions["publisher"],
-        schedule_sync=app.extensions["sync"].schedule,
+        schedule_sync=app.extensions["worker"].schedule,
         now=utcnow,
         freeze_seconds=app.config["FREEZE_SECONDS"],
         currency=app.config["CURRENCY"],

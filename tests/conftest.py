@@ -101,8 +101,8 @@ class LiveStore:
         return socketio.test_client(self.app, flask_test_client=client)
 
     def stop(self):
-        self.app.extensions["reconciler"].stop()
-        self.app.extensions["sync"].wait_idle(10)
+        self.app.extensions["worker"].stop()
+        self.app.extensions["worker"].wait_idle(10)
         if self.endpoint is not None:
             requests.delete(f"{self.sandbox.url}/_sandbox/webhook_endpoints/{self.endpoint['id']}", timeout=5)
         self._server.shutdown()

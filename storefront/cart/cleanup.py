@@ -7,19 +7,15 @@ attempts are marked abandoned.
 """
 
 import logging
-import uuid
 from datetime import timedelta
 
 from sqlalchemy import exists, or_, select
 
 from ..models import Cart, Order
-from ..payments.lease import end_turn, take_turn
 from . import repository
 
 log = logging.getLogger(__name__)
 BATCH = 500
-TURN = "cart_cleanup"  # its own turn: once per store, whichever process's loop asks first
-TURN_HOLD_SECONDS = 300
 
 
 def _abandoned(cutoff):
@@ -61,28 +57,3 @@ def _remove_batch(shop, cutoff):
         repository.delete_carts(uow.conn, cart_ids)
         uow.commit()
     return len(cart_ids)
-
-
-class CleanupSchedule:
-    """Runs the removal from every process's periodic loop, once per store every CART_CLEANUP_INTERVAL_SECONDS
-    (the store-wide turn in job_turns decides which process)."""
-
-    def __init__(self, config, clock):
-        self._config, self._clock, self._last = config, clock, None
-        self._holder = uuid.uuid4().hex
-
-    def run_if_due(self, shop):
-        """Remove abandoned carts if it is this store's turn; the count, or None when not due here."""
-        now = self._clock()
-        interval = self._config["CART_CLEANUP_INTERVAL_SECONDS"]
-        if interval <= 0 or (self._last is not None and now - self._last < interval):
-            return None  # asked at most once an interval per process: no write on every loop
-        self._last = now
-        hold = max(interval, TURN_HOLD_SECONDS)
-        if not take_turn(shop.session, TURN, self._holder, now=shop.now(), hold_seconds=hold):
-            return None
-        try:
-            return remove_abandoned_carts(shop, shop.now(), self._config["ABANDONED_CART_SECONDS"])
-        finally:
-            shop.session.rollback()
-            end_turn(shop.session, TURN, self._holder, now=shop.now(), every_seconds=interval)

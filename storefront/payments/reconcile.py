@@ -9,12 +9,10 @@ there, as a delivered one is.
 import dataclasses
 import logging
 import time
-import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from ..cart.cleanup import CleanupSchedule
 from ..checkout import attempts
 from ..checkout.cancel import release_unpaid_freeze
 from ..checkout.domain import REUSABLE_PI_STATUSES
@@ -23,7 +21,6 @@ from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
 from ..webhooks import inbox
 from .gateway import AmountLocked, GatewayUnavailable, PaymentError, PaymentIntentMissing
-from .lease import end_turn, take_turn
 
 log = logging.getLogger(__name__)
 
@@ -253,62 +250,3 @@ def reconcile_paced(shop, budget, config, **options):
     options.setdefault("lookback_seconds", config["RECONCILE_LOOKBACK_SECONDS"])
     options.setdefault("undelivered_only", config["RECONCILE_UNDELIVERED_ONLY"])
     return reconcile(shop, **options)
-
-
-# How long a pass may hold the store's turn; a process that dies mid-pass delays the next one at most this much.
-TURN_HOLD_SECONDS = 300
-TURN = "reconcile"
-
-
-class PeriodicReconcile:
-    """Runs reconciliation every RECONCILE_INTERVAL_SECONDS, once per store whatever the number of processes.
-
-    Each process wakes a few times an interval and asks the database for the store's turn (one UPDATE);
-    only the process that gets it runs the pass.
-    """
-
-    def __init__(self, app, start_task, sleep, shop_factory, budget=None):
-        self._app, self._start_task, self._sleep, self._shop_factory = app, start_task, sleep, shop_factory
-        self._budget = budget
-        self._holder = f"{uuid.uuid4().hex[:12]}"
-        self._running = False
-        self._cleanup = CleanupSchedule(app.config, time.monotonic)
-
-    def start(self):
-        """Start the periodic job (unless RECONCILE_INTERVAL_SECONDS is 0)."""
-        interval = self._app.config["RECONCILE_INTERVAL_SECONDS"]
-        if interval > 0 and not self._running:
-            self._running = True
-            self._start_task(self._loop, interval)
-
-    def stop(self):
-        """Stop after the current round."""
-        self._running = False
-
-    def _loop(self, interval):
-        while True:
-            self._sleep(min(interval, 5.0))
-            if not self._running:
-                return
-            with self._app.app_context():
-                shop = self._shop_factory()
-                try:
-                    self._pass_if_due(shop, interval)
-                except Exception:
-                    log.exception("periodic reconcile failed")
-                try:
-                    self._cleanup.run_if_due(shop)
-                except Exception:
-                    log.exception("periodic cart cleanup failed")
-                finally:
-                    shop.session.remove()
-
-    def _pass_if_due(self, shop, interval):
-        hold = max(interval, TURN_HOLD_SECONDS)
-        if not take_turn(shop.session, TURN, self._holder, now=shop.now(), hold_seconds=hold):
-            return
-        try:
-            reconcile_paced(shop, self._budget, self._app.config)
-        finally:
-            shop.session.rollback()
-            end_turn(shop.session, TURN, self._holder, now=shop.now(), every_seconds=interval)

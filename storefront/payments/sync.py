@@ -3,34 +3,39 @@
 One writer per cart across processes is a lease on the cart row (`sync_owner`, `sync_lease_until`):
 whoever holds it updates Stripe until the PaymentIntent describes the latest version, then releases
 it and looks once more, so a change committed while the lease was held is never left behind.
+
+Each Stripe update costs two statements: the claim (take or renew the lease, read what to send) and
+the record (mirror what Stripe accepted, release the lease, write the history line and read the cart
+for its push; one statement on PostgreSQL).
 """
 
 import logging
-import threading
 import time
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, case, exists, func, insert, literal, or_, select, update
 
 from ..cart import repository
-from ..cart.domain import money
+from ..cart.domain import Line, money
 from ..checkout.domain import REUSABLE_PI_STATUSES
-from ..database import statement_connection
 from ..merchant import history
+from ..models import utcnow
 from .gateway import AmountLocked, PaymentError, PaymentIntentMissing
 
 log = logging.getLogger(__name__)
 
 DONE, BUSY, FAILED = "done", "busy", "failed"
 
-carts = repository.carts
+carts, lines_table, products = repository.carts, repository.lines_table, repository.products
 # The PaymentIntent lags behind the cart: it can still change, the cart has something to charge, and
-# Stripe has not been told this version's amount. One condition on one row, so a claim is one statement.
+# Stripe has not been told this version's amount. One condition on one row, so a claim is one statement
+# (and the worker's poll an index scan of the partial index ix_carts_lagging, which has this predicate:
+# its constants are written into the SQL, so that even a prepared, generic plan can use the index).
 LAGGING = and_(
     carts.c.payment_intent_id.is_not(None),
-    carts.c.pi_status.in_(sorted(REUSABLE_PI_STATUSES)),
-    carts.c.total > 0,
+    carts.c.pi_status.in_(bindparam("reusable", sorted(REUSABLE_PI_STATUSES), expanding=True, literal_execute=True)),
+    carts.c.total > literal(0, Integer, literal_execute=True),
     or_(
         carts.c.pi_version.is_(None),
         carts.c.pi_version != carts.c.version,
@@ -38,22 +43,20 @@ LAGGING = and_(
         carts.c.pi_amount != carts.c.total,
     ),
 )
-
+_UNLEASED = or_(carts.c.sync_owner.is_(None), carts.c.sync_lease_until < bindparam("now"))
 
 _IS_LAGGING = select(exists().where(carts.c.id == bindparam("cart_id"), LAGGING))
+# Carts no process is syncing whose PaymentIntent lags: what the worker's poll finds.
+_UNCLAIMED = select(carts.c.id).where(LAGGING, _UNLEASED).order_by(carts.c.id).limit(bindparam("limit", type_=Integer))
 _OURS = carts.c.sync_owner == bindparam("owner")
 _CLAIM = (
     update(carts)
-    .where(
-        carts.c.id == bindparam("cart_id"),
-        LAGGING,
-        or_(carts.c.sync_owner.is_(None), _OURS, carts.c.sync_lease_until < bindparam("now")),
-    )
+    .where(carts.c.id == bindparam("cart_id"), LAGGING, or_(_UNLEASED, _OURS))
     .values(sync_owner=bindparam("owner"), sync_lease_until=bindparam("until"))
     .returning(carts.c.payment_intent_id, carts.c.version, carts.c.total)
 )
 # Mirror an update Stripe accepted, only forward (a newer version, of the cart's current PaymentIntent),
-# and release the lease if it is still ours: one statement.
+# and release the lease if it is still ours.
 _NEWER = and_(
     carts.c.payment_intent_id == bindparam("pi_id"),
     func.coalesce(carts.c.pi_version, 0) <= bindparam("recorded_version"),
@@ -72,11 +75,53 @@ _RECORD = (
 _RELEASE = update(carts).where(carts.c.id == bindparam("cart_id"), _OURS).values(sync_owner=None, sync_lease_until=None)
 
 
-def is_current(session, cart_id):
+def _record_in_one_statement():
+    """PostgreSQL: the record, its history line and the cart with its lines for the push, as one statement."""
+    recorded = _RECORD.returning(*repository.CART_COLUMNS).cte("recorded")
+    noted = (
+        insert(history.history)
+        .from_select(
+            ["cart_id", "payment_intent_id", "kind", "message", "at"],
+            select(recorded.c.id, bindparam("pi_id"), literal("sync"), bindparam("message"), bindparam("at")),
+        )
+        .cte("noted")
+    )
+    return (
+        select(
+            *recorded.c,
+            lines_table.c.product_id,
+            products.c.name,
+            lines_table.c.unit_amount,
+            lines_table.c.quantity,
+            lines_table.c.position,
+        )
+        .select_from(
+            recorded.outerjoin(lines_table, lines_table.c.cart_id == recorded.c.id).outerjoin(
+                products, products.c.id == lines_table.c.product_id
+            )
+        )
+        .order_by(lines_table.c.position)
+        .add_cte(noted)
+    )
+
+
+_RECORD_AND_READ = _record_in_one_statement()
+
+
+def is_current(shop, cart_id):
     """True when the cart's PaymentIntent charges its latest version (or there is nothing to charge)."""
-    lagging = statement_connection(session).execute(_IS_LAGGING, {"cart_id": cart_id}).scalar()
-    session.commit()
+    with shop.uow(statements=True) as uow:
+        lagging = uow.conn.execute(_IS_LAGGING, {"cart_id": cart_id}).scalar()
+        uow.commit()
     return not lagging
+
+
+def unclaimed_lagging(shop, limit):
+    """Ids of carts whose PaymentIntent lags and that no process is syncing (at most `limit`)."""
+    with shop.uow(statements=True) as uow:
+        cart_ids = uow.conn.execute(_UNCLAIMED, {"now": shop.now(), "limit": limit}).scalars().all()
+        uow.commit()
+    return cart_ids
 
 
 def sync_cart(shop, cart_id, owner, lease_seconds=30.0, budget=None):
@@ -89,7 +134,7 @@ def sync_cart(shop, cart_id, owner, lease_seconds=30.0, budget=None):
     """
     target = _claim(shop, cart_id, owner, lease_seconds)
     if target is None:
-        return DONE if is_current(shop.session, cart_id) else BUSY
+        return DONE if is_current(shop, cart_id) else BUSY
     held = True
     try:
         while target is not None:
@@ -132,56 +177,62 @@ def _send(shop, cart_id, owner, target):
 
 def _claim(shop, cart_id, owner, lease_seconds):
     """Take or renew the lease if the PaymentIntent lags: (PaymentIntent id, version, amount), else None."""
-    session, now = shop.session, shop.now()
-    row = (
-        statement_connection(session)
-        .execute(
-            _CLAIM,
-            {
-                "cart_id": cart_id,
-                "owner": owner,
-                "now": now,
-                "until": now + timedelta(seconds=lease_seconds),
-            },
-        )
-        .one_or_none()
-    )
-    session.commit()
+    now = shop.now()
+    params = {"cart_id": cart_id, "owner": owner, "now": now, "until": now + timedelta(seconds=lease_seconds)}
+    with shop.uow(statements=True) as uow:
+        row = uow.conn.execute(_CLAIM, params).one_or_none()
+        uow.commit()
     return tuple(row) if row is not None else None
 
 
 def _record(shop, cart_id, owner, pi):
     """Mirror an update Stripe accepted onto the cart, release the lease, and push the cart as it now is."""
-    session, version = shop.session, pi.cart_ref[1]
-    conn = statement_connection(session)
-    conn.execute(
-        _RECORD,
-        {
-            "cart_id": cart_id,
-            "owner": owner,
-            "pi_id": pi.id,
-            "recorded_version": version,
-            "new_amount": pi.amount,
-            "new_status": pi.status,
-        },
-    )
-    history.record(
-        conn,
-        "sync",
-        f"PaymentIntent now charges {money(pi.amount, pi.currency)} for cart v{version}",
-        cart_id=cart_id,
-        payment_intent_id=pi.id,
-    )
-    view = repository.read(conn, cart_id)[0].view()
-    session.commit()
+    version = pi.cart_ref[1]
+    message = f"PaymentIntent now charges {money(pi.amount, pi.currency)} for cart v{version}"
+    params = {
+        "cart_id": cart_id,
+        "owner": owner,
+        "pi_id": pi.id,
+        "recorded_version": version,
+        "new_amount": pi.amount,
+        "new_status": pi.status,
+    }
+    with shop.uow(statements=True) as uow:
+        if uow.conn.dialect.name == "postgresql":
+            view = _view(uow.conn.execute(_RECORD_AND_READ, {**params, "message": message, "at": utcnow()}).all())
+        else:
+            uow.conn.execute(_RECORD, params)
+            history.record(uow.conn, "sync", message, cart_id=cart_id, payment_intent_id=pi.id)
+            view = repository.read(uow.conn, cart_id)[0].view()
+        uow.commit()
     log.info("cart %s v%s: PaymentIntent %s now charges %s", cart_id, version, pi.id, pi.amount)
-    shop.publish.cart(view)
+    if view is not None:
+        shop.publish.cart(view)
+
+
+def _view(rows):
+    """The pushed view of the cart the record statement returned with its lines (None if it is gone)."""
+    if not rows:
+        return None
+    row, lines = rows[0], [r for r in rows if r.quantity is not None]
+    return repository.CartState(
+        row.id,
+        row.version,
+        row.status,
+        row.currency,
+        row.payment_intent_id,
+        row.pi_amount,
+        row.pi_status,
+        tuple(Line(r.product_id, r.name, r.unit_amount, r.quantity) for r in lines),
+        max((r.position for r in lines), default=0) + 1,
+        tuple(row.notices or ()),
+    ).view()
 
 
 def _release(shop, cart_id, owner):
-    shop.session.rollback()
-    statement_connection(shop.session).execute(_RELEASE, {"cart_id": cart_id, "owner": owner})
-    shop.session.commit()
+    with shop.uow(statements=True) as uow:
+        uow.conn.execute(_RELEASE, {"cart_id": cart_id, "owner": owner})
+        uow.commit()
 
 
 def sync_until_current(shop, cart_id, *, wait_seconds, lease_seconds=30.0):
@@ -192,70 +243,8 @@ def sync_until_current(shop, cart_id, *, wait_seconds, lease_seconds=30.0):
         outcome = sync_cart(shop, cart_id, owner, lease_seconds)
         if outcome == FAILED:
             return False
-        if outcome == DONE and is_current(shop.session, cart_id):
+        if outcome == DONE and is_current(shop, cart_id):
             return True
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
-
-
-class BackgroundSync:
-    """Schedules one background sync task per cart in this process; the lease covers other processes."""
-
-    def __init__(self, app, start_task, shop_factory, budget=None):
-        self._app = app
-        self._start_task = start_task
-        self._shop_factory = shop_factory
-        self._budget = budget
-        self._running = set()
-        self._again = set()
-        self._lock = threading.Lock()
-        self.coalesce_seconds = app.config["SYNC_COALESCE_SECONDS"]
-        self.lease_seconds = app.config["SYNC_LEASE_SECONDS"]
-
-    def schedule(self, cart_id):
-        """Ask for the cart's PaymentIntent to follow its latest version, soon and in the background."""
-        with self._lock:
-            if cart_id in self._running:
-                # The running task may already have made its last look: it runs once more when it ends.
-                self._again.add(cart_id)
-                return
-            self._running.add(cart_id)
-        self._start_task(self._run, cart_id)
-
-    def _run(self, cart_id):
-        with self._app.app_context():
-            shop = self._shop_factory()
-            outcome = FAILED
-            try:
-                outcome = self._sync(shop, cart_id)
-            except Exception:
-                log.exception("cart %s: background PaymentIntent sync crashed", cart_id)
-            finally:
-                shop.session.remove()
-                with self._lock:
-                    self._running.discard(cart_id)
-                    again = cart_id in self._again and outcome != FAILED
-                    self._again.discard(cart_id)
-        if again:
-            self.schedule(cart_id)
-
-    def _sync(self, shop, cart_id):
-        owner = uuid.uuid4().hex
-        delay = 0.5
-        outcome = FAILED
-        for _ in range(4):
-            time.sleep(self.coalesce_seconds)
-            outcome = sync_cart(shop, cart_id, owner, self.lease_seconds, budget=self._budget)
-            if outcome != FAILED:
-                break
-            time.sleep(delay)
-            delay *= 2
-        return outcome
-
-    def wait_idle(self, timeout):
-        """Wait until no sync task of this process is running (for orderly shutdown); True if idle."""
-        deadline = time.monotonic() + timeout
-        while self._running and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return not self._running

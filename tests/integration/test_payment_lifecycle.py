@@ -52,7 +52,7 @@ def test_an_expired_freeze_holds_while_the_payment_is_processing(make_store, san
 def test_the_periodic_reconcile_settles_a_payment_whose_webhook_was_lost(make_store, sandbox):
     control(sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
     store = make_store(sandbox=sandbox, RECONCILE_INTERVAL_SECONDS=0.2, RECONCILE_AFTER_SECONDS=0)
-    store.app.extensions["reconciler"].start()
+    store.app.extensions["worker"].start()
     shopper = store.client()
     _, started, order_id = start_and_confirm(shopper, (1, 2))
     assert browser_confirm(sandbox.url, sandbox.publishable_key, started)[0] == 200

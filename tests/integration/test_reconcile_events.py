@@ -79,10 +79,10 @@ def test_two_stores_on_one_database_take_turns_reconciling(make_store, sandbox, 
             return _list(*args, **kwargs)
 
         gateway.list_events = counted
-        store.app.extensions["reconciler"].start()
+        store.app.extensions["worker"].start()
     wait_for(lambda: len(passes) >= 4, timeout=30, message="four reconciliation passes")
     for store in stores:
-        store.app.extensions["reconciler"].stop()
+        store.app.extensions["worker"].stop()
     with lock:
         starts = [at for at, _ in passes]
     # One pass per interval for the store, whichever process runs it: never two within one interval.

@@ -68,7 +68,7 @@ def paid_without_webhook(store, stripe_client):
     shopper = store.client()
     _, started, order_id = start_and_confirm(shopper, (1, 1))
     assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started)[0] == 200
-    store.app.extensions["sync"].wait_idle(10)
+    store.app.extensions["worker"].wait_idle(10)
     events = stripe_client.v1.events.list(params={"type": "payment_intent.succeeded"}).data
     event = next(e.to_dict() for e in events if e.data.object.id == started["payment_intent_id"])
     return shopper, order_id, event

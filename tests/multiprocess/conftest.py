@@ -1,11 +1,14 @@
 """Two store processes on one PostgreSQL database and one Redis channel, one sandbox.
 
-Every test runs twice: on the demo server (`python wsgi.py`, eventlet) and on the production
-server (gunicorn's gevent worker serving production:app, as docs/production.md runs it).
+Every test runs on the demo server (`python wsgi.py`, eventlet) and on the production server
+(gunicorn's gevent worker serving production:app, as docs/production.md runs it), each time with the
+background work embedded in both web processes and with both web processes at WORKER=off beside
+one separate `flask --app storefront worker` process.
 """
 
 import os
 import secrets
+import sys
 import threading
 import uuid
 
@@ -77,9 +80,21 @@ def server_kind(request):
     return request.param
 
 
+@pytest.fixture(params=["embedded", "separate"], ids=["worker-embedded", "worker-separate"])
+def worker_kind(request):
+    """Where the background work runs: in both web processes, or in one worker process beside them."""
+    return request.param
+
+
+def worker_process(env, log_dir):
+    """`flask --app storefront worker` with a store process's environment (it serves no port)."""
+    command = [sys.executable, "-m", "flask", "--app", "storefront", "worker"]
+    return ServerProcess("worker", command, {**env, "WORKER": "off"}, log_dir, port=0)
+
+
 @pytest.fixture
-def cluster(postgres_url, redis_url, metered_sandbox, tmp_path, server_kind):
-    """Two store processes started together, as a deployment starts them."""
+def cluster(postgres_url, redis_url, metered_sandbox, tmp_path, server_kind, worker_kind):
+    """Two store processes started together, as a deployment starts them (and the worker after them)."""
     webhook_secret = "whsec_" + secrets.token_hex(16)
     common = {
         "database_url": postgres_url,
@@ -92,12 +107,16 @@ def cluster(postgres_url, redis_url, metered_sandbox, tmp_path, server_kind):
         "RECONCILE_INTERVAL_SECONDS": "0",
         "STRIPE_TIMEOUT": "20",
         "CART_RATE_LIMIT": "1000 per second",
+        "WORKER": "off" if worker_kind == "separate" else "embedded",
     }
     processes = [SERVERS[server_kind](f"store{i}", store_env(port=free_port(), **common), tmp_path) for i in (1, 2)]
     try:
         for process in processes:
             process.wait_ready()
-        cluster = Cluster(processes, metered_sandbox, webhook_secret)
+        cluster = Cluster(list(processes), metered_sandbox, webhook_secret)
+        if worker_kind == "separate":
+            # Started once the schema is migrated; stopped with the web processes.
+            processes.append(worker_process(store_env(port=0, **common), tmp_path))
         cluster.deliver_webhooks_to(0)
         yield cluster
     finally:

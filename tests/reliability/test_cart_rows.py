@@ -188,7 +188,7 @@ def test_carts_with_an_order_a_freeze_or_a_live_payment_intent_are_kept(request,
     fill(plain, (3, 1))
     for client in (frozen, with_intent, plain):
         age(store, client.get("/api/cart").get_json()["id"], days=60)
-    store.app.extensions["sync"].wait_idle(10)
+    store.app.extensions["worker"].wait_idle(10)
     assert cleanup(store).strip() == '{"carts_removed": 1}'
     assert frozen.get("/api/cart").get_json()["status"] == "frozen"
     assert with_intent.get("/api/cart").get_json()["payment"] is not None
@@ -207,7 +207,7 @@ def test_the_periodic_job_removes_abandoned_carts(make_store, database_url):
     shopper, keeper = store.client(), store.client()
     cart, kept = fill(shopper, (1, 1)), fill(keeper, (2, 1))
     age(store, cart["id"], days=1)
-    store.app.extensions["reconciler"].start()
+    store.app.extensions["worker"].start()
     wait_for(lambda: counts(store)[0] == 1, timeout=20, message="the periodic job to remove the abandoned cart")
     assert keeper.get("/api/cart").get_json() == kept
     assert shopper.get("/api/cart").get_json()["items"] == []
@@ -299,9 +299,6 @@ def test_a_cancel_without_a_cart_row_writes_none(shop_store):
 
 
 def test_the_periodic_cleanup_runs_once_per_store_whichever_process_asks(make_store, database_url, tmp_path):
-    import time
-
-    from storefront.cart.cleanup import CleanupSchedule
     from storefront.wiring import current_shop
 
     url = database_url or f"sqlite:///{tmp_path / 'shared.sqlite3'}"
@@ -318,7 +315,8 @@ def test_the_periodic_cleanup_runs_once_per_store_whichever_process_asks(make_st
     ran = []
     for store in processes:
         with store.app.app_context():
-            ran.append(CleanupSchedule(store.app.config, time.monotonic).run_if_due(current_shop()))
+            cleanup = next(job for job in store.app.extensions["worker"].jobs if job.name == "cart_cleanup")
+            ran.append(cleanup.run_if_due(current_shop()))
             db.session.remove()
     assert ran == [1, None, None]
     with processes[0].app.app_context():

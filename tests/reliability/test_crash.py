@@ -303,6 +303,9 @@ def test_killed_during_a_payment_intent_update(server, recovery):
     wait_for(applied_at_stripe_only, timeout=30, message="Stripe to apply the update the storefront awaits")
     store.kill()
     control(store.sandbox.url, "DELETE", "/faults")
+    if recovery == "flask-reconcile":
+        # The restarted server's worker would find the lagging cart itself: here only the command may.
+        store.env["WORKER"] = "off"
     store.start()
 
     if recovery == "flask-reconcile":

@@ -1,0 +1,27 @@
+"""gunicorn's hooks for `gunicorn … production:app` (read from the working directory): the store's worker.
+
+With WORKER=process (the default when SOCKETIO_MESSAGE_QUEUE is set) the master starts one
+`flask --app storefront worker` beside its web worker, which then does no background work itself,
+and stops it when gunicorn stops. WORKER=embedded keeps the work in the web worker; WORKER=off runs
+none here (a worker runs elsewhere, as its own service).
+"""
+
+import os
+
+from worker_process import start_worker, stop_child, worker_mode
+
+_children = []
+
+
+def on_starting(server):
+    """Before the web worker forks: it inherits WORKER=off when the worker runs beside it."""
+    if worker_mode() == "process":
+        os.environ["WORKER"] = "off"
+        # Processes started together migrate the schema once, under PostgreSQL's advisory lock.
+        _children.append(start_worker())
+
+
+def on_exit(server):
+    """gunicorn is stopping: the worker finishes the Stripe updates it started, then stops."""
+    for process in _children:
+        stop_child(process)
