@@ -23,10 +23,9 @@ def explain(results):
     why["coalescing"] = burst_story(phases.get("bursts", {}))
     why["webhooks"] = webhook_story(results.get("webhooks", {}))
     why["webhooks_read"] = (
-        "the spec (mechanism 5) reads each PaymentIntent's current state from Stripe before answering, so the "
-        "answer takes Stripe's latency (median 300 ms, p99 1.5 s here) and Stripe's ~25 reads/s cap the rate; "
-        "recording the event, answering 2xx and applying it in the background (reconciliation as the safety "
-        "net) would make this the acknowledge path above"
+        "these events are recorded and acknowledged like the others; the worker reads the PaymentIntent from "
+        "Stripe afterwards (Stripe's latency, median 300 ms here, is the worker's), so what the answer waits "
+        "for is the acknowledge path above, on a process that is also serving the shoppers"
     )
     per = results.get("idle", {}).get("kib_per_connection")
     why["idle_tabs"] = (
@@ -49,15 +48,15 @@ def cpu_story(name, phase):
     achieved, cpu = phase.get("achieved_rate") or 0, phase.get("server_cpu") or 0
     text = f"phase {name}: {achieved:.0f} changes/s done with the server at {cpu:.0%} of one core"
     if achieved:
-        text += f" ({1000 * cpu / achieved:.1f} ms of server CPU per change, its sync and pushes included)"
+        text += f" ({1000 * cpu / achieved:.1f} ms of server CPU per change, its pushes included)"
     summary = phase.get("profile")
     if summary:
         text += "; py-spy self time: " + ", ".join(f"{n} {s:.0%}" for n, s in summary["self"][:5])
         text += "; inclusive: " + ", ".join(f"`{n}` {s:.0%}" for n, s in summary["storefront"][:3])
     return text + (
         ". A change is two PostgreSQL statements (a read, and one version-guarded write that commits "
-        "itself) and an emit to its room; its PaymentIntent sync a few one-statement claims and records "
-        "around a Stripe call, paced to 20 updates/s. What remains is per-request cost in one Python "
+        "itself) and an emit to its room; its PaymentIntent sync runs in the worker process (its own row). "
+        "What remains is per-request cost in one Python "
         "process: the eventlet hub switching green threads at every socket wait, SQLAlchemy and psycopg "
         "per statement, Flask/Werkzeug and the rate limiter per request; past the knee requests queue "
         "for the one core and latency grows to seconds. The bare server does an HTTP request and an "
@@ -96,8 +95,9 @@ def burst_story(bursts):
 def webhook_story(hooks):
     return (
         f"one process acknowledges at most {hooks.get('max_per_second', 0):.0f} events/s: each is verified "
-        "(HMAC, and the SDK parses it into an Event), then recorded by one INSERT … ON CONFLICT DO NOTHING "
-        "that commits itself; the rest is per-request CPU (Flask, the SDK's parse, SQLAlchemy) on the "
+        "(HMAC, and the SDK parses it into an Event), then recorded by one insert that commits "
+        "itself (applied later by the worker); the rest is per-request CPU (Flask, the SDK's parse, "
+        "SQLAlchemy) on the "
         "process's one core, and near that rate the answers queue"
     )
 
@@ -114,8 +114,9 @@ def floor_cpu_story(phases, low, high):
         )
     text = "; ".join(parts) + (
         ". The floor does one read, one version-guarded write and one emit on the same stack; whatever else the "
-        "storefront's process does per change (a PaymentIntent sync if it runs in that process, rate limiting, "
-        "the snapshot, the ORM layer, the session cookie) is the difference, and the profiles say where it goes"
+        "storefront's web process does per change (rate limiting, the snapshot, stock and price guards, Flask's "
+        "session and the service layers; the PaymentIntent sync is the worker's) is the difference, and the "
+        "profiles say where it goes"
     )
     for name in (high, f"floor {high}"):
         summary = phases.get(name, {}).get("profile")

@@ -82,6 +82,7 @@ class Bench:
         self.p, self.logs, self.results_dir = profile, logs, Path(results_dir)
         self.recorder = Recorder()
         self.processes = []
+        self.worker = None  # the store's worker process, while a storefront phase runs
         self.secret_key, self.webhook_secret = secrets.token_hex(32), "whsec_" + secrets.token_hex(24)
         self.channel = f"bench-{uuid.uuid4().hex[:12]}"
         self.py_spy = cpu_profile.find_py_spy() if profile.profile_cpu else None
@@ -109,6 +110,8 @@ class Bench:
 
     def store_process(self, name, module=None, **extra):
         extra.setdefault("channel", self.channel)  # the run's own Redis keys (budget, rate limits)
+        # The web process does no background work; start_worker runs it beside it, measured on its own.
+        extra.setdefault("WORKER", "off")
         # Redis holds the rate limits and the Stripe update budget, as in production (docs/scale.md):
         # Flask-Limiter's memory storage sweeps every key every 10 ms while requests come in.
         env = store_env(
@@ -123,6 +126,17 @@ class Bench:
         )
         command = [sys.executable, "-m", module] if module else [sys.executable, "wsgi.py"]
         return ServerProcess(name, command, env, self.logs, int(env["PORT"]))
+
+    async def start_worker(self, store):
+        """The store's worker process (`flask worker`, same environment), for the phases that follow."""
+        env = {**store.env, "PORT": str(free_port())}
+        self.worker = await self.start(ServerProcess.worker(f"{store.name}-worker", env, self.logs))
+        return self.worker
+
+    async def stop_worker(self):
+        if self.worker is not None:
+            await self.stop(self.worker)
+            self.worker = None
 
     async def sandbox_call(self, method, path, body=None):
         status, answer = await self.control.json(method, path, body)
@@ -180,6 +194,7 @@ class Bench:
     async def one_process(self):
         p = self.p
         server = await self.start(self.store_process("store"))
+        await self.start_worker(server)
         await self.webhooks_to(server)
         self.store = Store(server.port, self.recorder)
         await self.store.open_carts(p.carts)
@@ -200,12 +215,15 @@ class Bench:
         await self.webhooks(server)
         await self.idle(server)
         await self.store.close_tabs()
+        await self.stop_worker()
         await self.stop(server)
 
     async def phase(self, name, server, rate, seconds, profile=False, keep=True, settle=True):
         """Offer `rate` changes/s for `seconds` through `server`; record everything under `name`."""
         await self.sandbox_call("DELETE", "/_bench/meter")
+        worker = self.worker.process.pid if self.worker else None
         cpu0, load0, t0 = cpu_seconds(server.process.pid), time.process_time(), time.monotonic()
+        worker0 = cpu_seconds(worker) if worker else None
         spy = None
         if profile and self.py_spy:
             output = self.results_dir / f"profile-{name.replace('/', '_').replace(' ', '-')}.raw"
@@ -214,6 +232,9 @@ class Bench:
         cpu, load = cpu_seconds(server.process.pid) - cpu0, time.process_time() - load0
         lagging = await self.store.wait_delivered(10)
         unsynced = await self.store.wait_synced(self.p.settle_seconds) if settle else 0
+        # The worker's share is counted until the PaymentIntents caught up: the updates the load caused.
+        worker_cpu = cpu_seconds(worker) - worker0 if worker else None
+        worked = time.monotonic() - t0  # the load and its settling: the worker's window
         meter = await self.sandbox_call("GET", "/_bench/meter")
         await self.count_faults()
         if not keep:
@@ -229,6 +250,8 @@ class Bench:
             "lagging_tabs": lagging,
             "unsynced_carts": unsynced,
             "server_cpu": cpu / elapsed,
+            "worker_cpu_seconds": worker_cpu,
+            "worker_window_seconds": worked,
             "loadgen_cpu": load / elapsed,
             "stripe": stripe_summary(meter, t0, elapsed, counts["changes"]),
         }
@@ -325,6 +348,7 @@ class Bench:
         first = self.store_process("cluster-1", **extra)
         second = self.store_process("cluster-2", **extra)
         await asyncio.gather(self.start(first), self.start(second))
+        await self.start_worker(first)
         await self.webhooks_to(first)
         self.store.repoint(first.port)
         await self.store.open_tabs(self.p.tabs_per_cart, port=second.port)
@@ -332,12 +356,14 @@ class Bench:
         await self.phase("cluster warm-up", first, compare, min(3, self.p.phase_seconds), keep=False)
         await self.phase(f"cluster {compare}/s", first, compare, self.p.phase_seconds)
         await self.store.close_tabs()
+        await self.stop_worker()
         await self.stop(first)
         await self.stop(second)
 
     async def naive(self):
         """The storefront updating Stripe inside each change request."""
-        server = await self.start(self.store_process("naive", module="bench.naive_server"))
+        # The naive store updates Stripe inside the request: no worker, nothing in the background.
+        server = await self.start(self.store_process("naive", module="bench.naive_server", WORKER="embedded"))
         await self.webhooks_to(server)
         self.store.repoint(server.port)
         await self.store.open_tabs(self.p.tabs_per_cart)

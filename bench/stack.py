@@ -66,8 +66,8 @@ class ServerProcess:
     """A child process serving HTTP on loopback, its output kept in a log file."""
 
     def __init__(self, name, command, env, log_dir, port):
-        self.name, self.port = name, port
-        self.url = f"http://127.0.0.1:{port}"
+        self.name, self.port, self.env = name, port, env
+        self.url = f"http://127.0.0.1:{port}" if port else None
         self.log_path = Path(log_dir) / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
@@ -84,8 +84,20 @@ class ServerProcess:
         command = [sys.executable, "-m", "gunicorn", *production_args(f"127.0.0.1:{port}"), "--graceful-timeout", "5"]
         return cls(name, command, {**env, "SOCKETIO_ASYNC_MODE": "gevent"}, log_dir, port)
 
+    @classmethod
+    def worker(cls, name, env, log_dir):
+        """`flask --app storefront worker` with a store's environment: its background work, in its own process."""
+        command = [sys.executable, "-m", "flask", "--app", "storefront", "worker"]
+        return cls(name, command, env, log_dir, None)
+
     def wait_ready(self, path="/api/products", timeout=60.0):
-        """Wait until `path` answers 200; fail with the log's tail if the process dies or never answers."""
+        """Wait until `path` answers 200; fail with the log's tail if the process dies or never answers.
+        A process without HTTP (the worker) is ready once it has started and is still running."""
+        if self.port is None:
+            time.sleep(2)
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            return self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
