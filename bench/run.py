@@ -363,7 +363,7 @@ class Bench:
     async def naive(self):
         """The storefront updating Stripe inside each change request."""
         # The naive store updates Stripe inside the request: no worker, nothing in the background.
-        server = await self.start(self.store_process("naive", module="bench.naive_server", WORKER="embedded"))
+        server = await self.start(self.store_process("naive", module="bench.naive_server"))
         await self.webhooks_to(server)
         self.store.repoint(server.port)
         await self.store.open_tabs(self.p.tabs_per_cart)
