@@ -56,15 +56,3 @@ def configure_engine(engine):
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def statement_connection(session):
-    """The session's connection for the hot paths, which are written as self-contained statements.
-
-    On PostgreSQL it is in autocommit: each statement is its own transaction, without the BEGIN and
-    COMMIT round trips. On SQLite it holds the usual write transaction (BEGIN IMMEDIATE), which
-    serialises the same statements. Call it before the session has a connection; commit to release it.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return session.connection()

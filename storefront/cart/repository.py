@@ -4,10 +4,10 @@ A change reads the cart, its lines and the product it names in one statement, ap
 writes the new lines, version, total and snapshot guarded by the version it read (and the cart being
 open). Changes of one cart stay serialised: the guarded write takes the cart's row lock, and a write
 computed from a version that has since moved on writes nothing, so the caller reads again (and, if
-the cart keeps moving, locks it first). On
-PostgreSQL the read and the write are one statement each, in autocommit; SQLite runs the same steps
-in its write transaction. The ORM's unit of work cost several times that in CPU and round trips; the
-rarer paths (checkout, fulfilment) keep using the models, under a row lock.
+the cart keeps moving, locks it first). On PostgreSQL the read and the write are one statement each,
+in autocommit (a `statements=True` unit of work); SQLite runs the same steps in its write transaction.
+Every other path (checkout, fulfilment, the merchant's repricing) reads and writes carts through these
+functions too, inside its own unit of work, under the cart's row lock (`lock`).
 """
 
 import json
@@ -84,24 +84,6 @@ class CartState:
             "payment": payment,
             "notices": list(self.notices),
         }
-
-
-def state_of(cart):
-    """The state of an ORM Cart (for the paths that work with the models)."""
-    ordered = sorted(cart.lines, key=lambda line: line.position)
-    lines = tuple(domain.Line(line.product_id, line.product.name, line.unit_amount, line.quantity) for line in ordered)
-    return CartState(
-        cart.id,
-        cart.version,
-        cart.status,
-        cart.currency,
-        cart.payment_intent_id,
-        cart.pi_amount,
-        cart.pi_status,
-        lines,
-        max((line.position for line in ordered), default=0) + 1,
-        tuple(cart.notices or ()),
-    )
 
 
 # Built once: a statement object keeps its cache key, so running it again skips SQLAlchemy's compile step.

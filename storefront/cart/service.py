@@ -9,27 +9,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import CheckoutInProgress, NotFound, OutOfStock
-from ..models import Cart, Order
+from ..models import Order
 from . import domain, repository
 
 # A change that finds its cart moved on (another tab's change came first) reads it again this many
 # times, then takes the cart's row lock.
 OPTIMISTIC_ATTEMPTS = 3
-
-
-def lock_cart(session, cart_id):
-    """The cart row as a model, locked until commit (FOR UPDATE on PostgreSQL; SQLite transactions are IMMEDIATE)."""
-    cart = session.execute(
-        select(Cart).where(Cart.id == cart_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if cart is None:
-        raise NotFound("This cart does not exist.", code="cart_not_found")
-    return cart
-
-
-def cart_view(cart):
-    """The cart (a model) as the API and the `cart` push show it."""
-    return repository.state_of(cart).view()
 
 
 def reserve_cart_id(shop):

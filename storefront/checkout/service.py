@@ -253,9 +253,6 @@ def _release_broken_handshake(shop, cart_id, order_id):
     """The database failed after the freeze committed: undo it, as a failed sync would (the page was never
     told to pay). If the database is still failing, reconciliation releases the freeze later."""
     try:
-        # `sync_now` is the caller's: a statement of it that failed may have left the session's transaction
-        # open, and a unit of work starts only on a session with none.
-        shop.session.rollback()
         _refresh(shop, cart_id, order_id, synced=False)
     except DBAPIError as err:
         log.warning(
