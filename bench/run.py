@@ -110,10 +110,12 @@ class Bench:
 
     def store_process(self, name, module=None, **extra):
         extra.setdefault("channel", self.channel)  # the run's own Redis keys (budget, rate limits)
-        # The web process does no background work; start_worker runs it beside it, measured on its own.
+        # The web process does no background work; start_worker runs it beside it, measured on its own, and
+        # the worker's pushes reach the web process's tabs through the Redis message queue (production's layout).
         extra.setdefault("WORKER", "off")
-        # Redis holds the rate limits and the Stripe update budget, as in production (docs/scale.md):
-        # Flask-Limiter's memory storage sweeps every key every 10 ms while requests come in.
+        extra.setdefault("queue", REDIS_URL)
+        # Redis holds the Stripe update budget, as in production (docs/scale.md); the cart-change rate limit
+        # is counted in process (RATELIMIT_STORAGE_URI's default).
         env = store_env(
             port=free_port(),
             database_url=self.db.url,
