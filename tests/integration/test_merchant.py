@@ -507,6 +507,7 @@ def test_an_expired_freeze_released_gives_its_stock_back(make_store, sandbox):
     merchant.patch(GRINDER, stock=1)
     _, _, order_id = start_and_confirm(shopper, (GRINDER, 1))  # and never pays
     assert available(shopper, GRINDER) == 0 and len(reservations(store)) == 1
+    store.app.extensions["worker"].start()  # its sweep releases freezes past FREEZE_SECONDS
     add = {"product_id": A, "quantity": 1}
     wait_for(lambda: shopper.post("/api/cart/items", json=add).status_code == 200, message="the freeze to expire")
     assert reservations(store) == [] and available(shopper, GRINDER) == 1

@@ -24,15 +24,18 @@ pytestmark = pytest.mark.timeout(90)
 class RecordingWorker:
     """Stands in for the worker process: it is woken, and processes nothing until the test says so."""
 
-    def __init__(self):
-        self.wakes = 0
+    def __init__(self, worker):
+        self._worker, self.wakes = worker, 0
 
     def wake(self):
         self.wakes += 1
 
+    def __getattr__(self, name):  # everything else (schedule, stop, …) is the store's own worker
+        return getattr(self._worker, name)
+
 
 def with_recording_worker(store):
-    worker = store.app.extensions["worker"] = RecordingWorker()
+    worker = store.app.extensions["worker"] = RecordingWorker(store.app.extensions["worker"])
     return worker
 
 
