@@ -38,8 +38,9 @@ def start_worker():
     return start_child([sys.executable, "-m", "flask", "--app", "storefront", "worker"])
 
 
-def stop_child(process, timeout=30):
-    """SIGTERM, then wait (a worker finishes the Stripe updates it has started); SIGKILL past `timeout`."""
+def stop_child(process, timeout=45):
+    """SIGTERM, then wait (a worker finishes the Stripe updates it has started, for up to SYNC_LEASE_SECONDS,
+    30 by default); SIGKILL past `timeout`."""
     if process.poll() is not None:
         return
     process.terminate()

@@ -88,7 +88,7 @@ def worker_command():
     stopping.wait()
     # The loop's turn and the syncs under way finish (their Stripe update recorded): a lease left held
     # would delay the cart, a turn left held the job.
-    worker.wait_idle(app.config["SYNC_LEASE_SECONDS"] + 30)
+    worker.wait_idle(app.config["SYNC_LEASE_SECONDS"])
 
 
 def _push_emitter(config):

@@ -6,8 +6,9 @@ open). Changes of one cart stay serialised: the guarded write takes the cart's r
 computed from a version that has since moved on writes nothing, so the caller reads again (and, if
 the cart keeps moving, locks it first). On PostgreSQL the read and the write are one statement each,
 in autocommit (a `statements=True` unit of work); SQLite runs the same steps in its write transaction.
-Every other path (checkout, fulfilment, the merchant's repricing) reads and writes carts through these
-functions too, inside its own unit of work, under the cart's row lock (`lock`).
+Checkout, fulfilment and the merchant's repricing read carts and write their lines and versions through
+these functions too, inside their own unit of work, under the cart's row lock (`lock`); the checkout
+and PaymentIntent columns are written by checkout/records.py and payments/sync.py.
 """
 
 import json
@@ -266,7 +267,7 @@ def write_change(conn, state, quantities, products_by_id):
     """Write a change to the cart read as `state`, only if it is still that version and open.
 
     Returns the new state, or None when the cart moved on (the caller reads it again). On PostgreSQL
-    `conn` is in autocommit and this is one statement; elsewhere it runs in the caller's transaction.
+    this is one statement (in autocommit on the optimistic path); elsewhere it runs in the caller's transaction.
     """
     edit = _edit(state, quantities, products_by_id)
     if conn.dialect.name != "postgresql":

@@ -239,9 +239,9 @@ def refund_excess(shop, order_id, pi_id, amount):
 def refund_unmatched(shop, pi):
     """A payment this store created that no cart of ours can take goes back whole.
 
-    Stripe unavailable: GatewayUnavailable goes up, so the webhook asks for redelivery and reconciliation
-    leaves the event for its next pass. A payment refunded in full already (by hand, or by an earlier try
-    whose answer was lost) is done.
+    Stripe unavailable: GatewayUnavailable goes up, so the recorded webhook event is tried again after its
+    backoff (and reconciliation leaves it for its next pass). A payment refunded in full already (by hand,
+    or by an earlier try whose answer was lost) is done.
     """
     try:
         shop.gateway.refund(pi.id, None, reason_key=f"unmatched-{pi.id}")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..checkout import attempts
 from ..checkout.cancel import release_unpaid_freeze
-from ..checkout.domain import REUSABLE_PI_STATUSES
+from ..checkout.domain import IN_FLIGHT_PI_STATUSES, REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
@@ -188,10 +188,27 @@ def _frozen_carts(shop, frozen_before):
     return [cart_id for (cart_id,) in _read(shop, frozen)]
 
 
+def release_expired_freezes(shop, limit=SWEEP_PER_PASS):
+    """Release freezes past FREEZE_SECONDS, oldest first, at most `limit` a pass; how many were released.
+
+    A freeze whose PaymentIntent is known to be moving money (processing, authorised, paid) is not asked
+    about again and again: its webhook, or reconciliation's look at awaiting orders, settles it.
+    """
+    expired = (
+        select(_carts.c.id)
+        .where(
+            _carts.c.status == "frozen",
+            _carts.c.frozen_at <= shop.now() - timedelta(seconds=shop.freeze_seconds),
+            _carts.c.pi_status.is_(None) | _carts.c.pi_status.not_in(sorted(IN_FLIGHT_PI_STATUSES)),
+        )
+        .order_by(_carts.c.frozen_at)
+        .limit(limit)
+    )
+    return sum(1 for (cart_id,) in _read(shop, expired) if release_expired_freeze(shop, cart_id))
+
+
 def _expired_freezes(shop, summary):
-    for cart_id in _frozen_carts(shop, shop.now() - timedelta(seconds=shop.freeze_seconds)):
-        if release_expired_freeze(shop, cart_id):
-            summary["freezes_released"] += 1
+    summary["freezes_released"] += release_expired_freezes(shop)
 
 
 def _unpaid_freezes(shop, older_than_seconds, summary):

@@ -166,8 +166,8 @@ def claim_event(shop, event_id):
 
 
 def handle(shop, event):
-    """Run a claimed event's handler and settle it: `processed`, `malformed`, `unavailable` or `refused`
-    (the last two are due again after a backoff)."""
+    """Run a claimed event's handler and settle it: `processed`, `malformed`, `unavailable`, `refused` or
+    `failed` (the last three are due again after a backoff)."""
     try:
         HANDLERS[event.type](shop, event)
     except GatewayUnavailable as err:
@@ -180,6 +180,9 @@ def handle(shop, event):
         log.error("event %s of type %s is malformed (%s); ignored", event.id, event.type, err)
         _settle(shop, event.id, processed_at=shop.now(), due_at=None)
         return "malformed"
+    except Exception:  # the database, or a bug: the event is not lost, and the rest of the batch goes on
+        log.exception("event %s: applying it failed; tried again later", event.id)
+        return _retry_later(shop, event, "failed")
     _settle(shop, event.id, processed_at=shop.now(), due_at=None)
     return "processed"
 

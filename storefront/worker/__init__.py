@@ -13,12 +13,14 @@ import threading
 
 from ..payments.budget import reconcile_budget, update_budget
 from ..payments.sync import unclaimed_lagging
+from ..webhooks import inbox
 from .jobs import periodic_jobs
 from .syncs import CartSyncs
 
 log = logging.getLogger(__name__)
 
-MODES = ("embedded", "off")
+# `process` means a worker process runs beside this one (wsgi.py and gunicorn start it): here, as `off`.
+MODES = ("embedded", "off", "process")
 # Lagging carts one poll picks up: the rest are found by the next one.
 POLL_BATCH = 100
 # Recorded webhook events handled per turn of the loop.
@@ -34,7 +36,7 @@ class Worker:
         self.poll_seconds = app.config["WORKER_POLL_SECONDS"]
         self.syncs = CartSyncs(app, start_task, shop_factory, budget=update_budget(app.config, sleep))
         self.jobs = periodic_jobs(app.config, reconcile_budget(app.config, sleep))
-        self._running = self._looping = False
+        self._running, self._loops = False, 0
         self._draining, self._drain_again = False, False
         self._lock = threading.Lock()
 
@@ -55,38 +57,42 @@ class Worker:
         self._start_task(self._drain)
 
     def start(self):
-        """Start the loop (polls, events, periodic jobs) as a background task."""
+        """Start the loops as background tasks: one for lagging carts and webhook events, one for the
+        periodic jobs, so a long reconcile pass (paced, or waiting on a Stripe that is down) never holds
+        up a PaymentIntent update or a recorded webhook."""
         if self.active and not self._running:
             self._running = True
-            self._start_task(self.run)
+            self._start_task(self._loop, self.turn)
+            self._start_task(self._loop, self.run_jobs)
 
     def stop(self):
-        """Stop the loop after its current turn."""
+        """Stop the loops after their current turn."""
         self._running = False
 
-    def run(self):
-        """The loop: one turn every WORKER_POLL_SECONDS until stopped."""
-        self._looping = True
+    def _loop(self, turn):
+        """`turn(shop)` every WORKER_POLL_SECONDS until stopped."""
+        with self._lock:
+            self._loops += 1
         try:
             while self._running:
                 with self._app.app_context():
                     shop = self._shop_factory()
                     try:
-                        self.turn(shop)
+                        turn(shop)
                     finally:
                         shop.session.remove()
                 self._sleep(self.poll_seconds)
         finally:
-            self._looping = False
+            with self._lock:
+                self._loops -= 1
 
     def turn(self, shop):
-        """One turn: lagging carts found, due webhook events handled, periodic jobs run if due."""
-        for step in (self._find_lagging, _process_events, *(job.run_if_due for job in self.jobs)):
-            try:
-                step(shop)
-            except Exception:
-                log.exception("worker: %s failed", getattr(step, "__qualname__", step))
-                shop.session.rollback()
+        """One turn of the first loop: lagging carts found, due webhook events handled."""
+        _run_steps(shop, (self._find_lagging, _process_events))
+
+    def run_jobs(self, shop):
+        """One turn of the second loop: each periodic job run if it is due and this store's turn."""
+        _run_steps(shop, [job.run_if_due for job in self.jobs])
 
     def wait_idle(self, timeout):
         """Wait until the loop's turn and this process's syncs are over (for an orderly shutdown); True if idle."""
@@ -97,7 +103,7 @@ class Worker:
         return not self._busy()
 
     def _busy(self):
-        return self._looping or self._draining or self.syncs.busy() > 0
+        return self._loops > 0 or self._draining or self.syncs.busy() > 0
 
     def _find_lagging(self, shop):
         for cart_id in unclaimed_lagging(shop, POLL_BATCH):
@@ -119,10 +125,15 @@ class Worker:
                 self._draining = again
 
 
+def _run_steps(shop, steps):
+    """Each step in turn; one that fails is logged and the next still runs (its unit of work rolled back)."""
+    for step in steps:
+        try:
+            step(shop)
+        except Exception:
+            log.exception("worker: %s failed", getattr(step, "__qualname__", step))
+
+
 def _process_events(shop):
-    """Recorded webhook events that are due, if this store records them (webhooks.inbox)."""
-    try:
-        from ..webhooks import inbox
-    except ImportError:
-        return 0
+    """Recorded webhook events that are due."""
     return inbox.process_due(shop, limit=EVENTS_PER_TURN)
