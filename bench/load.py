@@ -386,6 +386,7 @@ async def open_idle_tabs(port, count, per_cart, concurrency=100, connections=20)
     async def new_carts(share):
         http, cookies = Http(HOST, port), []
         for _ in range(share):
+            http.cookie = None  # a first visit each time: a new cart and its cookie (an unchanged session gets none)
             _, headers, _ = await http.request("GET", "/api/cart")
             cookies.append(session_cookie(headers))
         http.close()
