@@ -1,14 +1,18 @@
 """What shoppers, browsers and Stripe do, over real HTTP, for the payment, reliability and soak tests."""
 
+import dataclasses
 import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 
 import requests
 
 from storefront.extensions import db
-from storefront.models import Order
+from storefront.models import Order, WebhookEvent, utcnow
+from storefront.webhooks.inbox import process_due
+from storefront.wiring import current_shop
 from tests.conftest import wait_for
 
 
@@ -106,3 +110,22 @@ def order_status(client, order_id, *statuses):
 def pushed(tab, name):
     """The payloads of the `name` events a Socket.IO test client received since the last call."""
     return [e["args"][0] for e in tab.get_received() if e["name"] == name]
+
+
+def event_processed(store, event_id):
+    """Whether the store's worker has processed the recorded webhook event."""
+    with store.app.app_context():
+        try:
+            return db.session.get(WebhookEvent, event_id).processed_at is not None
+        finally:
+            db.session.remove()
+
+
+def process_inbox_later(store, seconds):
+    """The worker's pass over the webhook inbox, `seconds` from now (past a failed event's backoff)."""
+    with store.app.app_context():
+        try:
+            shop = dataclasses.replace(current_shop(), now=lambda: utcnow() + timedelta(seconds=seconds))
+            return process_due(shop, limit=100)
+        finally:
+            db.session.remove()

@@ -204,7 +204,7 @@ def read(conn, cart_id, product_id=None):
         (domain.Line(r.product_id, r.name, r.unit_amount, 0, r.available, r.active) for r in rows if r.id is None), None
     )
     lines = sorted((row for row in cart_rows if row.quantity is not None), key=lambda row: row.position)
-    return _state(cart_rows[0], lines), product
+    return state_from_rows(cart_rows[0], lines), product
 
 
 def lock(conn, cart_id):
@@ -213,7 +213,8 @@ def lock(conn, cart_id):
     conn.execute(_LOCK, {"cart_id": cart_id})
 
 
-def _state(row, line_rows):
+def state_from_rows(row, line_rows):
+    """A CartState from a row with the cart's columns and its line rows in position order."""
     lines = tuple(domain.Line(r.product_id, r.name, r.unit_amount, r.quantity) for r in line_rows)
     next_position = max((r.position for r in line_rows), default=0) + 1
     return CartState(

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import Integer, and_, bindparam, case, exists, func, insert, literal, or_, select, update
 
 from ..cart import repository
-from ..cart.domain import Line, money
+from ..cart.domain import money
 from ..checkout.domain import REUSABLE_PI_STATUSES
 from ..merchant import history
 from ..models import utcnow
@@ -214,19 +214,7 @@ def _view(rows):
     """The pushed view of the cart the record statement returned with its lines (None if it is gone)."""
     if not rows:
         return None
-    row, lines = rows[0], [r for r in rows if r.quantity is not None]
-    return repository.CartState(
-        row.id,
-        row.version,
-        row.status,
-        row.currency,
-        row.payment_intent_id,
-        row.pi_amount,
-        row.pi_status,
-        tuple(Line(r.product_id, r.name, r.unit_amount, r.quantity) for r in lines),
-        max((r.position for r in lines), default=0) + 1,
-        tuple(row.notices or ()),
-    ).view()
+    return repository.state_from_rows(rows[0], [r for r in rows if r.quantity is not None]).view()
 
 
 def _release(shop, cart_id, owner):

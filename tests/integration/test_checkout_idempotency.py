@@ -1,8 +1,5 @@
 """Idempotency that holds per store and per attempt, and every payment this store created ends somewhere."""
 
-import dataclasses
-from datetime import timedelta
-
 import pytest
 import stripe
 from sqlalchemy import select, update
@@ -10,10 +7,9 @@ from sqlalchemy import select, update
 from storefront.extensions import db
 from storefront.models import Cart, Order, PaymentAttempt, Product, WebhookEvent, utcnow
 from storefront.payments.reconcile import reconcile
-from storefront.webhooks.inbox import process_due
 from storefront.wiring import current_shop
 from tests.conftest import wait_for
-from tests.shopping import browser_confirm, control, fill, order_status, start_and_confirm
+from tests.shopping import browser_confirm, control, fill, order_status, process_inbox_later, start_and_confirm
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -167,16 +163,6 @@ def attempt_status(store, pi_id):
         try:
             query = select(PaymentAttempt.status).where(PaymentAttempt.payment_intent_id == pi_id)
             return db.session.scalars(query).one()
-        finally:
-            db.session.remove()
-
-
-def process_inbox_later(store, seconds):
-    """The worker's pass over the webhook inbox, `seconds` from now (past a failed event's backoff)."""
-    with store.app.app_context():
-        try:
-            shop = dataclasses.replace(current_shop(), now=lambda: utcnow() + timedelta(seconds=seconds))
-            return process_due(shop, limit=100)
         finally:
             db.session.remove()
 

@@ -1,22 +1,28 @@
 """Webhooks act on what Stripe says when asked, ask for redelivery when the store can't record them, and retry
 themselves what Stripe could not explain."""
 
-import dataclasses
 import time
 import uuid
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from storefront.extensions import db
-from storefront.models import WebhookEvent, utcnow
+from storefront.models import WebhookEvent
 from storefront.payments.gateway import StripeGateway
 from storefront.payments.reconcile import reconcile
-from storefront.webhooks.inbox import process_due
 from storefront.wiring import current_shop
 from tests.conftest import POSTGRES_URL, wait_for
-from tests.shopping import browser_confirm, control, order_status, orders_snapshot, post_event, start_and_confirm
+from tests.shopping import (
+    browser_confirm,
+    control,
+    event_processed,
+    order_status,
+    orders_snapshot,
+    post_event,
+    process_inbox_later,
+    start_and_confirm,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -102,24 +108,6 @@ def revoked_charge_reads(store):
     revoked = StripeGateway("sk_test_revoked", store_id=gateway.store_id, api_base=store.sandbox.url, max_retries=0)
     real, gateway.retrieve_charge = gateway.retrieve_charge, revoked.retrieve_charge
     return lambda: setattr(gateway, "retrieve_charge", real)
-
-
-def event_processed(store, event_id):
-    with store.app.app_context():
-        try:
-            return db.session.get(WebhookEvent, event_id).processed_at is not None
-        finally:
-            db.session.remove()
-
-
-def process_inbox_later(store, seconds):
-    """Process the inbox as a worker would `seconds` from now (past a failed event's backoff)."""
-    with store.app.app_context():
-        try:
-            shop = dataclasses.replace(current_shop(), now=lambda: utcnow() + timedelta(seconds=seconds))
-            return process_due(shop, limit=100)
-        finally:
-            db.session.remove()
 
 
 def test_an_event_stripe_refuses_to_explain_is_acknowledged_and_processed_once_stripe_answers(store, stripe_client):

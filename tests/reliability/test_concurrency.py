@@ -23,7 +23,7 @@ from storefront.models import CartSnapshot, Order, WebhookEvent
 from storefront.payments.reconcile import reconcile
 from storefront.wiring import current_shop
 from tests.conftest import wait_for
-from tests.shopping import browser_confirm, control, sign, synced
+from tests.shopping import browser_confirm, control, event_processed, sign, synced
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -190,14 +190,6 @@ def deliver(store, payload):
         headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload, secret)},
     )
     return answer.status_code, answer.json()
-
-
-def event_processed(store, event_id):
-    with store.app.app_context():
-        try:
-            return db.session.get(WebhookEvent, event_id).processed_at is not None
-        finally:
-            db.session.remove()
 
 
 def reconcile_now(store):
