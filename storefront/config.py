@@ -81,6 +81,9 @@ class Config:
         self.REDIS_URL = env.get("REDIS_URL") or (queue if queue.startswith(("redis://", "rediss://")) else None)
         # Stripe allows ~25 writes/s per endpoint: background PaymentIntent updates share this many a second.
         self.STRIPE_UPDATES_PER_SECOND = _env_float(env, "STRIPE_UPDATES_PER_SECOND", 20)
+        # Syncs one process runs at once, so a repricing storm is a queue and not a thread per cart; unset (0),
+        # enough to keep the update budget busy: STRIPE_UPDATES_PER_SECOND x 0.5 s, between 4 and 16 (worker/syncs.py).
+        self.SYNC_CONCURRENCY = int(env.get("SYNC_CONCURRENCY") or 0)
         # The cart-change limit is counted in each process's memory, even with Redis: a Redis count is a
         # round trip on every change. Its budget is per process; a store that wants one store-wide count
         # names a shared store here (e.g. the Redis URL), and pays that round trip.

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 # `process` means a worker process runs beside this one (wsgi.py and gunicorn start it): here, as `off`.
 MODES = ("embedded", "off", "process")
-# Lagging carts one poll picks up: the rest are found by the next one.
+# Lagging carts one poll picks up: the rest are found by the next one. While this many carts wait in the
+# syncs' queue the poll does not look at all: it would only find them again (a storm is worked through first).
 POLL_BATCH = 100
 # Recorded webhook events handled per turn of the loop.
 EVENTS_PER_TURN = 100
@@ -34,7 +35,8 @@ class Worker:
         self._app, self._start_task, self._sleep, self._shop_factory = app, start_task, sleep, shop_factory
         self.active = active
         self.poll_seconds = app.config["WORKER_POLL_SECONDS"]
-        self.syncs = CartSyncs(app, start_task, shop_factory, budget=update_budget(app.config, sleep))
+        budget = update_budget(app.config, sleep)
+        self.syncs = CartSyncs(app, start_task, shop_factory, budget=budget, sleep=sleep)
         self.jobs = periodic_jobs(app.config, reconcile_budget(app.config, sleep))
         self._running, self._loops = False, 0
         self._draining, self._drain_again = False, False
@@ -66,8 +68,9 @@ class Worker:
             self._start_task(self._loop, self.run_jobs)
 
     def stop(self):
-        """Stop the loops after their current turn."""
+        """Stop the loops after their current turn; syncs under way finish, queued carts are left to a poll."""
         self._running = False
+        self.syncs.let_go()
 
     def _loop(self, turn):
         """`turn(shop)` every WORKER_POLL_SECONDS until stopped."""
@@ -106,6 +109,8 @@ class Worker:
         return self._loops > 0 or self._draining or self.syncs.busy() > 0
 
     def _find_lagging(self, shop):
+        if self.syncs.waiting() >= POLL_BATCH:
+            return
         for cart_id in unclaimed_lagging(shop, POLL_BATCH):
             self.syncs.found(cart_id)
 

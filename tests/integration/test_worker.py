@@ -1,6 +1,8 @@
 """The worker inside a store: what WORKER=off leaves undone, the two statements of a Stripe update,
-and the release of an expired freeze within seconds."""
+the release of an expired freeze within seconds, and a price change's syncs on the bounded pool."""
 
+import base64
+import threading
 import time
 import uuid
 
@@ -12,7 +14,7 @@ from storefront.merchant.history import history
 from storefront.payments.sync import DONE, sync_cart
 from storefront.wiring import current_shop
 from tests.conftest import wait_for
-from tests.shopping import fill, start_and_confirm
+from tests.shopping import fill, start_and_confirm, synced
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,3 +81,32 @@ def test_the_worker_releases_an_expired_freeze_within_seconds(make_store, sandbo
         timeout=6,
         message="the worker to release the freeze past FREEZE_SECONDS",
     )
+
+
+def test_a_price_change_in_many_checkouts_is_synced_by_the_pool_alone(make_store, sandbox):
+    store = make_store(sandbox=sandbox, ADMIN_PASSWORD="merchant-secret", SYNC_CONCURRENCY=2)
+    syncs = store.app.extensions["worker"].syncs
+    shoppers = [store.client() for _ in range(30)]
+    for shopper in shoppers:
+        fill(shopper, (1, 1))
+        assert shopper.post("/api/checkout").status_code == 200
+    wait_for(lambda: syncs.busy() == 0, message="the checkouts' own syncs to end")
+    tasks, stop = [], threading.Event()
+
+    def gauge():
+        while not stop.wait(0.002):
+            tasks.append((syncs.tasks(), syncs.busy()))
+
+    sampler = threading.Thread(target=gauge)
+    sampler.start()
+    try:
+        headers = {"Authorization": "Basic " + base64.b64encode(b"admin:merchant-secret").decode()}
+        answer = store.app.test_client().patch("/admin/api/products/1", json={"unit_amount": 2000}, headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+        for shopper in shoppers:
+            assert synced(shopper)["total"] == 2000
+    finally:
+        stop.set()
+        sampler.join()
+    assert max(t for t, _ in tasks) <= 2  # never more tasks than SYNC_CONCURRENCY
+    assert max(b for _, b in tasks) > 2  # while more carts waited
