@@ -11,6 +11,7 @@ from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
 from .guards import ShopJSONProvider
+from .merchant.throttle import LoginThrottle
 from .realtime import limits as socket_limits
 from .secret_key import installation_secret
 
@@ -66,6 +67,8 @@ def register_extensions(app):
             {"connection_pool": redis_pools.blocking_pool(app.config["RATELIMIT_STORAGE_URI"])},
         )
     limiter.init_app(app)
+    # Wrong admin logins are counted in the limiter's store (this app's, captured now: the limiter is a singleton).
+    app.extensions["admin_throttle"] = LoginThrottle(limiter.storage, app.config)
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],

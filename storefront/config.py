@@ -116,6 +116,13 @@ class Config:
         self.SEED_CATALOG = env.get("SEED_CATALOG", "1") == "1"
         # The merchant pages and API (/admin): off, every path 404, unless a password is set.
         self.ADMIN_PASSWORD = env.get("ADMIN_PASSWORD", "")
+        # Failed admin logins (wrong HTTP Basic credentials) counted per client address and per account, in
+        # RATELIMIT_STORAGE_URI; past either, that address or account is refused (429), even with the right
+        # password, until the window passes. 10 a minute is more than mistyping ever needs; 30 a minute per
+        # account caps guessing spread over many addresses at 43,200 a day, nothing against a random password,
+        # while a merchant locked out by someone else's guessing waits at most a minute after it stops.
+        self.ADMIN_LOGIN_RATE_LIMIT = env.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")
+        self.ADMIN_ACCOUNT_RATE_LIMIT = env.get("ADMIN_ACCOUNT_RATE_LIMIT", "30 per minute")
 
 
 def _database_url(url):
