@@ -35,7 +35,7 @@ if ASYNC_MODE != "gevent":
         f"not {ASYNC_MODE!r} (eventlet is the demo's mode: python wsgi.py)"
     )
 
-# This is the production server: production's checks apply (no development SECRET_KEY, a webhook secret,
+# This is the production server: production's checks apply (a SECRET_KEY of its own, a webhook secret,
 # Secure cookies) unless STOREFRONT_ENV says otherwise (the tests serve it over plain HTTP on loopback).
 os.environ.setdefault("STOREFRONT_ENV", "production")
 app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"})

@@ -11,7 +11,9 @@ from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
 from .guards import ShopJSONProvider
+from .merchant.throttle import LoginThrottle
 from .realtime import limits as socket_limits
+from .secret_key import installation_secret
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
@@ -19,15 +21,23 @@ MIGRATIONS = ROOT / "migrations"
 
 def create_app(config=None):
     """Build an app; `config` (a dict) overrides what the environment says."""
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    settings, overrides = Config(), config or {}
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=overrides.get("INSTANCE_PATH", settings.INSTANCE_PATH),
+    )
     app.json = ShopJSONProvider(app)
-    app.config.from_object(Config())
-    app.config.update(config or {})
+    app.config.from_object(settings)
+    app.config.update(overrides)
     check_production_safety(app.config)
     check_stripe_keys(app.config)
     logging.basicConfig(
         level=app.config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not app.config["SECRET_KEY"]:  # outside production (checked above): this installation's own key
+        app.config["SECRET_KEY"] = installation_secret(app.instance_path)
     logging.getLogger("stripe").setLevel(logging.WARNING)
     register_extensions(app)
     register_payments(app)
@@ -57,6 +67,8 @@ def register_extensions(app):
             {"connection_pool": redis_pools.blocking_pool(app.config["RATELIMIT_STORAGE_URI"])},
         )
     limiter.init_app(app)
+    # Wrong admin logins are counted in the limiter's store (this app's, captured now: the limiter is a singleton).
+    app.extensions["admin_throttle"] = LoginThrottle(limiter.storage, app.config)
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],

@@ -2,7 +2,19 @@
 
 import os
 
-DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+# Every session-signing key ever published in this repository (the old development default, fixed keys
+# of tests): anyone can sign a session with them, so they are refused everywhere, for good. Add to this
+# list, never remove from it.
+PUBLISHED_SECRET_KEYS = frozenset(
+    {
+        "dev-only-insecure-secret-key",  # Config's default SECRET_KEY until issue 23
+        "crash-test-secret",
+        "flood-test-secret",
+        "test-floor",
+    }
+)
+# Stripe keys that move real money: only a production store (STOREFRONT_ENV=production) may hold them.
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_", "pk_live_")
 SANDBOX_SECRET_KEY = "sk_test_sandbox"
 SANDBOX_PUBLISHABLE_KEY = "pk_test_sandbox"
 
@@ -17,7 +29,12 @@ class Config:
     def __init__(self, environ=None):  # noqa: PLR0915 - one line per setting reads best
         env = os.environ if environ is None else environ
         self.ENV_NAME = env.get("STOREFRONT_ENV", "development")
-        self.SECRET_KEY = env.get("SECRET_KEY", DEV_SECRET_KEY)
+        # Unset: production refuses to start; elsewhere create_app uses this installation's own random
+        # key, kept in the instance folder (see storefront/secret_key.py). There is no default key.
+        self.SECRET_KEY = env.get("SECRET_KEY", "")
+        # Where the installation's files live (the generated SECRET_KEY, the default SQLite database);
+        # unset: Flask's default, instance/ beside the package (git-ignored).
+        self.INSTANCE_PATH = os.path.abspath(env["INSTANCE_PATH"]) if env.get("INSTANCE_PATH") else None
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         self.SQLALCHEMY_DATABASE_URI = _database_url(env.get("DATABASE_URL", "sqlite:///storefront.sqlite3"))
         self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
@@ -102,6 +119,13 @@ class Config:
         self.SEED_CATALOG = env.get("SEED_CATALOG", "1") == "1"
         # The merchant pages and API (/admin): off, every path 404, unless a password is set.
         self.ADMIN_PASSWORD = env.get("ADMIN_PASSWORD", "")
+        # Failed admin logins (wrong HTTP Basic credentials) counted per client address and per account, in
+        # RATELIMIT_STORAGE_URI; past either, that address or account is refused (429), even with the right
+        # password, until the window passes. 10 a minute is more than mistyping ever needs; 30 a minute per
+        # account caps guessing spread over many addresses at 43,200 a day, nothing against a random password,
+        # while a merchant locked out by someone else's guessing waits at most a minute after it stops.
+        self.ADMIN_LOGIN_RATE_LIMIT = env.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")
+        self.ADMIN_ACCOUNT_RATE_LIMIT = env.get("ADMIN_ACCOUNT_RATE_LIMIT", "30 per minute")
 
 
 def _database_url(url):
@@ -127,10 +151,27 @@ def check_stripe_keys(config):
 
 
 def check_production_safety(config):
-    """Refuse to run in production with a default secret or no webhook secret."""
-    if config.get("ENV_NAME") != "production":
+    """Refuse live Stripe keys outside production and a published SECRET_KEY anywhere; in production,
+    refuse a missing SECRET_KEY or webhook secret."""
+    production = config.get("ENV_NAME") == "production"
+    live = [name for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY") if _is_live(config.get(name))]
+    if live and not production:
+        raise RuntimeError(
+            f"{' and '.join(live)} {'is a live key' if len(live) == 1 else 'are live keys'}: live Stripe keys "
+            "run only with STOREFRONT_ENV=production (a real SECRET_KEY, Secure cookies, a webhook secret)"
+        )
+    if config.get("SECRET_KEY") in PUBLISHED_SECRET_KEYS:
+        raise RuntimeError(
+            "SECRET_KEY is a key published in this repository: anyone can sign sessions with it. Set a random "
+            "one (python -c 'import secrets; print(secrets.token_hex(32))'), or unset it outside production"
+        )
+    if not production:
         return
-    if config.get("SECRET_KEY") in ("", DEV_SECRET_KEY):
+    if not config.get("SECRET_KEY"):
         raise RuntimeError("SECRET_KEY must be set in production (STOREFRONT_ENV=production)")
     if not config.get("STRIPE_WEBHOOK_SECRET"):
         raise RuntimeError("STRIPE_WEBHOOK_SECRET must be set in production")
+
+
+def _is_live(key):
+    return isinstance(key, str) and key.startswith(LIVE_KEY_PREFIXES)

@@ -29,6 +29,19 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'store.sqlite3'}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def instance_outside_the_repository(tmp_path_factory):
+    """Apps and servers the tests start (and the processes they spawn) keep instance files, such as a
+    generated SECRET_KEY, in a temporary folder: never in the repository's instance/."""
+    before = os.environ.get("INSTANCE_PATH")
+    os.environ["INSTANCE_PATH"] = str(tmp_path_factory.mktemp("instance"))
+    yield os.environ["INSTANCE_PATH"]
+    if before is None:
+        os.environ.pop("INSTANCE_PATH", None)
+    else:
+        os.environ["INSTANCE_PATH"] = before
+
+
 @pytest.fixture
 def postgres_url():
     """A fresh schema-free database on the local PostgreSQL, dropped afterwards."""

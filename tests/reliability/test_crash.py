@@ -8,6 +8,7 @@ record of deliveries and of the PaymentIntent, its fault counters, and the store
 
 import json
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -56,7 +57,7 @@ class Server:
             "STRIPE_SANDBOX_EXTERNAL": "1",
             "STRIPE_WEBHOOK_SECRET": SECRET,
             "DATABASE_URL": f"sqlite:///{self.db_path}",
-            "SECRET_KEY": "crash-test-secret",
+            "SECRET_KEY": "crash-" + secrets.token_hex(16),  # one key for every restart of this server
             "RECONCILE_INTERVAL_SECONDS": "0",
             "PYTHONUNBUFFERED": "1",
             "CART_RATE_LIMIT": "1000 per second",

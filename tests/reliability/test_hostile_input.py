@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from storefront import create_app
-from storefront.config import DEV_SECRET_KEY
 from tests.conftest import sqlite_url, wait_for
 from tests.shopping import browser_confirm, control, fill, orders_snapshot, post_event, sign, synced
 
@@ -470,8 +469,15 @@ def test_only_an_explicit_rate_limit_store_puts_the_count_in_redis(make_store, m
 # --- production safety -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("secret_key", [None, "", DEV_SECRET_KEY])
-def test_production_refuses_to_start_with_the_default_secret_key(tmp_path, secret_key):
+@pytest.mark.parametrize(
+    ("secret_key", "refusal"),
+    [
+        (None, "SECRET_KEY must be set in production"),
+        ("", "SECRET_KEY must be set in production"),
+        ("dev-only-insecure-secret-key", "SECRET_KEY is a key published in this repository"),  # the old default
+    ],
+)
+def test_production_refuses_to_start_with_the_default_secret_key(tmp_path, secret_key, refusal):
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "STRIPE_SECRET_KEY")}
     env.update(
         STOREFRONT_ENV="production",
@@ -484,7 +490,7 @@ def test_production_refuses_to_start_with_the_default_secret_key(tmp_path, secre
         env["SECRET_KEY"] = secret_key
     result = subprocess.run([sys.executable, "wsgi.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "SECRET_KEY must be set in production" in result.stderr
+    assert refusal in result.stderr
 
 
 def test_production_refuses_to_start_without_a_webhook_secret(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ server's resident memory (VmRSS) during the flood and after it.
 """
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -46,7 +47,7 @@ class Store:
             STRIPE_SANDBOX_PORT=str(free_port()),
             PYTHONUNBUFFERED="1",
             DATABASE_URL=f"sqlite:///{tmp_path / 'store.sqlite3'}",
-            SECRET_KEY="flood-test-secret",
+            SECRET_KEY="flood-" + secrets.token_hex(16),
             RECONCILE_INTERVAL_SECONDS="0",
         )
         env.update({k: str(v) for k, v in settings.items()})

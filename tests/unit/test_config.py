@@ -3,7 +3,14 @@
 import pytest
 
 from storefront import create_app
-from storefront.config import Config, check_stripe_keys
+from storefront.config import PUBLISHED_SECRET_KEYS, Config, check_production_safety, check_stripe_keys
+
+LIVE_PAIRS = [
+    {"STRIPE_SECRET_KEY": "sk_live_123", "STRIPE_PUBLISHABLE_KEY": "pk_live_123"},
+    {"STRIPE_SECRET_KEY": "rk_live_123", "STRIPE_PUBLISHABLE_KEY": "pk_live_123"},
+    {"STRIPE_PUBLISHABLE_KEY": "pk_live_123"},  # a live publishable key beside the offline sandbox
+]
+PRODUCTION = {"STOREFRONT_ENV": "production", "SECRET_KEY": "a-real-secret-" + "7" * 32, "STRIPE_WEBHOOK_SECRET": "w"}
 
 
 def test_a_secret_key_without_a_publishable_key_is_refused_with_a_clear_message():
@@ -46,3 +53,51 @@ def test_every_setting_is_read_from_the_environment_it_is_given(monkeypatch):
     assert config.FREEZE_SECONDS == 5.0 and config.SYNC_COALESCE_SECONDS == 0.2
     assert config.LOG_LEVEL == "DEBUG"
     assert Config({}).LOG_LEVEL == "INFO"
+
+
+@pytest.mark.parametrize("env", LIVE_PAIRS, ids=["sk_live", "rk_live", "pk_live"])
+@pytest.mark.parametrize("store_env", [None, "development", "staging"])
+def test_live_keys_are_refused_outside_production(env, store_env):
+    config = vars(Config({**env, **({"STOREFRONT_ENV": store_env} if store_env else {})}))
+    with pytest.raises(RuntimeError, match="live Stripe keys run only with STOREFRONT_ENV=production"):
+        check_production_safety(config)
+
+
+@pytest.mark.parametrize("env", LIVE_PAIRS[:2], ids=["sk_live", "rk_live"])
+def test_live_keys_run_in_production_with_real_secrets(env):
+    check_production_safety(vars(Config({**env, **PRODUCTION})))
+
+
+def test_test_keys_and_the_sandbox_run_outside_production_with_no_secret_key():
+    for env in ({}, {"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_PUBLISHABLE_KEY": "pk_test_123"}):
+        config = vars(Config(env))
+        assert config["SECRET_KEY"] == ""  # no default key: create_app uses the installation's own
+        check_production_safety(config)
+
+
+@pytest.mark.parametrize("key", sorted(PUBLISHED_SECRET_KEYS))
+@pytest.mark.parametrize("store_env", [{}, PRODUCTION])
+def test_a_published_secret_key_is_refused_everywhere(key, store_env):
+    with pytest.raises(RuntimeError, match="published in this repository"):
+        check_production_safety(vars(Config({**store_env, "SECRET_KEY": key})))
+
+
+def test_the_old_development_key_stays_published():
+    assert "dev-only-insecure-secret-key" in PUBLISHED_SECRET_KEYS
+
+
+@pytest.mark.parametrize("key", [None, ""])
+def test_production_refuses_a_missing_secret_key(key):
+    env = {name: value for name, value in PRODUCTION.items() if name != "SECRET_KEY"}
+    with pytest.raises(RuntimeError, match="SECRET_KEY must be set in production"):
+        check_production_safety(vars(Config(env if key is None else {**env, "SECRET_KEY": key})))
+
+
+def test_create_app_refuses_live_keys_before_touching_the_database(monkeypatch, tmp_path):
+    for name in ("STOREFRONT_ENV", "SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_123")
+    monkeypatch.setenv("STRIPE_PUBLISHABLE_KEY", "pk_live_123")
+    with pytest.raises(RuntimeError, match="STOREFRONT_ENV=production"):
+        create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/store.sqlite3", "INSTANCE_PATH": str(tmp_path)})
+    assert list(tmp_path.iterdir()) == []  # no database, no generated key
