@@ -31,27 +31,63 @@ SWEEP_PER_PASS = 10
 _carts, _orders = Cart.__table__, Order.__table__
 
 
+class EventFailed(Exception):
+    """An inbox event's handler failed (logged with its traceback by the inbox, retried there)."""
+
+
 def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True, sweep_limit=SWEEP_PER_PASS):
-    """Apply Stripe's view to stale orders, missed webhook events, expired freezes and owed refunds."""
+    """Apply Stripe's view to stale orders, missed and overdue webhook events, unsettled payments, expired
+    freezes and owed refunds. Each item is isolated: one that fails is counted (`errors` when Stripe could
+    not be asked, `failures` for anything else), logged with its ids, and the pass goes on."""
     summary = {
         "orders_checked": 0,
         "events_checked": 0,
         "payments_applied": 0,
+        "events_overdue": 0,
         "payments_swept": 0,
         "freezes_released": 0,
         "refunds_retried": 0,
         "syncs_requested": 0,
         "errors": 0,
+        "failures": 0,
     }
-    _awaiting_orders(shop, older_than_seconds, summary)
-    _missed_events(shop, lookback_seconds, undelivered_only, summary)
-    _unsettled_payments(shop, older_than_seconds, sweep_limit, summary)
-    _expired_freezes(shop, summary)
-    _unpaid_freezes(shop, older_than_seconds, summary)
-    _owed_refunds(shop, summary)
-    _stale_payment_intents(shop, summary)
-    log.info("reconcile: %s", summary)
+    steps = (
+        (_awaiting_orders, shop, older_than_seconds, summary),
+        (_missed_events, shop, lookback_seconds, undelivered_only, summary),
+        (_overdue_events, shop, older_than_seconds, summary),
+        (_unsettled_payments, shop, older_than_seconds, sweep_limit, summary),
+        (_expired_freezes, shop, summary),
+        (_unpaid_freezes, shop, older_than_seconds, summary),
+        (_owed_refunds, shop, summary),
+        (_stale_payment_intents, shop, summary),
+    )
+    for step, *args in steps:
+        # A step's own read can fail too (the database): the next step still runs.
+        _isolated(summary, f"the step {step.__name__}", step, *args)
+    log.log(logging.ERROR if summary["failures"] else logging.INFO, "reconcile: %s", summary)
     return summary
+
+
+def _isolated(summary, what, apply, *args):
+    """Run one item of a pass; False when Stripe is unavailable (asking about the rest now would only spend
+    the budget shoppers need: the step's rest waits for the next pass). Any other failure is counted and
+    logged with `what` (the item's ids), and the pass goes on."""
+    try:
+        apply(*args)
+    except GatewayUnavailable as err:
+        summary["errors"] += 1
+        log.warning("reconcile: Stripe unavailable at %s (%s); the rest waits for the next pass", what, err)
+        return False
+    except PaymentError as err:
+        summary["errors"] += 1
+        log.warning("reconcile: %s not settled: %s", what, err)
+    except EventFailed as err:  # its traceback is in the inbox's log line
+        summary["failures"] += 1
+        log.error("reconcile: %s; the pass goes on", err)
+    except Exception:  # a bug or the database: this item waits for the next pass, the others go on
+        summary["failures"] += 1
+        log.exception("reconcile: %s failed; the pass goes on", what)
+    return True
 
 
 def _read(shop, statement):
@@ -67,20 +103,17 @@ def _awaiting_orders(shop, older_than_seconds, summary):
     )
     for (pi_id,) in _read(shop, stale.distinct()):
         summary["orders_checked"] += 1
-        try:
-            apply_payment_intent(shop, shop.gateway.retrieve(pi_id))
-        except PaymentIntentMissing:
-            log.warning("reconcile: PaymentIntent %s is unknown to Stripe", pi_id)
-        except GatewayUnavailable as err:
-            # Rate-limited or down: asking about the rest now would only spend the budget shoppers need.
-            summary["errors"] += 1
-            log.warning(
-                "reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass", pi_id, err
-            )
+        if not _isolated(summary, f"PaymentIntent {pi_id}", _apply_current, shop, pi_id):
             return
-        except PaymentError as err:
-            summary["errors"] += 1
-            log.warning("reconcile: PaymentIntent %s not checked: %s", pi_id, err)
+
+
+def _apply_current(shop, pi_id):
+    try:
+        pi = shop.gateway.retrieve(pi_id)
+    except PaymentIntentMissing:
+        log.warning("reconcile: PaymentIntent %s is unknown to Stripe", pi_id)
+        return
+    apply_payment_intent(shop, pi)
 
 
 def _missed_events(shop, lookback_seconds, undelivered_only, summary):
@@ -106,7 +139,10 @@ def _missed_events(shop, lookback_seconds, undelivered_only, summary):
         with shop.uow() as uow:
             done = inbox.processed_among(uow.conn, [event["id"] for event in events])
         for event in events:
-            if event["id"] not in done and not _apply_missed_event(shop, event, summary):
+            if event["id"] in done:
+                continue
+            what = f"event {event['id']}"
+            if not _isolated(summary, what, _apply_missed_event, shop, event, summary):
                 return
         if not more or not events:
             return
@@ -114,50 +150,69 @@ def _missed_events(shop, lookback_seconds, undelivered_only, summary):
 
 
 def _apply_missed_event(shop, event, summary):
-    """Record a missed event in the webhook inbox and process it there now, whatever its backoff; False when
-    Stripe is unavailable (the pass stops). One Stripe refuses to help with is counted and left due."""
+    """Record a missed event in the webhook inbox and process it there now, whatever its backoff."""
     row = inbox.receipt(event, shop.now())
     if row is None:
-        return True
+        return
     with shop.uow(statements=True) as uow:
         if inbox.record(uow.conn, row):
             uow.commit()
     claimed = inbox.claim_event(shop, row["id"])
     if claimed is None:
-        return True  # processed meanwhile (or being processed), or recorded as needing nothing
-    outcome = inbox.handle(shop, claimed)
-    if outcome in ("unavailable", "refused"):
-        summary["errors"] += 1
-        log.warning("reconcile: event %s not applied (Stripe %s)", event["id"], outcome)
-        return outcome == "refused"
-    summary["payments_applied"] += 1
+        return  # processed meanwhile (or being processed), or recorded as needing nothing
+    _handle(shop, claimed, summary, "payments_applied")
     log.info("reconcile: applied event %s (%s), whose webhook this store never processed", event["id"], event["type"])
-    return True
+
+
+# Recorded events a pass takes over at most (each costs a paced Stripe read); the rest wait for the next.
+EVENTS_PER_PASS = 20
+
+
+def _overdue_events(shop, older_than_seconds, summary):
+    """Events this store recorded that a worker should have processed by now: none running (WORKER=off and
+    no worker process), or one that stopped mid-event (its claim older than the delay is taken over: a
+    second application of an event changes nothing)."""
+    now = shop.now()
+    cutoff = now - timedelta(seconds=older_than_seconds)
+    free_at = min(now, cutoff + timedelta(seconds=inbox.CLAIM_SECONDS))
+    with shop.uow() as uow:
+        overdue = inbox.overdue(uow.conn, now, cutoff, free_at, EVENTS_PER_PASS)
+    for event_id in overdue:
+        claimed = inbox.claim_event(shop, event_id, free_at)
+        if claimed is None:
+            continue  # processed meanwhile, or claimed since the cutoff
+        if not _isolated(summary, f"event {event_id}", _handle, shop, claimed, summary, "events_overdue"):
+            return
+
+
+def _handle(shop, claimed, summary, counter):
+    """Process a claimed inbox event; a failure is raised as the pass counts it (the inbox retries it)."""
+    outcome = inbox.handle(shop, claimed)
+    if outcome == "unavailable":
+        raise GatewayUnavailable(f"Stripe unavailable for event {claimed.id}")
+    if outcome == "refused":
+        raise PaymentError(f"Stripe refused what event {claimed.id} needs")
+    if outcome == "failed":
+        raise EventFailed(f"event {claimed.id} ({claimed.type} of {claimed.object_id}): its handler failed")
+    summary[counter] += 1
 
 
 def _unsettled_payments(shop, older_than_seconds, limit, summary):
     """Every succeeded PaymentIntent this store created ends in an order or a refund, even when its event was
-    acknowledged but did nothing (delivered to an older deployment) or is older than the events' lookback.
+    acknowledged but did nothing (delivered to an older deployment), is older than the events' lookback, or
+    was confirmed without the handshake while its cart still holds it.
 
-    The store's own records name the candidates (attempts.unsettled, oldest first, `limit` a pass); one no
-    cart holds and nobody can still be paying is cancelled, so the candidates drain.
+    The store's own records name the candidates (attempts.unsettled, least recently checked first, `limit`
+    a pass); one no cart holds and nobody can still be paying is cancelled, so the candidates drain, and
+    those carts hold take turns.
     """
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
     with shop.uow() as uow:
         candidates = attempts.unsettled(uow.conn, cutoff, limit)
-    for pi_id in candidates:
+    for pi_id, held in candidates:
         summary["payments_swept"] += 1
-        try:
-            _settle_attempt(shop, pi_id)
-        except GatewayUnavailable as err:
-            summary["errors"] += 1
-            log.warning(
-                "reconcile: Stripe unavailable at PaymentIntent %s (%s); the rest waits for the next pass", pi_id, err
-            )
+        if not _isolated(summary, f"PaymentIntent {pi_id}", _settle_attempt, shop, pi_id, held):
             return
-        except PaymentError as err:
-            summary["errors"] += 1
-            log.warning("reconcile: PaymentIntent %s not settled: %s", pi_id, err)
 
 
 def _close_attempt(shop, pi_id, status):
@@ -166,15 +221,21 @@ def _close_attempt(shop, pi_id, status):
         uow.commit()
 
 
-def _settle_attempt(shop, pi_id):
+def _settle_attempt(shop, pi_id, held):
+    """Ask Stripe about one of our PaymentIntents and apply what it says, through the one sink."""
     try:
         pi = shop.gateway.retrieve(pi_id)
     except PaymentIntentMissing:
         log.warning("reconcile: PaymentIntent %s of ours is unknown to Stripe; no money can move on it", pi_id)
         _close_attempt(shop, pi_id, "missing")
         return
-    if pi.status in REUSABLE_PI_STATUSES:  # no cart holds it: nobody was given it to pay
-        try:
+    with shop.uow() as uow:  # asked: the next pass asks about the others first
+        attempts.checked(uow.conn, pi_id, shop.now())
+        uow.commit()
+    if pi.status in REUSABLE_PI_STATUSES:
+        if held:  # its cart's shopper may still pay it: the sweep only looks
+            return
+        try:  # no cart holds it: nobody was given it to pay
             pi = shop.gateway.cancel(pi_id)
         except AmountLocked as err:
             pi = err.payment_intent
@@ -211,12 +272,18 @@ def _expired_freezes(shop, summary):
     summary["freezes_released"] += release_expired_freezes(shop)
 
 
+def _counted(summary, counter, apply, *args):
+    if apply(*args):
+        summary[counter] += 1
+
+
 def _unpaid_freezes(shop, older_than_seconds, summary):
     """Freezes past the reconcile delay whose PaymentIntent holds no payment: a handshake that broke half-way."""
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
     for cart_id in _frozen_carts(shop, cutoff):
-        if release_unpaid_freeze(shop, cart_id, cutoff):
-            summary["freezes_released"] += 1
+        counted = (summary, "freezes_released", release_unpaid_freeze, shop, cart_id, cutoff)
+        if not _isolated(summary, f"frozen cart {cart_id}", _counted, *counted):
+            return
 
 
 def _owed_refunds(shop, summary):
@@ -224,8 +291,9 @@ def _owed_refunds(shop, summary):
         _orders.c.refund_due > _orders.c.amount_refunded
     )
     for order_id, pi_id, amount in _read(shop, owed):
-        if refund_excess(shop, order_id, pi_id, amount):
-            summary["refunds_retried"] += 1
+        counted = (summary, "refunds_retried", refund_excess, shop, order_id, pi_id, amount)
+        if not _isolated(summary, f"order {order_id} (PaymentIntent {pi_id})", _counted, *counted):
+            return
 
 
 def _stale_payment_intents(shop, summary):
@@ -235,7 +303,7 @@ def _stale_payment_intents(shop, summary):
         _carts.c.pi_version != _carts.c.version,
     )
     for (cart_id,) in _read(shop, lagging):
-        shop.schedule_sync(cart_id)
+        _isolated(summary, f"cart {cart_id}", shop.schedule_sync, cart_id)
         summary["syncs_requested"] += 1
 
 
