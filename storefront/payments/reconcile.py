@@ -174,7 +174,9 @@ def _overdue_events(shop, older_than_seconds, summary):
     second application of an event changes nothing)."""
     now = shop.now()
     cutoff = now - timedelta(seconds=older_than_seconds)
-    free_at = min(now, cutoff + timedelta(seconds=inbox.CLAIM_SECONDS))
+    # A claim taken before the cutoff (claimed_until is when it was taken, plus CLAIM_SECONDS) is stale: at
+    # the default delay it has lapsed long ago; `--older-than 0` takes over every claim, running or not.
+    free_at = cutoff + timedelta(seconds=inbox.CLAIM_SECONDS)
     with shop.uow() as uow:
         overdue = inbox.overdue(uow.conn, now, cutoff, free_at, EVENTS_PER_PASS)
     for event_id in overdue:
