@@ -2,13 +2,11 @@
 
 Each step reads its candidates in a unit of work of its own and asks Stripe about them after it ends;
 what an answer changes is written by the use case applying it (fulfilment, the freeze releases), each
-in its own unit of work. A webhook event found missed goes into the webhook inbox and is processed
-there, as a delivered one is.
+in its own unit of work. Webhook events (missed at Stripe, or overdue in the inbox) are reconcile_events'.
 """
 
 import dataclasses
 import logging
-import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -19,8 +17,8 @@ from ..checkout.domain import IN_FLIGHT_PI_STATUSES, REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
-from ..webhooks import inbox
-from .gateway import AmountLocked, GatewayUnavailable, PaymentError, PaymentIntentMissing
+from .gateway import AmountLocked, PaymentIntentMissing
+from .reconcile_events import isolated, missed_events, overdue_events
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +27,6 @@ log = logging.getLogger(__name__)
 SWEEP_PER_PASS = 10
 
 _carts, _orders = Cart.__table__, Order.__table__
-
-
-class EventFailed(Exception):
-    """An inbox event's handler failed (logged with its traceback by the inbox, retried there)."""
 
 
 def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_only=True, sweep_limit=SWEEP_PER_PASS):
@@ -53,8 +47,8 @@ def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_o
     }
     steps = (
         (_awaiting_orders, shop, older_than_seconds, summary),
-        (_missed_events, shop, lookback_seconds, undelivered_only, summary),
-        (_overdue_events, shop, older_than_seconds, summary),
+        (missed_events, shop, lookback_seconds, undelivered_only, summary),
+        (overdue_events, shop, older_than_seconds, summary),
         (_unsettled_payments, shop, older_than_seconds, sweep_limit, summary),
         (_expired_freezes, shop, summary),
         (_unpaid_freezes, shop, older_than_seconds, summary),
@@ -63,31 +57,9 @@ def reconcile(shop, *, older_than_seconds, lookback_seconds=86400, undelivered_o
     )
     for step, *args in steps:
         # A step's own read can fail too (the database): the next step still runs.
-        _isolated(summary, f"the step {step.__name__}", step, *args)
+        isolated(summary, f"the step {step.__name__}", step, *args)
     log.log(logging.ERROR if summary["failures"] else logging.INFO, "reconcile: %s", summary)
     return summary
-
-
-def _isolated(summary, what, apply, *args):
-    """Run one item of a pass; False when Stripe is unavailable (asking about the rest now would only spend
-    the budget shoppers need: the step's rest waits for the next pass). Any other failure is counted and
-    logged with `what` (the item's ids), and the pass goes on."""
-    try:
-        apply(*args)
-    except GatewayUnavailable as err:
-        summary["errors"] += 1
-        log.warning("reconcile: Stripe unavailable at %s (%s); the rest waits for the next pass", what, err)
-        return False
-    except PaymentError as err:
-        summary["errors"] += 1
-        log.warning("reconcile: %s not settled: %s", what, err)
-    except EventFailed as err:  # its traceback is in the inbox's log line
-        summary["failures"] += 1
-        log.error("reconcile: %s; the pass goes on", err)
-    except Exception:  # a bug or the database: this item waits for the next pass, the others go on
-        summary["failures"] += 1
-        log.exception("reconcile: %s failed; the pass goes on", what)
-    return True
 
 
 def _read(shop, statement):
@@ -103,7 +75,7 @@ def _awaiting_orders(shop, older_than_seconds, summary):
     )
     for (pi_id,) in _read(shop, stale.distinct()):
         summary["orders_checked"] += 1
-        if not _isolated(summary, f"PaymentIntent {pi_id}", _apply_current, shop, pi_id):
+        if not isolated(summary, f"PaymentIntent {pi_id}", _apply_current, shop, pi_id):
             return
 
 
@@ -114,89 +86,6 @@ def _apply_current(shop, pi_id):
         log.warning("reconcile: PaymentIntent %s is unknown to Stripe", pi_id)
         return
     apply_payment_intent(shop, pi)
-
-
-def _missed_events(shop, lookback_seconds, undelivered_only, summary):
-    """Events of the types the webhook acts on that this store never processed: webhooks it missed.
-
-    Stripe's Events API is the record of what the webhooks should have said; with `undelivered_only`
-    it returns only events some endpoint has not acknowledged, so a healthy store reads one short page.
-    """
-    since, after = int(time.time() - lookback_seconds), None
-    while True:
-        try:
-            events, more = shop.gateway.list_events(
-                types=sorted(inbox.HANDLERS),
-                created_since=since,
-                undelivered_only=undelivered_only,
-                starting_after=after,
-            )
-        except PaymentError as err:
-            summary["errors"] += 1
-            log.warning("reconcile: listing Stripe's events failed: %s", err)
-            return
-        summary["events_checked"] += len(events)
-        with shop.uow() as uow:
-            done = inbox.processed_among(uow.conn, [event["id"] for event in events])
-        for event in events:
-            if event["id"] in done:
-                continue
-            what = f"event {event['id']}"
-            if not _isolated(summary, what, _apply_missed_event, shop, event, summary):
-                return
-        if not more or not events:
-            return
-        after = events[-1]["id"]
-
-
-def _apply_missed_event(shop, event, summary):
-    """Record a missed event in the webhook inbox and process it there now, whatever its backoff."""
-    row = inbox.receipt(event, shop.now())
-    if row is None:
-        return
-    with shop.uow(statements=True) as uow:
-        if inbox.record(uow.conn, row):
-            uow.commit()
-    claimed = inbox.claim_event(shop, row["id"])
-    if claimed is None:
-        return  # processed meanwhile (or being processed), or recorded as needing nothing
-    _handle(shop, claimed, summary, "payments_applied")
-    log.info("reconcile: applied event %s (%s), whose webhook this store never processed", event["id"], event["type"])
-
-
-# Recorded events a pass takes over at most (each costs a paced Stripe read); the rest wait for the next.
-EVENTS_PER_PASS = 20
-
-
-def _overdue_events(shop, older_than_seconds, summary):
-    """Events this store recorded that a worker should have processed by now: none running (WORKER=off and
-    no worker process), or one that stopped mid-event (its claim older than the delay is taken over: a
-    second application of an event changes nothing)."""
-    now = shop.now()
-    cutoff = now - timedelta(seconds=older_than_seconds)
-    # A claim taken before the cutoff (claimed_until is when it was taken, plus CLAIM_SECONDS) is stale: at
-    # the default delay it has lapsed long ago; `--older-than 0` takes over every claim, running or not.
-    free_at = cutoff + timedelta(seconds=inbox.CLAIM_SECONDS)
-    with shop.uow() as uow:
-        overdue = inbox.overdue(uow.conn, now, cutoff, free_at, EVENTS_PER_PASS)
-    for event_id in overdue:
-        claimed = inbox.claim_event(shop, event_id, free_at)
-        if claimed is None:
-            continue  # processed meanwhile, or claimed since the cutoff
-        if not _isolated(summary, f"event {event_id}", _handle, shop, claimed, summary, "events_overdue"):
-            return
-
-
-def _handle(shop, claimed, summary, counter):
-    """Process a claimed inbox event; a failure is raised as the pass counts it (the inbox retries it)."""
-    outcome = inbox.handle(shop, claimed)
-    if outcome == "unavailable":
-        raise GatewayUnavailable(f"Stripe unavailable for event {claimed.id}")
-    if outcome == "refused":
-        raise PaymentError(f"Stripe refused what event {claimed.id} needs")
-    if outcome == "failed":
-        raise EventFailed(f"event {claimed.id} ({claimed.type} of {claimed.object_id}): its handler failed")
-    summary[counter] += 1
 
 
 def _unsettled_payments(shop, older_than_seconds, limit, summary):
@@ -213,7 +102,7 @@ def _unsettled_payments(shop, older_than_seconds, limit, summary):
         candidates = attempts.unsettled(uow.conn, cutoff, limit)
     for pi_id, held in candidates:
         summary["payments_swept"] += 1
-        if not _isolated(summary, f"PaymentIntent {pi_id}", _settle_attempt, shop, pi_id, held):
+        if not isolated(summary, f"PaymentIntent {pi_id}", _settle_attempt, shop, pi_id, held):
             return
 
 
@@ -284,7 +173,7 @@ def _unpaid_freezes(shop, older_than_seconds, summary):
     cutoff = shop.now() - timedelta(seconds=older_than_seconds)
     for cart_id in _frozen_carts(shop, cutoff):
         counted = (summary, "freezes_released", release_unpaid_freeze, shop, cart_id, cutoff)
-        if not _isolated(summary, f"frozen cart {cart_id}", _counted, *counted):
+        if not isolated(summary, f"frozen cart {cart_id}", _counted, *counted):
             return
 
 
@@ -294,7 +183,7 @@ def _owed_refunds(shop, summary):
     )
     for order_id, pi_id, amount in _read(shop, owed):
         counted = (summary, "refunds_retried", refund_excess, shop, order_id, pi_id, amount)
-        if not _isolated(summary, f"order {order_id} (PaymentIntent {pi_id})", _counted, *counted):
+        if not isolated(summary, f"order {order_id} (PaymentIntent {pi_id})", _counted, *counted):
             return
 
 
@@ -305,7 +194,7 @@ def _stale_payment_intents(shop, summary):
         _carts.c.pi_version != _carts.c.version,
     )
     for (cart_id,) in _read(shop, lagging):
-        _isolated(summary, f"cart {cart_id}", shop.schedule_sync, cart_id)
+        isolated(summary, f"cart {cart_id}", shop.schedule_sync, cart_id)
         summary["syncs_requested"] += 1
 
 
