@@ -120,7 +120,8 @@ def record(conn, row):
 
 
 _RETURNED = (_events.c.id, _events.c.type, _events.c.object_id, _events.c.created_at, _events.c.attempts)
-# Free: never claimed, or its claim taken before `free_at` (lapsed, or older than reconciliation's delay).
+# Free: never claimed, or its claim ran out by `free_at` (now: lapsed; reconciliation passes a later time
+# to take over a claim taken before its delay).
 _FREE = or_(_events.c.claimed_until.is_(None), _events.c.claimed_until <= bindparam("free_at"))
 _WAITING = (_events.c.processed_at.is_(None), _events.c.due_at <= bindparam("now"))
 
@@ -153,7 +154,8 @@ _CLAIM_NEXT = _claim(select(_NEXT.c.id))
 _CLAIM_ONE = _claim([bindparam("event_id")])
 
 
-def _claim_rows(shop, statement, free_at=None, **params):
+def _take(shop, statement, free_at=None, **params):
+    """The one event a claim statement took (committed at once), or None."""
     now = shop.now()
     until = now + timedelta(seconds=CLAIM_SECONDS)
     with shop.uow(statements=True) as uow:
@@ -167,7 +169,7 @@ def process_due(shop, *, limit):
     """Process up to `limit` recorded events that are due, oldest first, each claimed as its turn comes;
     how many were handled. An exception (the database gone) ends the pass with only its event claimed."""
     handled = 0
-    while handled < limit and (event := _claim_rows(shop, _CLAIM_NEXT)) is not None:
+    while handled < limit and (event := _take(shop, _CLAIM_NEXT)) is not None:
         handle(shop, event)
         handled += 1
     return handled
@@ -175,8 +177,8 @@ def process_due(shop, *, limit):
 
 def claim_event(shop, event_id, free_at=None):
     """Claim one recorded event whatever its backoff; None when it is processed or another process holds
-    it (a claim taken before `free_at`, default now, counts as let go)."""
-    return _claim_rows(shop, _CLAIM_ONE, free_at, event_id=event_id)
+    it (a claim that runs out by `free_at`, default now, counts as let go)."""
+    return _take(shop, _CLAIM_ONE, free_at, event_id=event_id)
 
 
 _OVERDUE = (

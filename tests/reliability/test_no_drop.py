@@ -9,21 +9,14 @@ sweep of this store's own PaymentIntents, can turn the money into the order of i
 
 import json
 import logging
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from storefront.checkout import fulfilment
-from storefront.cli import _start_thread
 from storefront.extensions import db
 from storefront.models import Order, WebhookEvent
 from storefront.webhooks import inbox
@@ -31,6 +24,7 @@ from storefront.wiring import current_shop
 from storefront.worker import Worker
 from tests.conftest import wait_for
 from tests.integration.test_merchant import PASSWORD, basic
+from tests.reliability import own_postgres as own
 from tests.shopping import browser_confirm, control, fill, process_inbox_later
 
 pytestmark = pytest.mark.timeout(180)
@@ -244,60 +238,9 @@ def test_an_event_past_the_attempt_threshold_needs_the_merchants_attention(make_
 # PostgreSQL stopped under the worker: on an instance of the test's own (the shared one is never stopped).
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnPostgres:
-    """A PostgreSQL 15 in a temp dir, on a free port, run as the `postgres` user (initdb refuses root)."""
-
-    BIN = "/usr/lib/postgresql/15/bin"
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="pg-no-drop-")
-        self.data, self.port = os.path.join(self.dir, "data"), free_port()
-        shutil.chown(self.dir, "postgres", "postgres")
-        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
-        self.start()
-
-    def _run(self, tool, *args):
-        command = ["runuser", "-u", "postgres", "--", f"{self.BIN}/{tool}", *args]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def start(self):
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", self.data, "-o", options, "-l", os.path.join(self.dir, "log"), "-w", "start")
-
-    def stop(self):
-        self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
-
-    def database(self):
-        name = f"store_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(
-            f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres", isolation_level="AUTOCOMMIT"
-        )
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
-
-    def remove(self):
-        try:
-            self.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def own_postgres():
-    if shutil.which("runuser") is None or not os.path.exists(f"{OwnPostgres.BIN}/initdb") or os.geteuid() != 0:
-        pytest.skip("needs root, runuser and PostgreSQL 15's initdb to run a PostgreSQL of the test's own")
-    server = OwnPostgres()
-    yield server
-    server.remove()
+    yield from own.serve()
 
 
 class GatedHandlers:
@@ -323,7 +266,11 @@ PAYMENTS = 4
 
 def start_worker(store):
     """A worker for the store, as `flask --app storefront worker` runs one (the store itself runs none)."""
-    worker = Worker(store.app, start_task=_start_thread, sleep=time.sleep, shop_factory=current_shop)
+
+    def start_thread(target, *args):
+        threading.Thread(target=target, args=args, daemon=True).start()
+
+    worker = Worker(store.app, start_task=start_thread, sleep=time.sleep, shop_factory=current_shop)
     store.app.extensions["worker"] = worker  # stopped with the store
     worker.start()
     return worker
@@ -385,7 +332,7 @@ def test_postgres_stopped_mid_batch_holds_back_at_most_the_event_in_flight(
 def test_postgres_stopped_mid_batch_then_a_reconcile_leaves_no_payment_without_its_order(
     make_store, sandbox, own_postgres, monkeypatch
 ):
-    store, worker, payments, in_flight = database_stopped_mid_batch(make_store, sandbox, own_postgres, monkeypatch)
+    store, worker, payments, _ = database_stopped_mid_batch(make_store, sandbox, own_postgres, monkeypatch)
     worker.stop()  # only the reconcile pass works from here: the event in flight is still claimed
     assert worker.wait_idle(10)
     assert not settled(store, payments)
