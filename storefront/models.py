@@ -150,6 +150,8 @@ class WebhookEvent(db.Model):
     # A process working on the event holds it until then (one that dies lets it go then).
     claimed_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The last failure of its handler ("TypeError: ..."), shown to the merchant once it keeps failing.
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class StoreIdentity(db.Model):
@@ -180,6 +182,9 @@ class PaymentAttempt(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When reconciliation last asked Stripe about it: the sweep asks the least recently checked first, so
+    # PaymentIntents carts still hold (which may stay unpaid for long) take turns instead of blocking it.
+    checked_at: Mapped[datetime | None]
 
 
 class StockReservation(db.Model):

@@ -37,6 +37,12 @@ def list_orders():
     return jsonify(service.list_orders(current_shop(), status))
 
 
+@bp.get("/attention")
+def needing_attention():
+    """Payments whose webhook event keeps failing: the error, the attempts, the orders (still retried)."""
+    return jsonify(service.needing_attention(current_shop()))
+
+
 @bp.get(f"/orders/<{ID}:order_id>")
 def show_order(order_id):
     return jsonify(service.order_history(current_shop(), order_id))

@@ -15,6 +15,7 @@ from ..checkout.service import order_view
 from ..errors import Conflict, NotFound, PaymentUnavailable
 from ..models import Order, Product
 from ..payments.gateway import PaymentError
+from ..webhooks import inbox
 from . import domain, history, stock
 from .pricing import reprice_carts
 
@@ -115,6 +116,42 @@ def status_counts(conn):
     """[(status, count)] of the orders, `needs_review` first."""
     rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
     return sorted(rows, key=lambda row: (row[0] != "needs_review", row[0]))
+
+
+def orders_of_payments(conn, pi_ids):
+    """{PaymentIntent id: [order ids]} for the given PaymentIntents."""
+    found = {}
+    if pi_ids:
+        query = select(orders.c.payment_intent_id, orders.c.id).where(orders.c.payment_intent_id.in_(pi_ids))
+        for pi_id, order_id in conn.execute(query.order_by(orders.c.id)):
+            found.setdefault(pi_id, []).append(order_id)
+    return found
+
+
+def needing_attention(shop):
+    """Webhook events whose handler keeps failing (still retried), oldest first, with their payment's orders:
+    a payment may be waiting on one, so a person looks at the error."""
+    with shop.uow() as uow:
+        events = inbox.needs_attention(uow.conn)
+        orders_by_pi = orders_of_payments(uow.conn, sorted({event.object_id for event in events}))
+        uow.commit()
+    return [attention_view(event, orders_by_pi.get(event.object_id, [])) for event in events]
+
+
+def attention_view(event, order_ids):
+    """One event needing attention as the merchant's API shows it."""
+    charge = event.type.startswith("charge.")
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "payment_intent_id": None if charge else event.object_id,
+        "charge_id": event.object_id if charge else None,
+        "order_ids": order_ids,
+        "attempts": event.attempts,
+        "last_error": event.last_error,
+        "received_at": event.received_at.isoformat() + "Z",
+        "next_attempt_at": event.due_at.isoformat() + "Z" if event.due_at else None,
+    }
 
 
 def merchant_order_view(order):
