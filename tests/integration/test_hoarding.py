@@ -208,24 +208,36 @@ def test_a_payment_in_progress_keeps_its_reservation_past_reservation_seconds(ma
     paying, idle = store.client(), store.client()
     _, started, order_id = start_and_confirm(paying, (GRINDER, 2))
     _, _, idle_order = start_and_confirm(idle, (GRINDER, 1))
+    # Its webhook lost, the store still sees the payment as unconfirmed: the sweep must ask Stripe.
+    control(store.sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
     payment = {"payment_method": "pm_card_authenticationRequired"} if progress == "requires_action" else SEPA
     status, pi = browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, **payment)
     assert status == 200 and pi["status"] == progress
+    assert paying.get("/api/cart").get_json()["payment"]["status"] == "requires_payment_method"
     store.app.extensions["worker"].start()
 
     # The idle freeze lapsing shows the sweep ran past RESERVATION_SECONDS; then a few more of its turns.
     order_status(idle, idle_order, "payment_failed")
+    wait_for(
+        lambda: paying.get("/api/cart").get_json()["payment"]["status"] == progress,
+        message="the sweep to learn the payment's progress from Stripe",
+    )
     time.sleep(1)
     assert paying.get("/api/cart").get_json()["status"] == "frozen"
     assert paying.get(f"/api/orders/{order_id}").get_json()["status"] == "awaiting_payment"
     assert [row[1:] for row in reservations(store)[0]] == [(GRINDER, 2)]
+
+    control(store.sandbox.url, "DELETE", "/faults")
+    pi_path = f"/payment_intents/{started['payment_intent_id']}"
     if progress == "requires_action":
         control(
             store.sandbox.url,
             "POST",
-            f"/payment_intents/{started['payment_intent_id']}/authenticate",
+            f"{pi_path}/authenticate",
             {"outcome": "complete", "client_secret": started["client_secret"]},
         )
+    else:
+        control(store.sandbox.url, "POST", f"{pi_path}/settle")
     order_status(paying, order_id, "paid")
     assert reservations(store) == ([], 8)
 
