@@ -49,6 +49,10 @@ class Cart(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="open")
     currency: Mapped[str] = mapped_column(String(3))
     frozen_at: Mapped[datetime | None]
+    # Which client a freeze was made for (its address and its session's id), cleared when it ends: what
+    # the handshake's reservation limits count (checkout.holds).
+    frozen_from: Mapped[str | None] = mapped_column(String(64), index=True)
+    frozen_session: Mapped[str | None] = mapped_column(String(32), index=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
     client_secret: Mapped[str | None] = mapped_column(String(255))
     pi_amount: Mapped[int | None]

@@ -57,17 +57,21 @@ class ProductAdmin(ModelView):
 
     form = ProductForm
     can_delete = False
-    column_list = ("id", "name", "unit_amount", "stock", "available", "active")
-    column_labels = {"unit_amount": "Price", "available": "Available"}
+    column_list = ("id", "name", "unit_amount", "stock", "reserved", "available", "active")
+    column_labels = {"unit_amount": "Price", "reserved": "Reserved", "available": "Available"}
+    column_descriptions = {"reserved": "Units held by carts being paid for (frozen by the handshake)"}
     column_formatters = {
         "unit_amount": _money,
+        "reserved": lambda _v, _c, m, _n: g.reserved.get(m.id, 0) if m.stock is not None else "",
         "available": lambda _v, _c, m, _n: "" if g.available.get(m.id) is None else g.available[m.id],
     }
 
     def get_list(self, *args, **kwargs):
-        # The catalog's own count, for every product in one statement (not a query per row), read in the
+        # The catalog's own counts, for every product in one statement (not a query per row), read in the
         # merchant's use case before Flask-Admin opens its own transaction for the page's rows.
-        g.available = {product["id"]: product["available"] for product in service.list_products(current_shop())}
+        listed = service.list_products(current_shop())
+        g.available = {product["id"]: product["available"] for product in listed}
+        g.reserved = {product["id"]: product["reserved"] for product in listed}
         return super().get_list(*args, **kwargs)
 
     def _body(self, form):

@@ -29,6 +29,12 @@ def update_product(product_id):
     return jsonify(service.update_product(current_shop(), product_id, json_body()))
 
 
+@bp.get("/reservations")
+def reservations():
+    """The metric of held stock: units reserved by frozen carts, in total, per product and per address."""
+    return jsonify(service.reservation_report(current_shop()))
+
+
 @bp.get("/orders")
 def list_orders():
     status = request.args.get("status") or None

@@ -26,14 +26,16 @@ REVIEW_FIRST = case((orders.c.status == "needs_review", 0), else_=1)
 NEWEST_FIRST = (orders.c.created_at.desc(), orders.c.id.desc())
 
 
-def product_view(product, available):
-    """A product as the merchant sees it: on hand, and what a shopper can still add (the catalog's count)."""
+def product_view(product, available, reserved=0):
+    """A product as the merchant sees it: on hand, held by frozen carts, and what a shopper can still add
+    (the catalog's count)."""
     return {
         "id": product.id,
         "name": product.name,
         "unit_amount": product.unit_amount,
         "currency": product.currency,
         "stock": product.stock,
+        "reserved": reserved,
         "available": None if available is None else max(0, available),
         "active": product.active,
     }
@@ -43,8 +45,28 @@ def list_products(shop):
     """Every product, active or not, in id order."""
     with shop.uow() as uow:
         rows = products_with_availability(uow.conn, active_only=False)
+        reserved = stock.reserved_per_product(uow.conn)
         uow.commit()
-    return [product_view(row, row.available) for row in rows]
+    return [product_view(row, row.available, reserved.get(row.id, 0)) for row in rows]
+
+
+def reservation_report(shop, top=10):
+    """Units held by frozen carts: in total, per product holding any, and by the client addresses holding
+    the most (the metric that shows a client hoarding stock)."""
+    with shop.uow() as uow:
+        per_product = stock.reserved_per_product(uow.conn)
+        names = dict(uow.conn.execute(select(products.c.id, products.c.name)).all())
+        frozen = stock.frozen_carts(uow.conn)
+        holders = stock.top_holders(uow.conn, top)
+        uow.commit()
+    return {
+        "reserved_units": sum(per_product.values()),
+        "frozen_carts": frozen,
+        "products": [
+            {"id": pid, "name": names.get(pid), "reserved": units} for pid, units in sorted(per_product.items())
+        ],
+        "top_addresses": [{"address": a, "frozen_carts": f, "reserved": u} for a, f, u in holders],
+    }
 
 
 def create_product(shop, body):
@@ -83,13 +105,14 @@ def update_product(shop, product_id, body, shown=None):
         if product is None:
             raise NotFound(f"No product with id {product_id}.", code="product_not_found")
         _check_unchanged(product, changes, shown)
+        reserved = stock.reserved_units(uow.conn, product_id)
         if "stock" in changes:
-            domain.check_stock_level(changes["stock"], stock.reserved_units(uow.conn, product_id))
+            domain.check_stock_level(changes["stock"], reserved)
         if changes:
             product = uow.conn.execute(
                 update(products).where(products.c.id == product_id).values(changes).returning(*products.c)
             ).one()
-        view = product_view(product, available_of(uow.conn, product_id))
+        view = product_view(product, available_of(uow.conn, product_id), reserved)
         uow.commit()
     # Whenever the request names a price or for-sale (even unchanged): repricing is idempotent, so a PATCH
     # retried after a failure part-way brings the carts it did not reach to the catalog.

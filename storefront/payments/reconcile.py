@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from ..checkout import attempts
 from ..checkout.cancel import release_unpaid_freeze
-from ..checkout.domain import IN_FLIGHT_PI_STATUSES, REUSABLE_PI_STATUSES
+from ..checkout.domain import IN_FLIGHT_PI_STATUSES, REUSABLE_PI_STATUSES, UNPAID_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
@@ -141,22 +141,49 @@ def _frozen_carts(shop, frozen_before):
 
 
 def release_expired_freezes(shop, limit=SWEEP_PER_PASS):
-    """Release freezes past FREEZE_SECONDS, oldest first, at most `limit` a pass; how many were released.
+    """Release freezes past FREEZE_SECONDS, and reservations past RESERVATION_SECONDS whose payment has not
+    started, oldest first, at most `limit` a pass; how many were released.
 
     A freeze whose PaymentIntent is known to be moving money (processing, authorised, paid) is not asked
-    about again and again: its webhook, or reconciliation's look at awaiting orders, settles it.
+    about again and again: its webhook, or reconciliation's look at awaiting orders, settles it. A lapsed
+    reservation is released only if Stripe says its PaymentIntent is still unconfirmed (cancelled at Stripe
+    first, as every release is): one Stripe says needs authentication or moves money keeps its freeze, and
+    its mirrored status keeps it out of the next pass.
     """
+    now = shop.now()
     expired = (
         select(_carts.c.id)
         .where(
             _carts.c.status == "frozen",
-            _carts.c.frozen_at <= shop.now() - timedelta(seconds=shop.freeze_seconds),
+            _carts.c.frozen_at <= now - timedelta(seconds=shop.freeze_seconds),
             _carts.c.pi_status.is_(None) | _carts.c.pi_status.not_in(sorted(IN_FLIGHT_PI_STATUSES)),
         )
         .order_by(_carts.c.frozen_at)
         .limit(limit)
     )
-    return sum(1 for (cart_id,) in _read(shop, expired) if release_expired_freeze(shop, cart_id))
+    released = sum(1 for (cart_id,) in _read(shop, expired) if release_expired_freeze(shop, cart_id))
+    return released + _release_lapsed_reservations(shop, now, limit)
+
+
+def _release_lapsed_reservations(shop, now, limit):
+    """Freezes older than RESERVATION_SECONDS whose PaymentIntent, as last seen, never started paying."""
+    cutoff = now - timedelta(seconds=shop.reservation_seconds)
+    lapsed = (
+        select(_carts.c.id)
+        .where(
+            _carts.c.status == "frozen",
+            _carts.c.frozen_at <= cutoff,
+            _carts.c.pi_status.is_(None) | _carts.c.pi_status.in_(sorted(UNPAID_PI_STATUSES)),
+        )
+        .order_by(_carts.c.frozen_at)
+        .limit(limit)
+    )
+    released = 0
+    for (cart_id,) in _read(shop, lapsed):
+        if release_unpaid_freeze(shop, cart_id, cutoff):
+            released += 1
+            log.info("cart %s: reservation lapsed (no payment started within RESERVATION_SECONDS); released", cart_id)
+    return released
 
 
 def _expired_freezes(shop, summary):
