@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from . import errors
 from .payment_methods import DECLINE_MESSAGES, public
-from .refunds import new_charge
+from .refunds import balance_transaction, new_charge
 from .state import SandboxState, Transaction
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -26,6 +26,13 @@ REDIRECTS_NEED_RETURN_URL = (
     "`never` when creating Setup Intents and Payment Intents. If you do want to accept "
     "redirect-based payment methods, set `return_url` when confirming Setup Intents and "
     "Payment Intents."
+)
+# Stripe's words (quoted in stripe/stripe-react-native#1170, liberapay/liberapay.com#2686): a PaymentMethod
+# that paid (or tried to pay) without a Customer is spent. The sandbox has no Customers, so every used one is.
+PREVIOUSLY_USED = (
+    "The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, shared "
+    "with a connected account without Customer attachment, or was detached from a Customer. It may not be used "
+    "again. To use a PaymentMethod multiple times, you must attach it to a Customer first."
 )
 
 
@@ -68,6 +75,20 @@ def _pm_of(txn: Transaction, pm: dict | None) -> dict:
     return pm
 
 
+def check_usable(pi: dict, pm: dict) -> None:
+    """Refuse a spent PaymentMethod, or one of a type the PaymentIntent does not take, as Stripe does."""
+    if pm.get("_used") and pi["payment_method"] != pm["id"]:
+        raise errors.invalid(PREVIOUSLY_USED, "payment_method")
+    kind = pm["type"]
+    if kind not in pi["payment_method_types"]:
+        # Stripe's message, as quoted in Automattic/woocommerce-payments#7026 (for `link`).
+        raise errors.invalid(
+            f"The PaymentMethod provided ({kind}) is not allowed for this PaymentIntent. Please attach a "
+            f"PaymentMethod of one of the following types: {', '.join(pi['payment_method_types'])}. "
+            f'Alternatively, update the allowed payment_method_types for this PaymentIntent to include "{kind}".'
+        )
+
+
 def _needs_return_url(pi: dict, return_url: str | None) -> bool:
     apm = pi["automatic_payment_methods"]
     return bool(apm and apm["enabled"] and apm["allow_redirects"] != "never" and not return_url)
@@ -78,8 +99,11 @@ def confirm(txn: Transaction, pm: dict | None, return_url: str | None, base_url:
     pi = txn.pi
     _require_status(pi, CONFIRMABLE, "confirm", "confirmed")
     pm = _pm_of(txn, pm)
+    check_usable(pi, pm)
     if _needs_return_url(pi, return_url):
         raise errors.invalid(REDIRECTS_NEED_RETURN_URL, "return_url")
+    with txn.state.lock:
+        pm["_used"] = True  # no Customer to keep it for: it cannot pay again (check_usable)
     pi.update(payment_method=pm["id"], last_payment_error=None, next_action=None)
     outcome = pm["_outcome"]
     kind = outcome["outcome"]
@@ -210,7 +234,13 @@ def settle(txn: Transaction) -> None:
     pm = txn.state.payment_methods[pi["payment_method"]]
     charge = txn.charge(pi["latest_charge"])
     if pm["_outcome"]["outcome"] != "processing_fail":
-        charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"])
+        charge.update(
+            status="succeeded",
+            paid=True,
+            captured=True,
+            amount_captured=charge["amount"],
+            balance_transaction=balance_transaction(),
+        )
         pi.update(status="succeeded", amount_received=pi["amount"])
         txn.emit("charge.succeeded", charge)
         txn.emit("payment_intent.succeeded", pi)
@@ -259,7 +289,7 @@ def capture(txn: Transaction, amount_to_capture: int | None) -> None:
             param="amount_to_capture",
         )
     charge = txn.charge(pi["latest_charge"])
-    charge.update(captured=True, amount_captured=amount)
+    charge.update(captured=True, amount_captured=amount, balance_transaction=balance_transaction())
     pi.update(status="succeeded", amount_received=amount, amount_capturable=0)
     txn.emit("charge.captured", charge)
     txn.emit("payment_intent.succeeded", pi)
