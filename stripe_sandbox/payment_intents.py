@@ -106,6 +106,7 @@ UNMODELLED = frozenset(
 # Extra fields the shim (as Stripe.js) sends with a publishable key.
 BROWSER_PARAMS = {"client_secret"}
 
+
 def _state():
     return current_app.config["SANDBOX_STATE"]
 
@@ -310,7 +311,9 @@ def _update_fields(txn, p: Params) -> None:
     amount, currency = _money(p, False, pi)
     types = _method_types(p)
     # Checked before anything changes: a refused update leaves the PaymentIntent as it was.
-    check_currency(automatic_types(currency) if pi["automatic_payment_methods"] else types or pi["payment_method_types"], currency)
+    check_currency(
+        automatic_types(currency) if pi["automatic_payment_methods"] else types or pi["payment_method_types"], currency
+    )
     guarded = {
         "amount": lambda: amount,
         "currency": lambda: currency,

@@ -153,7 +153,9 @@ def create_refund():
     p = Params(from_request())
     p.only(
         {"payment_intent", "charge", "amount", "reason", "metadata"},
-        frozenset({"currency", "customer", "instructions_email", "origin", "refund_application_fee", "reverse_transfer"}),
+        frozenset(
+            {"currency", "customer", "instructions_email", "origin", "refund_application_fee", "reverse_transfer"}
+        ),
     )
     amount = p.int("amount", minimum=1)
     reason = p.str("reason", choices=REFUND_REASONS)
