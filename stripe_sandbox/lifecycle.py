@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from . import errors
 from .payment_methods import DECLINE_MESSAGES, public
+from .pi_params import check_usable
 from .refunds import balance_transaction, new_charge
 from .state import SandboxState, Transaction
 
@@ -26,13 +27,6 @@ REDIRECTS_NEED_RETURN_URL = (
     "`never` when creating Setup Intents and Payment Intents. If you do want to accept "
     "redirect-based payment methods, set `return_url` when confirming Setup Intents and "
     "Payment Intents."
-)
-# Stripe's words (quoted in stripe/stripe-react-native#1170, liberapay/liberapay.com#2686): a PaymentMethod
-# that paid (or tried to pay) without a Customer is spent. The sandbox has no Customers, so every used one is.
-PREVIOUSLY_USED = (
-    "The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, shared "
-    "with a connected account without Customer attachment, or was detached from a Customer. It may not be used "
-    "again. To use a PaymentMethod multiple times, you must attach it to a Customer first."
 )
 
 
@@ -73,20 +67,6 @@ def _pm_of(txn: Transaction, pm: dict | None) -> dict:
             copy.deepcopy(pi),
         )
     return pm
-
-
-def check_usable(pi: dict, pm: dict) -> None:
-    """Refuse a spent PaymentMethod, or one of a type the PaymentIntent does not take, as Stripe does."""
-    if pm.get("_used") and pi["payment_method"] != pm["id"]:
-        raise errors.invalid(PREVIOUSLY_USED, "payment_method")
-    kind = pm["type"]
-    if kind not in pi["payment_method_types"]:
-        # Stripe's message, as quoted in Automattic/woocommerce-payments#7026 (for `link`).
-        raise errors.invalid(
-            f"The PaymentMethod provided ({kind}) is not allowed for this PaymentIntent. Please attach a "
-            f"PaymentMethod of one of the following types: {', '.join(pi['payment_method_types'])}. "
-            f'Alternatively, update the allowed payment_method_types for this PaymentIntent to include "{kind}".'
-        )
 
 
 def _needs_return_url(pi: dict, return_url: str | None) -> bool:
