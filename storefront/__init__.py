@@ -1,6 +1,7 @@
 """The storefront: create_app() wires configuration, database, Stripe, Socket.IO and routes."""
 
 import logging
+from pathlib import Path
 
 import flask_migrate
 from flask import Flask
@@ -15,8 +16,15 @@ from .merchant.throttle import LoginThrottle
 from .realtime import limits as socket_limits
 from .secret_key import installation_secret
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-MIGRATIONS = ROOT / "migrations"
+
+def _shipped(name):
+    """A data folder: inside the package when installed (the wheel maps it there), else the checkout's top level."""
+    package = Path(__file__).resolve().parent
+    installed = package / name
+    return installed if installed.is_dir() else package.parent / name
+
+
+TEMPLATES, STATIC, MIGRATIONS = _shipped("templates"), _shipped("static"), _shipped("migrations")
 
 
 def create_app(config=None):
@@ -24,8 +32,8 @@ def create_app(config=None):
     settings, overrides = Config(), config or {}
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(TEMPLATES),
+        static_folder=str(STATIC),
         instance_path=overrides.get("INSTANCE_PATH", settings.INSTANCE_PATH),
     )
     app.json = ShopJSONProvider(app)
