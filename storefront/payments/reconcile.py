@@ -19,6 +19,7 @@ from ..checkout.domain import IN_FLIGHT_PI_STATUSES, REUSABLE_PI_STATUSES
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
+from ..ops.instruments import RECONCILE_ERRORS
 from ..webhooks import inbox
 from .gateway import AmountLocked, GatewayUnavailable, PaymentError, PaymentIntentMissing
 
@@ -266,4 +267,6 @@ def reconcile_paced(shop, budget, config, **options):
     options.setdefault("older_than_seconds", config["RECONCILE_AFTER_SECONDS"])
     options.setdefault("lookback_seconds", config["RECONCILE_LOOKBACK_SECONDS"])
     options.setdefault("undelivered_only", config["RECONCILE_UNDELIVERED_ONLY"])
-    return reconcile(shop, **options)
+    summary = reconcile(shop, **options)
+    RECONCILE_ERRORS.inc(summary["errors"])
+    return summary
