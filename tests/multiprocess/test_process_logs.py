@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.stack import ROOT, ServerProcess, free_port, store_env
 from tests.conftest import wait_for
@@ -92,7 +93,9 @@ def test_info_lines_with_timestamps_from_the_demo_server_the_worker_and_reconcil
 
 
 def test_the_production_server_writes_json_lines_with_the_request_id(env, tmp_path):
-    env = {**env, "LOG_FORMAT": "json"}
+    counts = tmp_path / "prometheus"
+    counts.mkdir()
+    env = {**env, "LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(counts), "METRICS_TOKEN": "t" * 32}
     web = ServerProcess.production("web", env, tmp_path).wait_ready()
     try:
         answer = requests.get(f"{web.url}/api/products", headers={"X-Request-Id": "edge-42"}, timeout=10)
@@ -101,8 +104,19 @@ def test_the_production_server_writes_json_lines_with_the_request_id(env, tmp_pa
             lambda: [line for line in _json_lines(web.log_tail(400)) if line.get("request_id") == "edge-42"],
             message="the access line as JSON",
         )
+        scraped = requests.get(f"{web.url}/metrics", headers={"Authorization": "Bearer " + "t" * 32}, timeout=10)
     finally:
         web.stop()
+    # Multiprocess mode: the count comes from the directory's files, the gauges from the database.
+    assert scraped.status_code == 200 and list(counts.glob("counter_*.db"))
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
+    products = (("method", "GET"), ("route", "/api/products"), ("status", "200"))
+    assert samples[("storefront_http_requests_total", products)] >= 2  # wait_ready's and ours
+    assert samples[("storefront_lagging_carts", ())] == 0
     assert len(access) == 1
     line = access[0]
     assert (line["logger"], line["level"], line["method"], line["path"], line["status"]) == (
