@@ -10,11 +10,12 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, select, text, update
 
 from storefront.extensions import db
 from storefront.models import Product, utcnow
 from storefront.ops import heartbeat
+from storefront.wiring import current_shop
 from tests.conftest import wait_for
 from tests.shopping import fill, start_and_confirm
 
@@ -36,12 +37,14 @@ def test_store_info_lines_reach_caplog_with_the_request_id(make_store, sandbox, 
     assert [(r.method, r.path, r.status) for r in access] == [("POST", "/api/checkout", 200)]
 
 
-@pytest.mark.parametrize("incoming", [None, "", "a b", "x" * 200, "<script>", "id\u00e9", "-leading-dash"])
-def test_an_absent_or_insane_request_id_is_replaced_by_a_new_one(offline_store, incoming):
-    headers = {} if incoming is None else {"X-Request-Id": incoming}
-    first = offline_store.client().get("/healthz", headers=headers).headers["X-Request-Id"]
-    second = offline_store.client().get("/healthz", headers=headers).headers["X-Request-Id"]
-    assert len(first) == 32 and int(first, 16) >= 0 and first != second
+def test_an_absent_or_insane_request_id_is_replaced_by_a_new_one(offline_store):
+    client = offline_store.client()
+    for incoming in (None, "", "a b", "x" * 200, "<script>", "id\u00e9", "-leading-dash", "a\tb"):
+        headers = {} if incoming is None else {"X-Request-Id": incoming}
+        first = client.get("/healthz", headers=headers).headers["X-Request-Id"]
+        second = client.get("/healthz", headers=headers).headers["X-Request-Id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", first) and first != second, incoming
+    assert client.get("/healthz", headers={"X-Request-Id": "x" * 128}).headers["X-Request-Id"] == "x" * 128
 
 
 def test_json_lines_parse_and_carry_the_request_id(make_store, capsys):
@@ -197,3 +200,34 @@ class silent_listener:
 
     def __exit__(self, *_):
         self._sock.close()
+
+
+def test_a_worker_beats_at_most_every_few_seconds_and_forgets_long_gone_workers(offline_store):
+    app, clock = offline_store.app, FakeClock()
+    write_heartbeat(app, "gone-long-ago:1", seconds_ago=2 * 86400)
+    beats = heartbeat.Heartbeat(every_seconds=5, clock=clock)
+    with app.app_context():
+        shop = current_shop()
+        beats.beat(shop)
+        first = rows(app)
+        assert list(first) == [heartbeat.worker_id()]  # the long-gone worker's row is removed by the first beat
+        clock.now += 4
+        beats.beat(shop)  # not due: nothing written
+        assert rows(app) == first
+        clock.now += 1
+        beats.beat(shop)
+        assert rows(app)[heartbeat.worker_id()] > first[heartbeat.worker_id()]
+        db.session.remove()
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def rows(app):
+    with app.app_context(), db.engine.connect() as conn:
+        return dict(conn.execute(select(heartbeat.heartbeats.c.worker_id, heartbeat.heartbeats.c.beat_at)).all())
