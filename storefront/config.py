@@ -36,6 +36,14 @@ class Config:
         # unset: Flask's default, instance/ beside the package (git-ignored).
         self.INSTANCE_PATH = os.path.abspath(env["INSTANCE_PATH"]) if env.get("INSTANCE_PATH") else None
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        # One JSON object a line for a log shipper in production, one readable line elsewhere (storefront/logs.py).
+        self.LOG_FORMAT = env.get("LOG_FORMAT") or ("json" if self.ENV_NAME == "production" else "text")
+        # One line per HTTP request (method, path, status, duration, request id) at INFO; 0 when a proxy logs them.
+        self.ACCESS_LOG = env.get("ACCESS_LOG", "1") == "1"
+        # /metrics answers only a scraper sending `Authorization: Bearer <this>`; unset, /metrics is off (404).
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
+        # /readyz fails when no worker has written its heartbeat for this long (0: the check is left out).
+        self.READYZ_HEARTBEAT_SECONDS = _env_float(env, "READYZ_HEARTBEAT_SECONDS", 60)
         self.SQLALCHEMY_DATABASE_URI = _database_url(env.get("DATABASE_URL", "sqlite:///storefront.sqlite3"))
         self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
         self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or None

@@ -213,3 +213,12 @@ class OrderHistory(db.Model):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerHeartbeat(db.Model):
+    """When each worker (host:pid) last began a turn of its loop: what /readyz and /metrics read its health from."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(index=True)

@@ -17,6 +17,7 @@ from ..checkout.domain import IN_FLIGHT_PI_STATUSES, REUSABLE_PI_STATUSES, UNPAI
 from ..checkout.fulfilment import apply_payment_intent, refund_excess
 from ..checkout.service import release_expired_freeze
 from ..models import Cart, Order
+from ..ops.instruments import RECONCILE_ERRORS
 from .gateway import AmountLocked, PaymentIntentMissing
 from .reconcile_events import isolated, missed_events, overdue_events
 
@@ -252,4 +253,6 @@ def reconcile_paced(shop, budget, config, **options):
     options.setdefault("older_than_seconds", config["RECONCILE_AFTER_SECONDS"])
     options.setdefault("lookback_seconds", config["RECONCILE_LOOKBACK_SECONDS"])
     options.setdefault("undelivered_only", config["RECONCILE_UNDELIVERED_ONLY"])
-    return reconcile(shop, **options)
+    summary = reconcile(shop, **options)
+    RECONCILE_ERRORS.inc(summary["errors"] + summary["failures"])
+    return summary
