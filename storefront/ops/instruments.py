@@ -16,7 +16,8 @@ HTTP_SECONDS = Histogram(
     "storefront_http_request_duration_seconds", "Time to answer an HTTP request, by route", ["method", "route"]
 )
 RECONCILE_ERRORS = Counter(
-    "storefront_reconcile_errors", "Items a reconciliation pass could not settle: Stripe unavailable or refusing, or a failure while applying"
+    "storefront_reconcile_errors",
+    "Items a reconciliation pass could not settle: Stripe unavailable or refusing, or a failure while applying",
 )
 BUDGET_WAIT_SECONDS = Histogram(
     "storefront_stripe_update_budget_wait_seconds",

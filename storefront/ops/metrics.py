@@ -12,8 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..models import Cart, Order, Product, StockReservation, WebhookEvent, utcnow
 from ..payments.sync import LAGGING
-from . import heartbeat
 from ..webhooks.inbox import ATTENTION_ATTEMPTS
+from . import heartbeat
 from .health import probe_engine
 
 log = logging.getLogger(__name__)
