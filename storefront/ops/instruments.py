@@ -17,7 +17,7 @@ HTTP_SECONDS = Histogram(
 )
 RECONCILE_ERRORS = Counter(
     "storefront_reconcile_errors",
-    "Items a reconciliation pass could not settle: Stripe unavailable or refusing, or a failure while applying",
+    "Items a reconciliation pass could not settle (Stripe unavailable or refusing, or a failure)",
 )
 BUDGET_WAIT_SECONDS = Histogram(
     "storefront_stripe_update_budget_wait_seconds",
