@@ -6,7 +6,6 @@ The store runs as a deployment does: the production server (gunicorn, gevent) an
 """
 
 import json
-import shutil
 import signal
 import statistics
 import subprocess
@@ -15,7 +14,6 @@ import time
 import uuid
 
 import pytest
-import redis
 import requests
 
 from bench.stack import ServerProcess, free_port, store_env
@@ -27,34 +25,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(150)]
 HANG_SECONDS = 20
 SKIPPED = "going on without it"
 BACK = "answers again"
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of this test's own on a free port: it can be stopped without touching anyone else's."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen([*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_timeout=1)
-    try:
-        wait_for(lambda: _pings(client), timeout=10, message="the test's redis-server to answer")
-        yield process, url
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        process.wait(10)
-        client.close()
-
-
-def _pings(client):
-    try:
-        return client.ping()
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture
