@@ -4,18 +4,14 @@ Stripe allows about 25 write requests a second per endpoint; a store that update
 for every cart change runs out of it at a few dozen busy shoppers. Every background update reserves
 a slot (payments.domain.next_update_slot) and sleeps until it: syncs that wait pile up more changes,
 so a busy store absorbs more changes per update instead of collecting 429s. With Redis the timeline
-is one key shared by every process; without it, each process keeps its own.
+is one key shared by every process; without it, or while Redis does not answer, each process keeps its own.
 """
 
-import logging
 import threading
 import time
 
 from .. import redis_pools
-from ..redis_pools import RETRY_SECONDS, Breaker
 from .domain import next_update_slot
-
-log = logging.getLogger(__name__)
 
 # next_update_slot, run inside Redis so that reserving a slot is atomic across processes (Redis's clock).
 RESERVE_SLOT = """
@@ -71,7 +67,7 @@ class RedisBudget(LocalBudget):
         super().__init__(per_second, sleep)
         self._key = key
         self._script = client.register_script(RESERVE_SLOT)
-        self._breaker = breaker or Breaker(f"{key} (update budget)", RETRY_SECONDS)
+        self._breaker = breaker or redis_pools.Breaker(f"{key} (update budget)", redis_pools.RETRY_SECONDS)
 
     def reserve(self):
         import redis

@@ -129,6 +129,10 @@ def _figures(timings):
     )
 
 
+def _log(process):
+    return process.log_path.read_text(errors="replace")
+
+
 def order_status(shopper, process, order_id):
     return shopper.call(process, "GET", f"/api/orders/{order_id}")[1]["status"]
 
@@ -191,8 +195,9 @@ def test_a_hung_redis_holds_nothing_and_pushes_catch_up(own_redis, store, metere
     after = watcher.change(gevent_store, 3, 2)
     watcher_tab.wait_for_cart(lambda c: c["version"] == after["version"], "a push across processes after the hang")
     for process in store:
-        log = process.log_path.read_text(errors="replace")
+        # A process meets Redis again on its next push, or on its sender's retry (REDIS_RETRY_SECONDS).
+        wait_for(lambda p=process: BACK in _log(p), timeout=10, message=f"{process.name} to find Redis again")
         # One line when Redis starts being skipped, one when it answers again: not one per call.
-        assert log.count(SKIPPED) == 1 and log.count(BACK) == 1, process.log_tail()
+        assert _log(process).count(SKIPPED) == 1 and _log(process).count(BACK) == 1, process.log_tail()
     for tab in payer.tabs + watcher.tabs:
         tab.close()
