@@ -14,6 +14,7 @@ from .guards import ShopJSONProvider
 from .logs import configure_logging, install_request_logging
 from .merchant.throttle import LoginThrottle
 from .realtime import limits as socket_limits
+from .realtime.redis_queue import push_queue
 from .secret_key import installation_secret
 
 
@@ -70,10 +71,13 @@ def register_extensions(app):
 
                 seed_catalog(db.session, app.config["CURRENCY"])
     if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://")):
-        app.config.setdefault(
-            "RATELIMIT_STORAGE_OPTIONS",
-            {"connection_pool": redis_pools.blocking_pool(app.config["RATELIMIT_STORAGE_URI"])},
+        # A deadline on the limiter's calls (waiting for a pooled connection included): past it the request
+        # goes on, counted in memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED) until the storage answers again.
+        timeout, _ = redis_pools.settings(app.config)
+        pool = redis_pools.blocking_pool(
+            app.config["RATELIMIT_STORAGE_URI"], wait_seconds=timeout, **redis_pools.deadline_options(timeout)
         )
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"connection_pool": pool})
     limiter.init_app(app)
     # Wrong admin logins are counted in the limiter's store (this app's, captured now: the limiter is a singleton).
     app.extensions["admin_throttle"] = LoginThrottle(limiter.storage, app.config)
@@ -81,9 +85,7 @@ def register_extensions(app):
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         # Always given (None without a queue): the singleton would otherwise keep an earlier app's manager.
-        client_manager=redis_pools.push_queue(
-            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config.get("SOCKETIO_CHANNEL", "flask-socketio")
-        ),
+        client_manager=push_queue(app.config),
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
         manage_session=False,
         # One event of a connection at a time: a flood waits on its own socket, not in the server's memory.

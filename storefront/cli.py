@@ -100,11 +100,11 @@ def worker_command():
 
 
 def _push_emitter(config):
-    """A write-only Socket.IO emitter on the message queue: a worker serves no tab, so it reads no push."""
-    import socketio
+    """A write-only Socket.IO emitter on the message queue: a worker serves no tab, so it reads no push.
+    Its publishes never hold the worker up (a hung Redis delays pushes, not orders)."""
+    from .realtime.redis_queue import push_queue
 
-    channel = config.get("SOCKETIO_CHANNEL", "flask-socketio")
-    return socketio.RedisManager(config["SOCKETIO_MESSAGE_QUEUE"], channel=channel, write_only=True)
+    return push_queue(config, write_only=True)
 
 
 def _start_thread(target, *args):

@@ -2,6 +2,8 @@
 
 import os
 
+from . import redis_pools
+
 # Every session-signing key ever published in this repository (the old development default, fixed keys
 # of tests): anyone can sign a session with them, so they are refused everywhere, for good. Add to this
 # list, never remove from it.
@@ -118,6 +120,11 @@ class Config:
         # Redis, when configured, is what every process shares: pushes, the Stripe update budget.
         queue = self.SOCKETIO_MESSAGE_QUEUE or ""
         self.REDIS_URL = env.get("REDIS_URL") or (queue if queue.startswith(("redis://", "rediss://")) else None)
+        # How long any Redis command may take (connecting included) before the store goes on without Redis:
+        # a healthy Redis answers in about a millisecond, a hung one never, and a change must not wait on it.
+        self.REDIS_TIMEOUT_SECONDS = _env_float(env, "REDIS_TIMEOUT_SECONDS", redis_pools.TIMEOUT_SECONDS)
+        # After a Redis failure, how long pushes and the update budget skip it before one call tries again.
+        self.REDIS_RETRY_SECONDS = _env_float(env, "REDIS_RETRY_SECONDS", redis_pools.RETRY_SECONDS)
         # Stripe allows ~25 writes/s per endpoint: background PaymentIntent updates share this many a second.
         self.STRIPE_UPDATES_PER_SECOND = _env_float(env, "STRIPE_UPDATES_PER_SECOND", 20)
         # Syncs one process runs at once, so a repricing storm is a queue and not a thread per cart; unset (0),
@@ -131,6 +138,9 @@ class Config:
         # A rate-limit store that fails (Redis down or saturated) lets the request through, logged:
         # the limits protect the Stripe budget, which the update budget also paces, not correctness.
         self.RATELIMIT_SWALLOW_ERRORS = True
+        # ... and one that timed out is skipped, counting in memory, until its periodic check finds it again
+        # (Flask-Limiter's fallback): a hung store would otherwise cost every request its deadline.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.MAX_CONTENT_LENGTH = 16 * 1024
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_HTTPONLY = True

@@ -4,17 +4,15 @@ Stripe allows about 25 write requests a second per endpoint; a store that update
 for every cart change runs out of it at a few dozen busy shoppers. Every background update reserves
 a slot (payments.domain.next_update_slot) and sleeps until it: syncs that wait pile up more changes,
 so a busy store absorbs more changes per update instead of collecting 429s. With Redis the timeline
-is one key shared by every process; without it, each process keeps its own.
+is one key shared by every process; without it, or while Redis does not answer, each process keeps its own.
 """
 
-import logging
 import threading
 import time
 
+from .. import redis_pools
 from ..ops.instruments import BUDGET_WAIT_SECONDS
 from .domain import next_update_slot
-
-log = logging.getLogger(__name__)
 
 # next_update_slot, run inside Redis so that reserving a slot is atomic across processes (Redis's clock).
 RESERVE_SLOT = """
@@ -64,21 +62,27 @@ class LocalBudget:
 
 
 class RedisBudget(LocalBudget):
-    """Slots on one timeline in Redis, shared by every process of the store; this process's own if Redis fails."""
+    """Slots on one timeline in Redis, shared by every process of the store; this process's own while
+    Redis fails or is being skipped (its breaker), so a hung Redis costs one sync one deadline, not each."""
 
-    def __init__(self, client, key, per_second, sleep):
+    def __init__(self, client, key, per_second, sleep, breaker=None):
         super().__init__(per_second, sleep)
         self._key = key
         self._script = client.register_script(RESERVE_SLOT)
+        self._breaker = breaker or redis_pools.Breaker(f"{key} (update budget)", redis_pools.RETRY_SECONDS)
 
     def reserve(self):
         import redis
 
-        try:
-            return float(self._script(keys=[self._key], args=[self._interval]))
-        except redis.RedisError as err:
-            log.warning("Stripe update budget: Redis unavailable (%s); pacing this process alone", err)
+        if not self._breaker.allows():
             return super().reserve()
+        try:
+            seconds = float(self._script(keys=[self._key], args=[self._interval]))
+        except redis.RedisError as err:
+            self._breaker.failed(err)  # logs once for the outage, not once per update
+            return super().reserve()
+        self._breaker.succeeded()
+        return seconds
 
 
 def update_budget(config, sleep):
@@ -95,10 +99,11 @@ def _budget(config, sleep, per_second, name):
     if per_second <= 0:
         return None
     if config.get("REDIS_URL"):
-        from ..redis_pools import fail_fast_client
-
-        # Fail fast: a sync waiting on a Redis outage would rather pace itself locally.
-        client = fail_fast_client(config["REDIS_URL"])
+        # A deadline and the process's breaker of this Redis: a sync would rather pace itself locally
+        # than wait on a Redis that does not answer.
+        url = config["REDIS_URL"]
+        timeout, retry = redis_pools.settings(config)
         key = f"{config.get('SOCKETIO_CHANNEL', 'storefront')}:{name}"
-        return RedisBudget(client, key, per_second, sleep)
+        client = redis_pools.deadline_client(url, timeout)
+        return RedisBudget(client, key, per_second, sleep, redis_pools.breaker_for(url, retry))
     return LocalBudget(per_second, sleep)

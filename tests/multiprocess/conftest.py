@@ -8,6 +8,9 @@ one separate `flask --app storefront worker` process.
 
 import os
 import secrets
+import shutil
+import signal
+import subprocess
 import sys
 import threading
 import uuid
@@ -35,6 +38,34 @@ def redis_url():
             raise
         pytest.skip(f"Redis not available: {err}")
     return REDIS_URL
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own on a free port: it can be stopped without touching anyone else's."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_timeout=1)
+    try:
+        wait_for(lambda: _pings(client), timeout=10, message="the test's redis-server to answer")
+        yield process, url
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        process.wait(10)
+        client.close()
+
+
+def _pings(client):
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
 
 
 @pytest.fixture
