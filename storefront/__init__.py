@@ -12,6 +12,7 @@ from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
 from .guards import ShopJSONProvider
 from .merchant.throttle import LoginThrottle
+from .proxy import socket_origin_check, trust_proxies
 from .realtime import limits as socket_limits
 from .secret_key import installation_secret
 
@@ -76,13 +77,17 @@ def register_extensions(app):
         client_manager=redis_pools.push_queue(
             app.config["SOCKETIO_MESSAGE_QUEUE"], app.config.get("SOCKETIO_CHANNEL", "flask-socketio")
         ),
-        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
+        # The page's own origin, as the app believes it (behind a proxy: what TRUSTED_PROXY_HOPS lets it believe).
+        cors_allowed_origins=(
+            app.config.get("SOCKETIO_CORS_ORIGINS") or socket_origin_check(app.config["TRUSTED_PROXY_HOPS"])
+        ),
         manage_session=False,
         # One event of a connection at a time: a flood waits on its own socket, not in the server's memory.
         async_handlers=False,
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_BYTES"],
     )
     socket_limits.install(app, socketio)
+    trust_proxies(app)  # last: outside the engine.io middleware init_app installed
 
 
 def register_payments(app):
