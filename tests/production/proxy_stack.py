@@ -19,7 +19,9 @@ from bench.stack import ROOT
 
 SHIPPED = ROOT / "deploy" / "nginx" / "storefront.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-LOG_LINE = re.compile(r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d+) .* upstream=(?P<upstream>\S+) .* node=(?P<node>\S+)$')
+LOG_LINE = re.compile(
+    r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d+) .* upstream=(?P<upstream>\S+) .* node=(?P<node>\S+)$'
+)
 
 
 def self_signed_certificate(directory):
@@ -59,7 +61,8 @@ def render(directory, *, https_port, http_port, upstream_ports, cert, key):
 def main_config(directory):
     """The nginx.conf of the temp prefix: Debian's main context, with everything in `directory`, then the file."""
     tmp = Path(directory) / "tmp"
-    temp_paths = "".join(f"    {kind}_temp_path {tmp / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp_paths = "".join(f"    {kind}_temp_path {tmp / kind};\n" for kind in kinds)
     # Workers run as the master's user: as root (CI), `user root` lets them read the key in a 0700 temp dir.
     user = "user root;\n" if os.geteuid() == 0 else ""
     return (
