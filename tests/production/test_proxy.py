@@ -141,14 +141,15 @@ class Browser:
 
 
 class Tab:
-    """A Socket.IO tab of the browser, over wss or https long-polling, recording `cart` and `order` pushes."""
+    """A Socket.IO tab of the browser, over wss or https long-polling, recording `cart` and `order` pushes.
+
+    It shares the browser's cookie jar, as a page's requests do: a cookie set again (the store's session,
+    signed anew on the first change) goes with the tab's next poll.
+    """
 
     def __init__(self, browser, transport):
         self.received, self.lock = {"cart": [], "order": []}, threading.Lock()
-        http = tls_session(browser.stack.nginx.cert)
-        for cookie in browser.http.cookies:
-            http.cookies.set_cookie(cookie)
-        self.client = socketio.Client(reconnection=False, http_session=http)
+        self.client = socketio.Client(reconnection=False, http_session=browser.http)
         for name in self.received:
             self.client.on(name, self._recorder(name))
         # websocket-client sends the page's Origin itself (https://host:port for wss); polling needs it given.
@@ -194,11 +195,19 @@ def test_an_order_is_paid_over_https_through_nginx_with_pushes_from_both_process
     page = browser.get("/")
     assert page.status_code == 200 and browser.node, page.headers  # nginx's node cookie, set on the first answer
     assert page.headers["Strict-Transport-Security"].startswith("max-age=")
-    cart = browser.write("POST", "/api/cart/items", json={"product_id": 1, "quantity": 1})  # the issue's 403
-    (home,) = stack.upstreams(browser.node)
+    first = browser.get("/api/cart").json()  # the page's script: a cart id in the session cookie, then the tabs
+    (home,) = wait_for(lambda: stack.upstreams(browser.node), message="the access log's lines")
+    signed = browser.http.cookies["session"]
     tabs = [Tab(browser, "websocket"), Tab(browser, "polling")]
     for tab in tabs:
-        tab.wait_for("cart", version_is(cart), "the cart sent on connect")
+        tab.wait_for("cart", version_is(first), "the cart sent on connect")
+
+    cart = browser.write("POST", "/api/cart/items", json={"product_id": 1, "quantity": 1})  # the issue's 403
+    # Flask signed the session again (the cart now has a row); the polling tab's next polls carry the new
+    # cookie and must still reach the process holding its Engine.IO session: the node cookie did not change.
+    assert browser.http.cookies["session"] != signed
+    for tab in tabs:
+        tab.wait_for("cart", version_is(cart), "the first change")
 
     # Changes served by each process reach both tabs (held by the browser's process) through Redis.
     window = browser.window_on(1 - home)
@@ -233,7 +242,7 @@ def test_a_cross_site_write_through_nginx_is_refused_and_logged_with_the_origin_
     headers = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
     answer = browser.http.post(f"{stack.url}/api/cart/items", json={"product_id": 1, "quantity": 1}, headers=headers)
     assert answer.status_code == 403 and answer.json()["error"]["code"] == "cross_site_request"
-    (index,) = stack.upstreams(browser.node)
+    (index,) = wait_for(lambda: stack.upstreams(browser.node), message="the access log's lines")
     expected = f"from origin 'https://evil.example': this app believes it is served at {stack.url} "
     wait_for(lambda: expected in stack.processes[index].log_tail(50), message="the refusal's WARNING")
 
