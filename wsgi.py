@@ -111,7 +111,8 @@ def main():
     print(f"Storefront ({stripe}, worker {mode}) on http://{host}:{port}/", flush=True)
     # Every open tab holds one of eventlet's connections, and eventlet serves 1,024 at once unless told.
     max_connections = int(os.environ.get("MAX_CONNECTIONS", 10000))
-    socketio.run(app, host=host, port=port, log_output=os.environ.get("ACCESS_LOG") == "1", max_size=max_connections)
+    # No eventlet access lines: the app logs one per request (ACCESS_LOG, storefront/logs.py), with its request id.
+    socketio.run(app, host=host, port=port, log_output=False, max_size=max_connections)
 
 
 if __name__ == "__main__":

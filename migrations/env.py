@@ -9,10 +9,11 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-# Keep the application's loggers: the storefront runs migrations at start-up.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# alembic.ini's logging is for a migration run nobody configured logging for. The storefront's processes
+# (create_app, `flask --app storefront db upgrade`) have configured it from LOG_LEVEL/LOG_FORMAT by now:
+# fileConfig would replace their handlers and set the root logger back to WARNING, losing every INFO line.
+if config.config_file_name is not None and not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

@@ -1,6 +1,6 @@
 """The storefront: create_app() wires configuration, database, Stripe, Socket.IO and routes."""
 
-import logging
+from pathlib import Path
 
 import flask_migrate
 from flask import Flask
@@ -11,13 +11,21 @@ from .database import configure_engine, engine_options, schema_lock
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
 from .guards import ShopJSONProvider
+from .logs import configure_logging, install_request_logging
 from .merchant.throttle import LoginThrottle
 from .proxy import socket_origin_check, trust_proxies
 from .realtime import limits as socket_limits
 from .secret_key import installation_secret
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-MIGRATIONS = ROOT / "migrations"
+
+def _shipped(name):
+    """A data folder: inside the package when installed (the wheel maps it there), else the checkout's top level."""
+    package = Path(__file__).resolve().parent
+    installed = package / name
+    return installed if installed.is_dir() else package.parent / name
+
+
+TEMPLATES, STATIC, MIGRATIONS = _shipped("templates"), _shipped("static"), _shipped("migrations")
 
 
 def create_app(config=None):
@@ -25,8 +33,8 @@ def create_app(config=None):
     settings, overrides = Config(), config or {}
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(TEMPLATES),
+        static_folder=str(STATIC),
         instance_path=overrides.get("INSTANCE_PATH", settings.INSTANCE_PATH),
     )
     app.json = ShopJSONProvider(app)
@@ -34,12 +42,12 @@ def create_app(config=None):
     app.config.update(overrides)
     check_production_safety(app.config)
     check_stripe_keys(app.config)
-    logging.basicConfig(
-        level=app.config.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # Before the migrations and everything else: their lines go out in the store's format (migrations/env.py
+    # leaves a configured root logger alone); the request id is taken before any other before_request runs.
+    configure_logging(app.config)
+    install_request_logging(app)
     if not app.config["SECRET_KEY"]:  # outside production (checked above): this installation's own key
         app.config["SECRET_KEY"] = installation_secret(app.instance_path)
-    logging.getLogger("stripe").setLevel(logging.WARNING)
     register_extensions(app)
     register_payments(app)
     register_blueprints(app)
@@ -125,11 +133,14 @@ def register_blueprints(app):
     from .guards import refuse_cross_site
     from .merchant.api import bp as merchant_api_bp
     from .merchant.auth import admin_gate
+    from .ops.routes import bp as ops_bp
+    from .ops.routes import observe_requests
     from .webhooks.routes import bp as webhooks_bp
 
     app.before_request(admin_gate)
     app.before_request(refuse_cross_site)
-    for bp in (catalog_bp, cart_bp, checkout_bp, webhooks_bp, merchant_api_bp):
+    observe_requests(app)
+    for bp in (catalog_bp, cart_bp, checkout_bp, webhooks_bp, merchant_api_bp, ops_bp):
         app.register_blueprint(bp)
     from .merchant.admin_views import register_admin
 

@@ -22,7 +22,8 @@ from .wiring import current_shop
 @click.option("--lookback", default=None, type=int, help="Seconds of Stripe's events to look for missed webhooks in.")
 @with_appcontext
 def reconcile_command(older_than, lookback):
-    """Ask Stripe about unsettled payments and missed webhooks and apply what it says; exit 1 if it could not."""
+    """Ask Stripe about unsettled payments and missed webhooks and apply what it says; exit 1 if it could not
+    ask Stripe about everything, or if any item of the pass failed."""
     from flask import current_app
 
     config = current_app.config
@@ -37,9 +38,16 @@ def reconcile_command(older_than, lookback):
         config,
         **{key: value for key, value in options.items() if value is not None},
     )
-    click.echo(json.dumps(summary))
-    if summary["errors"]:
-        # A cron job must see that Stripe could not be asked about everything.
+    failed = summary["errors"] or summary["failures"]
+    if failed:
+        # A cron job must see that Stripe could not be asked about everything, or that an item failed (a bug
+        # or the database): the rest was done, and the next pass tries those again.
+        click.echo(
+            f"reconcile: {summary['errors']} Stripe error(s), {summary['failures']} failure(s); see the log",
+            err=True,
+        )
+    click.echo(json.dumps(summary))  # the last line: what scripts parse
+    if failed:
         raise click.exceptions.Exit(1)
 
 

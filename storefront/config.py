@@ -36,6 +36,14 @@ class Config:
         # unset: Flask's default, instance/ beside the package (git-ignored).
         self.INSTANCE_PATH = os.path.abspath(env["INSTANCE_PATH"]) if env.get("INSTANCE_PATH") else None
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        # One JSON object a line for a log shipper in production, one readable line elsewhere (storefront/logs.py).
+        self.LOG_FORMAT = env.get("LOG_FORMAT") or ("json" if self.ENV_NAME == "production" else "text")
+        # One line per HTTP request (method, path, status, duration, request id) at INFO; 0 when a proxy logs them.
+        self.ACCESS_LOG = env.get("ACCESS_LOG", "1") == "1"
+        # /metrics answers only a scraper sending `Authorization: Bearer <this>`; unset, /metrics is off (404).
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
+        # /readyz fails when no worker has written its heartbeat for this long (0: the check is left out).
+        self.READYZ_HEARTBEAT_SECONDS = _env_float(env, "READYZ_HEARTBEAT_SECONDS", 60)
         self.SQLALCHEMY_DATABASE_URI = _database_url(env.get("DATABASE_URL", "sqlite:///storefront.sqlite3"))
         self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
         self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or None
@@ -67,6 +75,17 @@ class Config:
         self.CURRENCY = env.get("STORE_CURRENCY", "usd")
         # How long a cart may stay frozen before the server asks Stripe whether to release it.
         self.FREEZE_SECONDS = _env_float(env, "FREEZE_SECONDS", 900)
+        # A freeze whose payment has not started (its PaymentIntent never reached requires_action, processing,
+        # requires_capture or succeeded) is released after this long, so a handshake nobody pays for holds
+        # stock minutes, not FREEZE_SECONDS; long enough to type a card's details into the payment form.
+        self.RESERVATION_SECONDS = _env_float(env, "RESERVATION_SECONDS", 180)
+        # What one client may hold in frozen carts at once (0: no limit): a session is its cookie, which a
+        # client can drop, so the address bounds a client; it is request.remote_addr (behind a proxy, the
+        # proxy's unless the server is told to trust its forwarding headers), and shoppers behind one NAT share it.
+        self.RESERVE_FREEZES_PER_SESSION = int(env.get("RESERVE_FREEZES_PER_SESSION", 2))
+        self.RESERVE_UNITS_PER_SESSION = int(env.get("RESERVE_UNITS_PER_SESSION", 10))
+        self.RESERVE_FREEZES_PER_ADDRESS = int(env.get("RESERVE_FREEZES_PER_ADDRESS", 3))
+        self.RESERVE_UNITS_PER_ADDRESS = int(env.get("RESERVE_UNITS_PER_ADDRESS", 20))
         # Orders still awaiting payment after this long are reconciled with Stripe.
         self.RECONCILE_AFTER_SECONDS = _env_float(env, "RECONCILE_AFTER_SECONDS", 120)
         self.RECONCILE_INTERVAL_SECONDS = _env_float(env, "RECONCILE_INTERVAL_SECONDS", 60)
@@ -87,6 +106,9 @@ class Config:
         # How often a worker looks for freezes past FREEZE_SECONDS to release (its own short turn).
         self.FREEZE_SWEEP_SECONDS = _env_float(env, "FREEZE_SWEEP_SECONDS", 2)
         self.CART_RATE_LIMIT = env.get("CART_RATE_LIMIT", "20 per second; 600 per hour")
+        # Handshakes (each freezes a cart and reserves its stock) per session, and per client address.
+        self.CHECKOUT_RATE_LIMIT = env.get("CHECKOUT_RATE_LIMIT", "6 per minute; 60 per hour")
+        self.CHECKOUT_ADDRESS_RATE_LIMIT = env.get("CHECKOUT_ADDRESS_RATE_LIMIT", "30 per minute; 300 per hour")
         # Socket.IO packets one connection may send (a tab sends about one: its connect); past it, it is closed.
         self.SOCKETIO_EVENT_LIMIT = env.get("SOCKETIO_EVENT_LIMIT", "10 per second; 120 per minute")
         # The largest Socket.IO message (engine.io's max_http_buffer_size): a larger one closes the connection.

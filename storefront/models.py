@@ -49,6 +49,10 @@ class Cart(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="open")
     currency: Mapped[str] = mapped_column(String(3))
     frozen_at: Mapped[datetime | None]
+    # Which client a freeze was made for (its address and its session's id), cleared when it ends: what
+    # the handshake's reservation limits count (checkout.holds).
+    frozen_from: Mapped[str | None] = mapped_column(String(64), index=True)
+    frozen_session: Mapped[str | None] = mapped_column(String(32), index=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
     client_secret: Mapped[str | None] = mapped_column(String(255))
     pi_amount: Mapped[int | None]
@@ -150,6 +154,8 @@ class WebhookEvent(db.Model):
     # A process working on the event holds it until then (one that dies lets it go then).
     claimed_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The last failure of its handler ("TypeError: ..."), shown to the merchant once it keeps failing.
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class StoreIdentity(db.Model):
@@ -180,6 +186,9 @@ class PaymentAttempt(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When reconciliation last asked Stripe about it: the sweep asks the least recently checked first, so
+    # PaymentIntents carts still hold (which may stay unpaid for long) take turns instead of blocking it.
+    checked_at: Mapped[datetime | None]
 
 
 class StockReservation(db.Model):
@@ -204,3 +213,12 @@ class OrderHistory(db.Model):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerHeartbeat(db.Model):
+    """When each worker (host:pid) last began a turn of its loop: what /readyz and /metrics read its health from."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(index=True)

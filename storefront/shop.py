@@ -17,6 +17,10 @@ class Shop:
     schedule_sync: Callable[[int], None]
     now: Callable[[], datetime]
     freeze_seconds: float = 900.0
+    # A freeze whose payment has not started is released after this long (RESERVATION_SECONDS).
+    reservation_seconds: float = 180.0
+    # What one client may hold in frozen carts (checkout.holds.Limits); None: no limit.
+    hold_limits: Any = None
     currency: str = "usd"
 
     def uow(self, *, statements=False):

@@ -3,6 +3,7 @@
 from flask import current_app, request, session
 
 from .cart.service import create_cart, discard_unchanged_cart, reserve_cart_id
+from .checkout.holds import Limits
 from .errors import NotFound
 from .extensions import db
 from .models import utcnow
@@ -19,7 +20,19 @@ def current_shop():
         schedule_sync=app.extensions["worker"].schedule,
         now=utcnow,
         freeze_seconds=app.config["FREEZE_SECONDS"],
+        reservation_seconds=app.config["RESERVATION_SECONDS"],
+        hold_limits=hold_limits(app.config),
         currency=app.config["CURRENCY"],
+    )
+
+
+def hold_limits(config):
+    """What one client may hold in frozen carts, from the RESERVE_* settings."""
+    return Limits(
+        session_freezes=config["RESERVE_FREEZES_PER_SESSION"],
+        session_units=config["RESERVE_UNITS_PER_SESSION"],
+        address_freezes=config["RESERVE_FREEZES_PER_ADDRESS"],
+        address_units=config["RESERVE_UNITS_PER_ADDRESS"],
     )
 
 

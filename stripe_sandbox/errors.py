@@ -67,6 +67,21 @@ def unknown_param(param: str) -> StripeError:
     return invalid(f"Received unknown parameter: {param}", param, "parameter_unknown")
 
 
+def not_modelled(param: str) -> StripeError:
+    """A parameter Stripe knows but the sandbox does not model: refused, never accepted and ignored."""
+    return invalid(
+        f"Received unknown parameter: {param}. (Stripe takes it, but the Stripe sandbox does not model it, "
+        "so it refuses it rather than ignore it.)",
+        param,
+        "parameter_unknown",
+    )
+
+
+def only_one_of(*params: str) -> StripeError:
+    """Stripe's refusal of mutually exclusive parameters sent together."""
+    return invalid(f"You may only specify one of these parameters: {', '.join(params)}.", params[0])
+
+
 def no_such(kind: str, object_id: str, param: str = "id", status: int = 404) -> StripeError:
     """Stripe's `resource_missing` error ("No such payment_intent: 'pi_x'")."""
     return StripeError(

@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 
 from . import errors
 from .payment_methods import DECLINE_MESSAGES, public
-from .refunds import new_charge
+from .pi_params import check_usable
+from .refunds import balance_transaction, new_charge
 from .state import SandboxState, Transaction
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -78,8 +79,11 @@ def confirm(txn: Transaction, pm: dict | None, return_url: str | None, base_url:
     pi = txn.pi
     _require_status(pi, CONFIRMABLE, "confirm", "confirmed")
     pm = _pm_of(txn, pm)
+    check_usable(pi, pm)
     if _needs_return_url(pi, return_url):
         raise errors.invalid(REDIRECTS_NEED_RETURN_URL, "return_url")
+    with txn.state.lock:
+        pm["_used"] = True  # no Customer to keep it for: it cannot pay again (check_usable)
     pi.update(payment_method=pm["id"], last_payment_error=None, next_action=None)
     outcome = pm["_outcome"]
     kind = outcome["outcome"]
@@ -210,7 +214,13 @@ def settle(txn: Transaction) -> None:
     pm = txn.state.payment_methods[pi["payment_method"]]
     charge = txn.charge(pi["latest_charge"])
     if pm["_outcome"]["outcome"] != "processing_fail":
-        charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"])
+        charge.update(
+            status="succeeded",
+            paid=True,
+            captured=True,
+            amount_captured=charge["amount"],
+            balance_transaction=balance_transaction(),
+        )
         pi.update(status="succeeded", amount_received=pi["amount"])
         txn.emit("charge.succeeded", charge)
         txn.emit("payment_intent.succeeded", pi)
@@ -259,7 +269,7 @@ def capture(txn: Transaction, amount_to_capture: int | None) -> None:
             param="amount_to_capture",
         )
     charge = txn.charge(pi["latest_charge"])
-    charge.update(captured=True, amount_captured=amount)
+    charge.update(captured=True, amount_captured=amount, balance_transaction=balance_transaction())
     pi.update(status="succeeded", amount_received=amount, amount_capturable=0)
     txn.emit("charge.captured", charge)
     txn.emit("payment_intent.succeeded", pi)

@@ -60,9 +60,11 @@ class Params:
     def name(self, key: str) -> str:
         return f"{self.prefix}[{key}]" if self.prefix else key
 
-    def only(self, allowed: set[str]) -> None:
-        """Reject params the endpoint does not know."""
+    def only(self, allowed: set[str], unmodelled: frozenset[str] = frozenset()) -> None:
+        """Reject params the endpoint does not know, and those Stripe knows but the sandbox does not model."""
         for key in self.data:
+            if key in unmodelled:
+                raise errors.not_modelled(self.name(key))
             if key not in allowed and key != "expand":
                 raise errors.unknown_param(self.name(key))
 
@@ -126,6 +128,11 @@ class Params:
         return value
 
 
+# Stripe's metadata limits (docs.stripe.com/api/metadata): 50 keys, keys up to 40 characters, values up
+# to 500. The messages are Stripe's (stripe/stripe-php#246, a Stripe engineer quoting them; houndci/hound#817).
+MAX_KEY, MAX_VALUE, MAX_KEYS = 40, 500, 50
+
+
 def merge_metadata(current: dict, update) -> dict:
     """Stripe's metadata merge: empty string unsets a key, `metadata=""` unsets all."""
     if update == "":
@@ -136,13 +143,15 @@ def merge_metadata(current: dict, update) -> dict:
     for key, value in update.items():
         if not isinstance(value, str):
             raise errors.invalid(f"Invalid string: {value!r}", f"metadata[{key}]")
-        if len(key) > 40:
-            raise errors.invalid("Metadata keys can be at most 40 characters.", f"metadata[{key}]")
+        if len(key) > MAX_KEY:
+            raise errors.invalid(f"Invalid key: {key} must be a string under {MAX_KEY} characters", "metadata")
+        if len(value) > MAX_VALUE:
+            raise errors.invalid(f"Invalid val: {value} must be a string under {MAX_VALUE} characters", "metadata")
         if value == "":
             merged.pop(key, None)
         else:
             merged[key] = value
-    if len(merged) > 50:
+    if len(merged) > MAX_KEYS:
         raise errors.invalid("Metadata can have at most 50 keys.", "metadata")
     return merged
 
@@ -166,16 +175,35 @@ def _created(items: list, params: Params) -> list:
     return items
 
 
+LIST_PARAMS = {"created", "limit", "starting_after", "ending_before"}
+
+
+def _cursor(items: list, params: Params, key: str) -> int | None:
+    object_id = params.str(key)
+    if not object_id:
+        return None
+    ids = [item["id"] for item in items]
+    if object_id not in ids:
+        raise errors.no_such("object", object_id, key, 400)
+    return ids.index(object_id)
+
+
 def page(items: list, params: Params, url: str) -> dict:
-    """A Stripe list object over `items` (newest first) with created/limit/starting_after."""
+    """A Stripe list object over `items` (newest first) with created/limit/starting_after/ending_before.
+
+    `ending_before` is the previous page: the `limit` objects just before the cursor in the list
+    (docs.stripe.com/api/pagination), `has_more` saying whether more precede them.
+    """
     items = _created(items, params)
     limit = params.int("limit", minimum=1) or 10
     if limit > 100:
         raise errors.invalid("This value must be less than or equal to 100.", "limit", "parameter_invalid_integer")
-    after = params.str("starting_after")
-    if after:
-        ids = [item["id"] for item in items]
-        if after not in ids:
-            raise errors.no_such("object", after, "starting_after", 400)
-        items = items[ids.index(after) + 1 :]
+    if params.str("starting_after") and params.str("ending_before"):
+        raise errors.only_one_of("ending_before", "starting_after")
+    after, before = _cursor(items, params, "starting_after"), _cursor(items, params, "ending_before")
+    if before is not None:
+        start = max(0, before - limit)
+        return {"object": "list", "data": items[start:before], "has_more": start > 0, "url": url}
+    if after is not None:
+        items = items[after + 1 :]
     return {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "url": url}

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-import secrets
-import time
 from functools import wraps
 
 from flask import Blueprint, current_app, request
 
-from . import auth, currencies, errors, expand, lifecycle
-from .params import Params, from_request, merge_metadata, page
+from . import auth, errors, expand, lifecycle
+from .params import LIST_PARAMS, Params, from_request, merge_metadata, page
 from .payment_methods import resolve
-from .state import new_id
+from .pi_params import (
+    BROWSER_PARAMS,
+    CANCELLATION_REASONS,
+    CAPTURE_METHODS,
+    CONFIRM_PARAMS,
+    CREATE_PARAMS,
+    UNMODELLED,
+    UPDATE_PARAMS,
+    automatic_types,
+    check_currency,
+    check_customer,
+    check_usable,
+    method_types,
+    money,
+    new_payment_intent,
+)
 
 bp = Blueprint("payment_intents", __name__)
 
@@ -41,36 +54,6 @@ PUBLISHABLE_FIELDS = (
     "shipping",
     "status",
 )
-CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
-CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
-METHOD_TYPES = ("card", "sepa_debit")
-CONFIRM_PARAMS = {
-    "payment_method",
-    "payment_method_data",
-    "return_url",
-    "mandate_data",
-    "off_session",
-    "setup_future_usage",
-    "receipt_email",
-    "payment_method_types",
-    "capture_method",
-    "payment_method_options",
-    "use_stripe_sdk",
-}
-CREATE_PARAMS = CONFIRM_PARAMS | {
-    "amount",
-    "currency",
-    "automatic_payment_methods",
-    "confirm",
-    "confirmation_method",
-    "customer",
-    "description",
-    "metadata",
-    "statement_descriptor",
-    "shipping",
-}
-# Extra fields Stripe.js sends with a publishable key.
-BROWSER_PARAMS = {"client_secret", "expected_payment_method_type", "key", "_stripe_version"}
 
 
 def _state():
@@ -104,101 +87,19 @@ def answers_publishable(view):
     return wrapper
 
 
-def _money(p: Params, required: bool, current: dict | None = None) -> tuple[int, str]:
-    """Amount and currency (given, or the PaymentIntent's), checked against Stripe's limits."""
-    currency = currencies.parse(p.str("currency", required))
-    amount = p.int("amount", required, minimum=1)
-    currency = currency or current["currency"]
-    if amount is not None or p.has("currency"):
-        currencies.check_amount(current["amount"] if amount is None else amount, currency)
-    return (current["amount"] if amount is None else amount), currency
-
-
-def _method_types(p: Params) -> list | None:
-    types = p.list("payment_method_types")
-    for i, kind in enumerate(types or []):
-        if kind not in METHOD_TYPES:
-            raise errors.invalid(
-                f"The payment method type provided: {kind} is invalid.",
-                f"payment_method_types[{i}]",
-                "payment_method_invalid_parameter",
-            )
-    return types
-
-
-def _automatic(p: Params, types: list | None) -> dict | None:
-    apm = p.sub("automatic_payment_methods")
-    if apm is not None and types:
-        raise errors.invalid(
-            "You may only specify one of these parameters: automatic_payment_methods, payment_method_types.",
-            "automatic_payment_methods",
-        )
-    if types:
-        return None
-    enabled = True if apm is None else apm.bool("enabled")
-    redirects = "always" if apm is None else apm.str("allow_redirects", choices=("always", "never"))
-    return {"enabled": bool(enabled), "allow_redirects": redirects or "always"} if enabled else None
-
-
-def _new_payment_intent(p: Params) -> dict:
-    amount, currency = _money(p, True)
-    types = _method_types(p)
-    apm = _automatic(p, types)
-    pi_id = new_id("pi")
-    return {
-        "id": pi_id,
-        "object": "payment_intent",
-        "amount": amount,
-        "amount_capturable": 0,
-        "amount_details": {"tip": {}},
-        "amount_received": 0,
-        "application": None,
-        "application_fee_amount": None,
-        "automatic_payment_methods": apm,
-        "canceled_at": None,
-        "cancellation_reason": None,
-        "capture_method": p.str("capture_method", choices=CAPTURE_METHODS) or "automatic_async",
-        "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}",
-        "confirmation_method": "automatic",
-        "created": int(time.time()),
-        "currency": currency,
-        "customer": p.str("customer"),
-        "description": p.str("description"),
-        "last_payment_error": None,
-        "latest_charge": None,
-        "livemode": False,
-        "metadata": merge_metadata({}, p.data.get("metadata", {})),
-        "next_action": None,
-        "on_behalf_of": None,
-        "payment_method": None,
-        "payment_method_configuration_details": None,
-        "payment_method_options": {},
-        "payment_method_types": types or list(METHOD_TYPES),
-        "processing": None,
-        "receipt_email": p.str("receipt_email"),
-        "review": None,
-        "setup_future_usage": None,
-        "shipping": None,
-        "statement_descriptor": None,
-        "statement_descriptor_suffix": None,
-        "status": "requires_payment_method",
-        "transfer_data": None,
-        "transfer_group": None,
-    }
-
-
 @bp.post("/v1/payment_intents")
 def create():
     """Create a PaymentIntent, optionally confirming it at once (`confirm=true`)."""
     auth.require_secret()
     state = _state()
     p = Params(from_request())
-    p.only(CREATE_PARAMS)
+    p.only(CREATE_PARAMS, UNMODELLED)
     expand.validate("payment_intent")
-    pi = _new_payment_intent(p)
+    pi = new_payment_intent(p)
     confirm_now = p.bool("confirm")
     pm = resolve(state, p)
     if pm is not None and not confirm_now:
+        check_usable(pi, pm)
         pi.update(payment_method=pm["id"], status="requires_confirmation")
     state.add_pi(pi)
     state.emit("payment_intent.created", pi)
@@ -213,6 +114,7 @@ def retrieve(pi_id):
     """Retrieve; a publishable key needs the matching client_secret and sees fewer fields."""
     state = _state()
     p = Params(from_request())
+    p.only(BROWSER_PARAMS)
     if not auth.is_secret():
         pi = state.payment_intents.get(pi_id)
         if pi is None:
@@ -227,6 +129,7 @@ def retrieve(pi_id):
 def list_all():
     auth.require_secret()
     p = Params(from_request())
+    p.only(LIST_PARAMS, frozenset({"customer"}))
     expand.validate("payment_intent", listed=True)
     items = list(reversed(_state().payment_intents.values()))
     return expand.respond(page(items, p, "/v1/payment_intents"))
@@ -234,12 +137,17 @@ def list_all():
 
 def _update_fields(txn, p: Params) -> None:
     pi = txn.pi
-    amount, currency = _money(p, False, pi)
+    amount, currency = money(p, False, pi)
+    types = method_types(p)
+    # Checked before anything changes: a refused update leaves the PaymentIntent as it was.
+    check_currency(
+        automatic_types(currency) if pi["automatic_payment_methods"] else types or pi["payment_method_types"], currency
+    )
     guarded = {
         "amount": lambda: amount,
         "currency": lambda: currency,
         "capture_method": lambda: p.str("capture_method", choices=CAPTURE_METHODS),
-        "payment_method_types": lambda: _method_types(p),
+        "payment_method_types": lambda: types,
     }
     for field, parse in guarded.items():
         value = parse()
@@ -251,6 +159,8 @@ def _update_fields(txn, p: Params) -> None:
         if pi["status"] == "requires_action":
             # The pending authentication was for the old terms; it must be confirmed again.
             pi.update(status="requires_confirmation", next_action=None)
+    if pi["automatic_payment_methods"]:
+        pi["payment_method_types"] = automatic_types(pi["currency"])
     for field in ("description", "receipt_email"):
         if p.has(field):
             pi[field] = p.str(field) or None
@@ -260,23 +170,17 @@ def _update_fields(txn, p: Params) -> None:
 
 @bp.post("/v1/payment_intents/<pi_id>")
 def update(pi_id):
-    """Update amount/currency (only before payment) and metadata/description (any time)."""
+    """Update amount/currency (only before payment) and metadata/description (any time).
+
+    Any successful update clears `last_payment_error`: Stripe's spec describes it as "The payment error
+    encountered in the previous PaymentIntent confirmation. It will be cleared if the PaymentIntent is later
+    updated for any reason."
+    """
     auth.require_secret()
     state = _state()
     p = Params(from_request())
-    p.only(
-        {
-            "amount",
-            "currency",
-            "capture_method",
-            "payment_method_types",
-            "description",
-            "receipt_email",
-            "metadata",
-            "payment_method",
-            "payment_method_data",
-        }
-    )
+    p.only(UPDATE_PARAMS, UNMODELLED)
+    check_customer(p)
     expand.validate("payment_intent")
     with state.pi_transaction(pi_id) as txn:
         _update_fields(txn, p)
@@ -284,7 +188,9 @@ def update(pi_id):
         if pm is not None:
             if txn.pi["status"] not in lifecycle.UPDATABLE:
                 raise lifecycle.not_updatable(txn.pi, "payment_method")
+            check_usable(txn.pi, pm)
             txn.pi.update(payment_method=pm["id"], status="requires_confirmation", next_action=None)
+        txn.pi["last_payment_error"] = None
     return expand.respond(txn.pi)
 
 
@@ -301,7 +207,7 @@ def confirm(pi_id):
     """Confirm, server side (secret key) or as Stripe.js does (publishable key + client_secret)."""
     state = _state()
     p = Params(from_request())
-    p.only(CONFIRM_PARAMS | BROWSER_PARAMS)
+    p.only(CONFIRM_PARAMS | BROWSER_PARAMS, UNMODELLED)
     if not auth.is_secret() and pi_id not in state.payment_intents:
         raise errors.authentication(auth.PUBLISHABLE_NOT_ALLOWED)
     state.get_pi(pi_id)
@@ -313,7 +219,7 @@ def capture(pi_id):
     auth.require_secret()
     state = _state()
     p = Params(from_request())
-    p.only({"amount_to_capture", "metadata"})
+    p.only({"amount_to_capture", "metadata"}, UNMODELLED | {"final_capture", "application_fee_amount"})
     expand.validate("payment_intent")
     amount = p.int("amount_to_capture", minimum=1)
     with state.pi_transaction(pi_id) as txn:

@@ -97,11 +97,17 @@ def _sepa(iban: str, param: str) -> dict:
 
 
 def _from_data(data: Params) -> dict:
+    data.only({"type", "card", "sepa_debit", "billing_details"}, frozenset({"metadata", "allow_redisplay"}))
     kind = data.str("type", required=True, choices=("card", "sepa_debit"))
+    billing = data.sub("billing_details")
+    if billing is not None:
+        billing.only({"name", "email", "phone"}, frozenset({"address"}))
     if kind == "card":
         card = data.sub("card", required=True)
+        card.only({"number"}, frozenset({"exp_month", "exp_year", "cvc", "networks"}))
         return _card(card.str("number", required=True), card.name("number"))
     sepa = data.sub("sepa_debit", required=True)
+    sepa.only({"iban"})
     return _sepa(sepa.str("iban", required=True), sepa.name("iban"))
 
 

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, current_app
 
 from . import auth, currencies, errors, expand
-from .params import Params, from_request, page
+from .params import LIST_PARAMS, Params, from_request, merge_metadata, page
 from .payment_methods import details
 from .state import Transaction, new_id
 
@@ -25,7 +25,7 @@ def new_charge(txn: Transaction, pm: dict, status: str, **fields) -> dict:
         "amount": pi["amount"],
         "amount_captured": pi["amount"] if captured else 0,
         "amount_refunded": 0,
-        "balance_transaction": None,
+        "balance_transaction": balance_transaction() if captured else None,
         "billing_details": pm["billing_details"],
         "calculated_statement_descriptor": "SANDBOX",
         "captured": captured,
@@ -54,6 +54,14 @@ def new_charge(txn: Transaction, pm: dict, status: str, **fields) -> dict:
     return charge
 
 
+def balance_transaction() -> str:
+    """The id of the balance transaction Stripe books when money moves (a captured charge, a refund).
+
+    The sandbox keeps no balance transaction objects: the id is there, as on Stripe, but cannot be expanded.
+    """
+    return new_id("txn")
+
+
 def _outcome(status: str) -> dict:
     if status == "failed":
         return {
@@ -79,6 +87,7 @@ def _state():
 @bp.get("/v1/charges/<charge_id>")
 def retrieve_charge(charge_id):
     auth.require_secret()
+    Params(from_request()).only(set())
     expand.validate("charge")
     charge = _state().charges.get(charge_id)
     if charge is None:
@@ -90,6 +99,7 @@ def retrieve_charge(charge_id):
 def list_charges():
     auth.require_secret()
     p = Params(from_request())
+    p.only(LIST_PARAMS | {"payment_intent"}, frozenset({"customer", "transfer_group"}))
     expand.validate("charge", listed=True)
     items = list(_state().charges.values())
     if p.str("payment_intent"):
@@ -141,10 +151,15 @@ def create_refund():
     auth.require_secret()
     state = _state()
     p = Params(from_request())
-    p.only({"payment_intent", "charge", "amount", "reason", "metadata"})
+    p.only(
+        {"payment_intent", "charge", "amount", "reason", "metadata"},
+        frozenset(
+            {"currency", "customer", "instructions_email", "origin", "refund_application_fee", "reverse_transfer"}
+        ),
+    )
     amount = p.int("amount", minimum=1)
     reason = p.str("reason", choices=REFUND_REASONS)
-    metadata = p.data.get("metadata") if isinstance(p.data.get("metadata"), dict) else {}
+    metadata = merge_metadata({}, p.data.get("metadata", {}))
     expand.validate("refund")
     pi_id = _payment_intent_of(state, p)
     with state.pi_transaction(pi_id, "payment_intent", 400) as txn:
@@ -162,7 +177,7 @@ def create_refund():
             "id": new_id("re"),
             "object": "refund",
             "amount": amount,
-            "balance_transaction": None,
+            "balance_transaction": balance_transaction(),
             "charge": charge["id"],
             "created": int(time.time()),
             "currency": charge["currency"],
@@ -186,6 +201,7 @@ def create_refund():
 @bp.get("/v1/refunds/<refund_id>")
 def retrieve_refund(refund_id):
     auth.require_secret()
+    Params(from_request()).only(set())
     expand.validate("refund")
     refund = _state().refunds.get(refund_id)
     if refund is None:
@@ -197,6 +213,7 @@ def retrieve_refund(refund_id):
 def list_refunds():
     auth.require_secret()
     p = Params(from_request())
+    p.only(LIST_PARAMS | {"payment_intent", "charge"})
     items = list(_state().refunds.values())
     for key in ("payment_intent", "charge"):
         if p.str(key):

@@ -49,8 +49,10 @@ class Transaction:
     PaymentIntent always sees at least the state the event describes.
     """
 
-    def __init__(self, state: SandboxState, pi: dict):
+    def __init__(self, state: SandboxState, pi: dict, automatic: bool = False):
         self.state = state
+        # Events of a change no API request made (a timer, a control call) carry no request id.
+        self.automatic = automatic
         self.pi = copy.deepcopy(pi)
         self.charges: dict[str, dict] = {}
         self.refunds: list[dict] = []
@@ -88,6 +90,7 @@ class SandboxState:
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.events: list[dict] = []
+        self.events_by_id: dict[str, dict] = {}
         self.pi_locks: dict[str, threading.Lock] = {}
         self.timers: list[threading.Timer] = []
 
@@ -102,7 +105,10 @@ class SandboxState:
             self.faults.reset()
             self.webhooks.reset()
 
-    def get_pi(self, pi_id: str, param: str = "id", status: int = 404) -> dict:
+    # Stripe names a missing PaymentIntent of the URL by the path parameter, `intent`: {"code":
+    # "resource_missing", "message": "No such payment_intent: 'pi_...'", "param": "intent"} (Stripe's answer
+    # quoted in stripe/stripe-terminal-js-demo#72 and stripe/stripe-ios#4531).
+    def get_pi(self, pi_id: str, param: str = "intent", status: int = 404) -> dict:
         pi = self.payment_intents.get(pi_id)
         if pi is None:
             raise errors.no_such("payment_intent", pi_id, param, status)
@@ -114,7 +120,7 @@ class SandboxState:
             self.pi_locks[pi["id"]] = threading.Lock()
 
     @contextmanager
-    def pi_transaction(self, pi_id: str, param: str = "id", status: int = 404, internal: bool = False):
+    def pi_transaction(self, pi_id: str, param: str = "intent", status: int = 404, internal: bool = False):
         """Lock one PaymentIntent for a write, yield a Transaction, commit on exit.
 
         With the `lock_timeout` fault on, an overlapping API write is refused with 429
@@ -138,7 +144,7 @@ class SandboxState:
         try:
             if not internal:
                 self.faults.sleep_latency()
-            txn = Transaction(self, self.payment_intents[pi_id])
+            txn = Transaction(self, self.payment_intents[pi_id], automatic=internal)
             try:
                 yield txn
             except errors.StripeError:
@@ -157,17 +163,25 @@ class SandboxState:
             for refund in txn.refunds:
                 self.refunds[refund["id"]] = refund
         for event_type, obj in txn.events:
-            self.emit(event_type, obj)
+            self.emit(event_type, obj, automatic=txn.automatic)
 
-    def emit(self, event_type: str, obj: dict) -> dict:
+    def emit(self, event_type: str, obj: dict, automatic: bool = False) -> dict:
         """Record an event and hand it to the webhook dispatcher."""
         from .events import build_event
 
-        event = build_event(self, event_type, obj)
+        event = build_event(self, event_type, obj, automatic)
         with self.lock:
             self.events.append(event)
+            self.events_by_id[event["id"]] = event
         self.webhooks.publish(event)
         return event
+
+    def acknowledged(self, event_id: str) -> None:
+        """One more endpoint took the event with a 2xx: Stripe's `pending_webhooks` counts one fewer."""
+        with self.lock:
+            event = self.events_by_id.get(event_id)
+            if event is not None and event["pending_webhooks"] > 0:
+                event["pending_webhooks"] -= 1
 
     def later(self, seconds: float, fn, *args) -> None:
         """Run fn(*args) after a delay unless the sandbox is reset first."""

@@ -127,6 +127,7 @@ class Dispatcher:
         self.seq = itertools.count()
         self.generation = 0
         self.deliveries: list[dict] = []
+        self.acked: set[tuple[str, str]] = set()  # (event id, endpoint id) that answered 2xx
         self.held: list[tuple[dict, dict]] = []
         self.hold_timer: threading.Timer | None = None
 
@@ -212,9 +213,15 @@ class Dispatcher:
             "retry_in": retry_in,
             "at": time.time(),
         }
+        first_ack = False
         with self.lock:
             if delivery["generation"] == self.generation:
                 self.deliveries.append(entry)
+                if status is not None and 200 <= status < 300 and (delivery["event_id"], endpoint.id) not in self.acked:
+                    self.acked.add((delivery["event_id"], endpoint.id))
+                    first_ack = True
+        if first_ack:
+            self.state.acknowledged(delivery["event_id"])
 
     def list_deliveries(self, event_id: str | None = None) -> list[dict]:
         with self.lock:
@@ -225,6 +232,7 @@ class Dispatcher:
         with self.lock:
             self.generation += 1
             self.deliveries.clear()
+            self.acked.clear()
             self.held.clear()
             endpoints = list(self.endpoints.values())
         for endpoint in endpoints:

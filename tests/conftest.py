@@ -18,6 +18,17 @@ pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.browser"]
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+# The handshake's per-client limits, off (tests/integration/test_hoarding.py sets its own).
+NO_HOLD_LIMITS = {
+    "CHECKOUT_RATE_LIMIT": "1000 per second",
+    "CHECKOUT_ADDRESS_RATE_LIMIT": "1000 per second",
+    "RESERVE_FREEZES_PER_SESSION": 0,
+    "RESERVE_UNITS_PER_SESSION": 0,
+    "RESERVE_FREEZES_PER_ADDRESS": 0,
+    "RESERVE_UNITS_PER_ADDRESS": 0,
+}
+
+
 def wait_for(condition, timeout=10.0, message="condition"):
     """Poll until `condition()` is truthy; return its value or fail after `timeout` seconds."""
     from tests.plugins.sandbox import wait_until  # loaded by pytest_plugins; imported late to keep it rewritten
@@ -72,6 +83,8 @@ def store_config(database_url, sandbox=None, **overrides):
         "SYNC_COALESCE_SECONDS": 0.01,
         "RECONCILE_INTERVAL_SECONDS": 0,
         "CART_RATE_LIMIT": "1000 per second",
+        # Every test shopper comes from 127.0.0.1: the per-client limits are off unless a test sets them.
+        **NO_HOLD_LIMITS,
         "TESTING": True,
     }
     if sandbox is not None:

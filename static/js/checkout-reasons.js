@@ -35,7 +35,12 @@
       " Updating the amount…";
   }
 
-  const DECLINE_NEXT_STEP = " Nothing was charged. Try another card, or pay by SEPA Direct Debit.";
+  /* SEPA Direct Debit is a way out only where the PaymentIntent takes it (eur, as on Stripe). */
+  function declineNextStep(error) {
+    const types = (error.payment_intent && error.payment_intent.payment_method_types) || [];
+    const debit = types.indexOf("sepa_debit") >= 0 ? ", or pay by SEPA Direct Debit." : ".";
+    return " Nothing was charged. Try another card" + debit;
+  }
 
   /* Card and form errors are written for shoppers; each says what to do next. */
   function paymentErrorText(error) {
@@ -47,7 +52,7 @@
       if (error.code === "incorrect_number" || error.code === "invalid_number") {
         return message + " Check the number and try again.";
       }
-      return message + DECLINE_NEXT_STEP;
+      return message + declineNextStep(error);
     }
     if (error.type === "validation_error" && error.message) return error.message;
     return "The payment did not go through" + (error.message ? ": " + error.message : ".") +

@@ -192,6 +192,9 @@
     if (code === "cart_changed" && latest) {
       showMessage("Your cart changed in another tab — the amount to pay is now " +
         Store.money(latest.total, latest.currency) + ". Check it, then press Pay again.", "warning", code);
+    } else if (code === "reservation_limit" || code === "rate_limited") {
+      // A limit on what one shopper may hold or try at once: the message says what to do, the cart is open.
+      showMessage(Store.errorMessage(result), "warning", code);
     } else {
       showMessage(Store.errorMessage(result), "error", code);
     }

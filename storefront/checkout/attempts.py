@@ -42,16 +42,18 @@ _ABANDON = (
 
 
 _pi_id = attempts.c.payment_intent_id
+# A cart holding the PaymentIntent does not take it out of the sweep: its shopper may have paid it without
+# the handshake, and a lost or failed event would leave that money without its order. Those held take turns
+# with the rest (least recently checked first), and the sweep never cancels them.
 _UNSETTLED = (
-    select(_pi_id)
+    select(_pi_id, exists().where(carts.c.payment_intent_id == _pi_id).label("held"))
     .where(
         attempts.c.status == "created",
         _pi_id.is_not(None),
         attempts.c.created_at <= bindparam("created_before"),
         ~exists().where(orders.c.payment_intent_id == _pi_id, orders.c.status.in_(sorted(SETTLED_ORDER_STATUSES))),
-        ~exists().where(carts.c.payment_intent_id == _pi_id),
     )
-    .order_by(attempts.c.created_at, attempts.c.id)
+    .order_by(attempts.c.checked_at.asc().nulls_first(), attempts.c.created_at, attempts.c.id)
     .limit(bindparam("limit"))
 )
 
@@ -132,10 +134,16 @@ def claim_of(conn, pi, store_id):
 
 
 def unsettled(conn, created_before, limit):
-    """PaymentIntents this store created, no cart holds and no order settled: each may hold money that
-    reached no order (its event acknowledged, but by a deployment that did nothing). Oldest first, so a
-    backlog drains in order: each one asked about ends (an order, a refund, a cancel) or is still in flight."""
-    return conn.execute(_UNSETTLED, {"created_before": created_before, "limit": limit}).scalars().all()
+    """PaymentIntents this store created and no order settled, as (id, whether a cart holds it): each may hold
+    money that reached no order (its event acknowledged by a deployment that did nothing, or failed, or a
+    payment confirmed without the handshake). Never asked about first, then the least recently asked, so a
+    backlog drains in order and those carts still hold take turns."""
+    return conn.execute(_UNSETTLED, {"created_before": created_before, "limit": limit}).all()
+
+
+def checked(conn, pi_id, now):
+    """Reconciliation asked Stripe about the PaymentIntent now: the next passes ask about the others first."""
+    conn.execute(update(attempts).where(attempts.c.payment_intent_id == pi_id).values(checked_at=now))
 
 
 def close(conn, pi_id, status):

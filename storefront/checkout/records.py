@@ -12,7 +12,8 @@ from ..models import Cart, CartSnapshot, Order
 orders, carts, snapshots = Order.__table__, Cart.__table__, CartSnapshot.__table__
 
 # A cart no longer frozen, and one that no longer holds a PaymentIntent (whose next checkout makes a new one).
-OPEN = {"status": "open", "frozen_at": None}
+# A freeze that ends forgets which client it was made for (checkout.holds counts only frozen carts).
+OPEN = {"status": "open", "frozen_at": None, "frozen_from": None, "frozen_session": None}
 NO_PAYMENT_INTENT = {
     "payment_intent_id": None,
     "client_secret": None,

@@ -19,7 +19,7 @@ from ..errors import (
 )
 from ..merchant import history, pricing, stock
 from ..payments.gateway import GatewayUnavailable, IdempotencyConflict, PaymentError, PaymentRefused
-from . import attempts, domain, records
+from . import attempts, domain, holds, records
 from .cancel import RELEASED, release_freeze
 from .fulfilment import fail_order, order_push, unfreeze
 
@@ -134,11 +134,13 @@ class _CatalogMoved(Exception):
     """The handshake waited on a product lock for a price change or withdrawal: its freeze is rolled back."""
 
 
-def confirm(shop, cart_id, shown_version, sync_now):
-    """The handshake: freeze the cart at the version the page shows and record the order awaiting payment."""
+def confirm(shop, cart_id, shown_version, sync_now, client=None):
+    """The handshake: freeze the cart at the version the page shows and record the order awaiting payment.
+
+    `client` (holds.Client): who asks, so that no client holds more than `shop.hold_limits` allow."""
     try:
         with shop.uow() as uow:
-            view, order_id = _freeze(uow.conn, shop, cart_id, shown_version)
+            view, order_id = _freeze(uow.conn, shop, cart_id, shown_version, client)
             uow.after_commit(lambda: shop.publish.cart({**view, "order_id": order_id}))  # other tabs link to it
             uow.commit()
     except _CatalogMoved:
@@ -160,9 +162,10 @@ def confirm(shop, cart_id, shown_version, sync_now):
     return {"order_id": order_id, "amount": view["total"], "cart_version": view["version"]}
 
 
-def _freeze(conn, shop, cart_id, shown_version):
+def _freeze(conn, shop, cart_id, shown_version, client):
     """Freeze the locked cart, record its order awaiting payment and reserve its stock: the frozen cart's
-    view and the order's id (raises, writing nothing, when the cart can't be paid as shown)."""
+    view and the order's id (raises, writing nothing, when the cart can't be paid as shown or the client
+    would hold more than its limits)."""
     state = records.locked_state(conn, cart_id)
     view = state.view()
     try:
@@ -176,14 +179,16 @@ def _freeze(conn, shop, cart_id, shown_version):
     except Conflict as err:
         err.extra = {"cart": view}
         raise
-    records.set_cart(conn, cart_id, status="frozen", frozen_at=shop.now())
+    stamp = client.stamp() if client is not None else {}
+    records.set_cart(conn, cart_id, status="frozen", frozen_at=shop.now(), **stamp)
     order_id = _awaiting_order(conn, state)
     # The products' locks may have waited for a merchant's price change or withdrawal: never freeze old prices.
     if pricing.catalog_moved(conn, view["items"]):
         raise _CatalogMoved
     try:
         held = stock.reserve(conn, order_id, view["items"])  # in the transaction that freezes
-    except OutOfStock as err:
+        holds.check(conn, cart_id, client, shop.hold_limits)  # counts this freeze: stamped and reserved
+    except (OutOfStock, holds.HoldLimitReached) as err:
         err.extra = {**err.extra, "cart": view}
         raise
     history.record(

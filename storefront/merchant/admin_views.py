@@ -11,13 +11,15 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf import FlaskForm
 from markupsafe import Markup
+from sqlalchemy import func, select
 from wtforms import BooleanField, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
 from ..errors import ShopError
 from ..extensions import db
-from ..models import Order, Product
+from ..models import Order, Product, WebhookEvent
+from ..webhooks import inbox
 from ..wiring import current_shop
 from . import domain, history, service
 
@@ -55,17 +57,21 @@ class ProductAdmin(ModelView):
 
     form = ProductForm
     can_delete = False
-    column_list = ("id", "name", "unit_amount", "stock", "available", "active")
-    column_labels = {"unit_amount": "Price", "available": "Available"}
+    column_list = ("id", "name", "unit_amount", "stock", "reserved", "available", "active")
+    column_labels = {"unit_amount": "Price", "reserved": "Reserved", "available": "Available"}
+    column_descriptions = {"reserved": "Units held by carts being paid for (frozen by the handshake)"}
     column_formatters = {
         "unit_amount": _money,
+        "reserved": lambda _v, _c, m, _n: g.reserved.get(m.id, 0) if m.stock is not None else "",
         "available": lambda _v, _c, m, _n: "" if g.available.get(m.id) is None else g.available[m.id],
     }
 
     def get_list(self, *args, **kwargs):
-        # The catalog's own count, for every product in one statement (not a query per row), read in the
+        # The catalog's own counts, for every product in one statement (not a query per row), read in the
         # merchant's use case before Flask-Admin opens its own transaction for the page's rows.
-        g.available = {product["id"]: product["available"] for product in service.list_products(current_shop())}
+        listed = service.list_products(current_shop())
+        g.available = {product["id"]: product["available"] for product in listed}
+        g.reserved = {product["id"]: product["reserved"] for product in listed}
         return super().get_list(*args, **kwargs)
 
     def _body(self, form):
@@ -189,10 +195,56 @@ class OrderAdmin(ModelView):
         return redirect(url_for(".details_view", id=order_id))
 
 
+NEEDS_ATTENTION = (WebhookEvent.processed_at.is_(None), WebhookEvent.attempts >= inbox.ATTENTION_ATTEMPTS)
+
+
+def _orders_of_event(_view, _context, model, _name):
+    links = (
+        f'<a href="{url_for("admin_orders.details_view", id=order_id)}">{order_id}</a>'
+        for order_id in g.attention_orders.get(model.object_id, [])
+    )
+    return Markup(", ".join(links) or "none yet")
+
+
+class AttentionAdmin(ModelView):
+    """Payments whose webhook event keeps failing (ATTENTION_ATTEMPTS tries or more): the error a person
+    must look at. Read-only: the store keeps retrying each until it is processed, then it leaves the list."""
+
+    can_create = can_edit = can_delete = False
+    column_list = ("received_at", "id", "type", "object_id", "orders", "attempts", "last_error", "due_at")
+    column_labels = {
+        "id": "Event",
+        "object_id": "PaymentIntent (or charge)",
+        "last_error": "Last error",
+        "due_at": "Next try",
+    }
+    column_formatters = {"orders": _orders_of_event}
+    column_default_sort = "received_at"
+
+    def get_query(self):
+        return super().get_query().filter(*NEEDS_ATTENTION)
+
+    def get_count_query(self):
+        return super().get_count_query().filter(*NEEDS_ATTENTION)
+
+    def get_list(self, *args, **kwargs):
+        count, events = super().get_list(*args, **kwargs)
+        pi_ids = sorted({event.object_id for event in events if event.object_id})
+        g.attention_orders = service.orders_of_payments(db.session.connection(), pi_ids)
+        return count, events
+
+
+def _attention_count(conn):
+    return conn.execute(select(func.count()).select_from(WebhookEvent).where(*NEEDS_ATTENTION)).scalar_one()
+
+
 class StoreIndex(AdminIndexView):
     @expose("/")
     def index(self):
-        return self.render("admin/store_index.html", status_counts=service.status_counts(db.session.connection()))
+        conn = db.session.connection()
+        return self.render(
+            "admin/store_index.html", status_counts=service.status_counts(conn), attention=_attention_count(conn)
+        )
 
 
 def register_admin(app):
@@ -206,4 +258,7 @@ def register_admin(app):
     )
     admin.add_view(ProductAdmin(Product, db, name="Products", endpoint="admin_products", url="/admin/products"))
     admin.add_view(OrderAdmin(Order, db, name="Orders", endpoint="admin_orders", url="/admin/orders"))
+    admin.add_view(
+        AttentionAdmin(WebhookEvent, db, name="Needs attention", endpoint="admin_attention", url="/admin/attention")
+    )
     return admin

@@ -29,12 +29,24 @@ def update_product(product_id):
     return jsonify(service.update_product(current_shop(), product_id, json_body()))
 
 
+@bp.get("/reservations")
+def reservations():
+    """The metric of held stock: units reserved by frozen carts, in total, per product and per address."""
+    return jsonify(service.reservation_report(current_shop()))
+
+
 @bp.get("/orders")
 def list_orders():
     status = request.args.get("status") or None
     if status is not None and status not in ORDER_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(sorted(ORDER_STATUSES))}", code="invalid_status")
     return jsonify(service.list_orders(current_shop(), status))
+
+
+@bp.get("/attention")
+def needing_attention():
+    """Payments whose webhook event keeps failing: the error, the attempts, the orders (still retried)."""
+    return jsonify(service.needing_attention(current_shop()))
 
 
 @bp.get(f"/orders/<{ID}:order_id>")

@@ -15,6 +15,7 @@ from ..checkout.service import order_view
 from ..errors import Conflict, NotFound, PaymentUnavailable
 from ..models import Order, Product
 from ..payments.gateway import PaymentError
+from ..webhooks import inbox
 from . import domain, history, stock
 from .pricing import reprice_carts
 
@@ -25,14 +26,16 @@ REVIEW_FIRST = case((orders.c.status == "needs_review", 0), else_=1)
 NEWEST_FIRST = (orders.c.created_at.desc(), orders.c.id.desc())
 
 
-def product_view(product, available):
-    """A product as the merchant sees it: on hand, and what a shopper can still add (the catalog's count)."""
+def product_view(product, available, reserved=0):
+    """A product as the merchant sees it: on hand, held by frozen carts, and what a shopper can still add
+    (the catalog's count)."""
     return {
         "id": product.id,
         "name": product.name,
         "unit_amount": product.unit_amount,
         "currency": product.currency,
         "stock": product.stock,
+        "reserved": reserved,
         "available": None if available is None else max(0, available),
         "active": product.active,
     }
@@ -42,8 +45,28 @@ def list_products(shop):
     """Every product, active or not, in id order."""
     with shop.uow() as uow:
         rows = products_with_availability(uow.conn, active_only=False)
+        reserved = stock.reserved_per_product(uow.conn)
         uow.commit()
-    return [product_view(row, row.available) for row in rows]
+    return [product_view(row, row.available, reserved.get(row.id, 0)) for row in rows]
+
+
+def reservation_report(shop, top=10):
+    """Units held by frozen carts: in total, per product holding any, and by the client addresses holding
+    the most (the metric that shows a client hoarding stock)."""
+    with shop.uow() as uow:
+        per_product = stock.reserved_per_product(uow.conn)
+        names = dict(uow.conn.execute(select(products.c.id, products.c.name)).all())
+        frozen = stock.frozen_carts(uow.conn)
+        holders = stock.top_holders(uow.conn, top)
+        uow.commit()
+    return {
+        "reserved_units": sum(per_product.values()),
+        "frozen_carts": frozen,
+        "products": [
+            {"id": pid, "name": names.get(pid), "reserved": units} for pid, units in sorted(per_product.items())
+        ],
+        "top_addresses": [{"address": a, "frozen_carts": f, "reserved": u} for a, f, u in holders],
+    }
 
 
 def create_product(shop, body):
@@ -82,13 +105,14 @@ def update_product(shop, product_id, body, shown=None):
         if product is None:
             raise NotFound(f"No product with id {product_id}.", code="product_not_found")
         _check_unchanged(product, changes, shown)
+        reserved = stock.reserved_units(uow.conn, product_id)
         if "stock" in changes:
-            domain.check_stock_level(changes["stock"], stock.reserved_units(uow.conn, product_id))
+            domain.check_stock_level(changes["stock"], reserved)
         if changes:
             product = uow.conn.execute(
                 update(products).where(products.c.id == product_id).values(changes).returning(*products.c)
             ).one()
-        view = product_view(product, available_of(uow.conn, product_id))
+        view = product_view(product, available_of(uow.conn, product_id), reserved)
         uow.commit()
     # Whenever the request names a price or for-sale (even unchanged): repricing is idempotent, so a PATCH
     # retried after a failure part-way brings the carts it did not reach to the catalog.
@@ -115,6 +139,42 @@ def status_counts(conn):
     """[(status, count)] of the orders, `needs_review` first."""
     rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
     return sorted(rows, key=lambda row: (row[0] != "needs_review", row[0]))
+
+
+def orders_of_payments(conn, pi_ids):
+    """{PaymentIntent id: [order ids]} for the given PaymentIntents."""
+    found = {}
+    if pi_ids:
+        query = select(orders.c.payment_intent_id, orders.c.id).where(orders.c.payment_intent_id.in_(pi_ids))
+        for pi_id, order_id in conn.execute(query.order_by(orders.c.id)):
+            found.setdefault(pi_id, []).append(order_id)
+    return found
+
+
+def needing_attention(shop):
+    """Webhook events whose handler keeps failing (still retried), oldest first, with their payment's orders:
+    a payment may be waiting on one, so a person looks at the error."""
+    with shop.uow() as uow:
+        events = inbox.needs_attention(uow.conn)
+        orders_by_pi = orders_of_payments(uow.conn, sorted({event.object_id for event in events}))
+        uow.commit()
+    return [attention_view(event, orders_by_pi.get(event.object_id, [])) for event in events]
+
+
+def attention_view(event, order_ids):
+    """One event needing attention as the merchant's API shows it."""
+    charge = event.type.startswith("charge.")
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "payment_intent_id": None if charge else event.object_id,
+        "charge_id": event.object_id if charge else None,
+        "order_ids": order_ids,
+        "attempts": event.attempts,
+        "last_error": event.last_error,
+        "received_at": event.received_at.isoformat() + "Z",
+        "next_attempt_at": event.due_at.isoformat() + "Z" if event.due_at else None,
+    }
 
 
 def merchant_order_view(order):

@@ -6,10 +6,11 @@ the last unit are serialised by the database: the second counts the first's rese
 
 from sqlalchemy import delete, func, insert, select, update
 
-from ..models import Product, StockReservation
+from ..models import Cart, Order, Product, StockReservation
 from . import domain
 
 products, reservations = Product.__table__, StockReservation.__table__
+carts, orders = Cart.__table__, Order.__table__
 
 
 def lock_products(conn, product_ids):
@@ -83,3 +84,32 @@ def release(conn, order_id):
 def reserved_units(conn, product_id):
     """Units of one product held by frozen carts."""
     return held(conn, [product_id]).get(product_id, 0)
+
+
+def reserved_per_product(conn):
+    """{product_id: units} held by frozen carts, for every product that has any held."""
+    rows = conn.execute(
+        select(reservations.c.product_id, func.sum(reservations.c.quantity)).group_by(reservations.c.product_id)
+    ).all()
+    return {pid: int(units) for pid, units in rows}
+
+
+def frozen_carts(conn):
+    """How many carts are frozen (whether or not they hold tracked stock)."""
+    return conn.scalar(select(func.count()).where(carts.c.status == "frozen"))
+
+
+def top_holders(conn, limit):
+    """[(address, frozen carts, units reserved)] of the client addresses holding the most units, most first
+    (freezes made before the address was recorded are under None)."""
+    units = func.coalesce(func.sum(reservations.c.quantity), 0)
+    rows = conn.execute(
+        select(carts.c.frozen_from, func.count(func.distinct(carts.c.id)), units)
+        .select_from(carts.outerjoin(orders, orders.c.cart_id == carts.c.id))
+        .outerjoin(reservations, reservations.c.order_id == orders.c.id)
+        .where(carts.c.status == "frozen")
+        .group_by(carts.c.frozen_from)
+        .order_by(units.desc(), carts.c.frozen_from)
+        .limit(limit)
+    ).all()
+    return [(address, int(freezes), int(held_units)) for address, freezes, held_units in rows]

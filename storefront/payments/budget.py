@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 
+from ..ops.instruments import BUDGET_WAIT_SECONDS
 from .domain import next_update_slot
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class LocalBudget:
             waited += seconds
             if self._clock() - due <= 2 * self._interval:
                 break
+        BUDGET_WAIT_SECONDS.observe(max(waited, 0.0))
         return waited
 
 

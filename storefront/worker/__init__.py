@@ -11,6 +11,7 @@ makes a web process do no background work at all (`flask --app storefront worker
 import logging
 import threading
 
+from ..ops.heartbeat import Heartbeat
 from ..payments.budget import reconcile_budget, update_budget
 from ..payments.sync import unclaimed_lagging
 from ..webhooks import inbox
@@ -38,6 +39,7 @@ class Worker:
         budget = update_budget(app.config, sleep)
         self.syncs = CartSyncs(app, start_task, shop_factory, budget=budget, sleep=sleep)
         self.jobs = periodic_jobs(app.config, reconcile_budget(app.config, sleep))
+        self.heartbeat = Heartbeat()
         self._running, self._loops = False, 0
         self._draining, self._drain_again = False, False
         self._lock = threading.Lock()
@@ -90,8 +92,9 @@ class Worker:
                 self._loops -= 1
 
     def turn(self, shop):
-        """One turn of the first loop: lagging carts found, due webhook events handled."""
-        _run_steps(shop, (self._find_lagging, _process_events))
+        """One turn of the first loop: the heartbeat (what /readyz reads), lagging carts found, due webhook events
+        handled. Not the jobs' loop: a reconcile pass may rightly take minutes."""
+        _run_steps(shop, (self.heartbeat.beat, self._find_lagging, _process_events))
 
     def run_jobs(self, shop):
         """One turn of the second loop: each periodic job run if it is due and this store's turn."""

@@ -164,8 +164,11 @@
       self.showAmount(result.paymentIntent);
       self.root.appendChild(self.section("card", "Card", "sandbox-method-card",
                                         "sandbox-card-number", TEST_CARDS));
-      self.root.appendChild(self.section("sepa", "SEPA Direct Debit", "sandbox-method-sepa",
-                                        "sandbox-iban", TEST_IBANS));
+      // As Stripe's Payment Element: only the methods the PaymentIntent takes (SEPA Debit is eur only).
+      if ((result.paymentIntent.payment_method_types || []).indexOf("sepa_debit") >= 0) {
+        self.root.appendChild(self.section("sepa", "SEPA Direct Debit", "sandbox-method-sepa",
+                                          "sandbox-iban", TEST_IBANS));
+      }
       self.emit("ready", {elementType: "payment"});
     });
     return this;

@@ -32,16 +32,20 @@ RECORD_CHECKOUT_STATES = """() => {
 }"""
 
 
-def money(cents):
-    """Dollars as the pages show them (Intl.NumberFormat, en-US)."""
-    return f"${cents / 100:,.2f}"
+SIGNS = {"usd": "$", "eur": "€"}
+
+
+def money(cents, currency="usd"):
+    """Dollars (or euros) as the pages show them (Intl.NumberFormat, en-US)."""
+    return f"{SIGNS[currency]}{cents / 100:,.2f}"
 
 
 class Tab:
     """One page of a shopper's browser context."""
 
-    def __init__(self, page: Page):
+    def __init__(self, page: Page, currency="usd"):
         self.page = page
+        self.currency = currency  # the store's: SEPA Debit needs an eur store, as on Stripe
 
     def __getitem__(self, testid):
         return self.page.get_by_test_id(testid)
@@ -88,8 +92,8 @@ class Tab:
         return self
 
     def expect_ready_to_pay(self, total, timeout=10_000):
-        expect(self["checkout-total"]).to_have_text(money(total), timeout=timeout)
-        expect(self["checkout-amount"]).to_have_text(money(total), timeout=timeout)
+        expect(self["checkout-total"]).to_have_text(money(total, self.currency), timeout=timeout)
+        expect(self["checkout-amount"]).to_have_text(money(total, self.currency), timeout=timeout)
         expect(self["pay-button"]).to_be_enabled(timeout=timeout)
 
     def fill_card(self, number):

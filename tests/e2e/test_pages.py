@@ -107,11 +107,18 @@ def test_html_errors_favicon_and_content_security_policy(server, shoppers):
     expect(tab.page.locator("link[rel=icon]")).to_have_attribute("href", "/favicon.ico")
 
 
+@pytest.fixture
+def eur_server(make_server):
+    """A store selling in eur: SEPA Debit takes eur only, as on Stripe."""
+    return make_server(STORE_CURRENCY="eur")
+
+
 @SIZES
-def test_frozen_cart_is_visible_on_every_page_before_a_click(server, shoppers, viewport):
+def test_frozen_cart_is_visible_on_every_page_before_a_click(eur_server, shoppers, viewport):
+    server = eur_server
     a, b = server.products()[:2]
     shopper = shoppers(server, viewport)
-    paying = Tab(shopper.new_page())
+    paying = Tab(shopper.new_page(), currency="eur")
     paying.buy(a["id"], 1)
     paying.open_checkout(a["unit_amount"])
     catalog = Tab(shopper.new_page()).open("/")
@@ -187,10 +194,11 @@ SEPA_IBAN_FAILS = "AT861904300235473202"
 
 
 @SIZES
-def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, shoppers, viewport):
+def test_order_page_says_what_was_bought_when_how_and_what_happens_next(eur_server, shoppers, viewport):
+    server = eur_server  # SEPA Debit needs an eur store
     a, b = server.products()[:2]
     shopper = shoppers(server, viewport)
-    card = Tab(shopper.new_page())
+    card = Tab(shopper.new_page(), currency="eur")
     card.buy(a["id"], 2)
     card.open_checkout(2 * a["unit_amount"])
     card.fill_card(VISA)
@@ -201,7 +209,7 @@ def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, 
     expect(card["order-date"]).to_have_text(re.compile(r"\b20\d\d\b"))
     expect(card["order-next"]).to_contain_text("Your payment was received")
     expect(card[f"order-line-{a['id']}"]).to_contain_text(f"2 × {a['name']}")
-    expect(card["order-amount"]).to_have_text(money(2 * a["unit_amount"]))
+    expect(card["order-amount"]).to_have_text(money(2 * a["unit_amount"], "eur"))
     assert_page_is_sound(card.page, "paid order")
 
     # Refunded at Stripe: the order page follows and says when the money comes back.
@@ -214,10 +222,10 @@ def test_order_page_says_what_was_bought_when_how_and_what_happens_next(server, 
     )
     assert refund.ok, refund.text
     expect(card["order-status"]).to_have_text("Refunded", timeout=20_000)
-    expect(card["order-next"]).to_contain_text(f"We refunded {money(2 * a['unit_amount'])}")
+    expect(card["order-next"]).to_contain_text(f"We refunded {money(2 * a['unit_amount'], 'eur')}")
 
     # A SEPA debit that is still processing says a bank debit takes days; when it fails, why, and the way back.
-    debit = Tab(shopper.new_page())
+    debit = Tab(shopper.new_page(), currency="eur")
     debit.buy(b["id"], 1)
     debit.open_checkout(b["unit_amount"])
     debit.fill_sepa(SEPA_IBAN_FAILS)

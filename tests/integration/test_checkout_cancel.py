@@ -16,6 +16,12 @@ pytestmark = pytest.mark.timeout(90)
 SEPA = {"payment_method_data[type]": "sepa_debit", "payment_method_data[sepa_debit][iban]": "AT611904300234573201"}
 
 
+@pytest.fixture
+def eur_store(make_store, sandbox):
+    """A store selling in eur: SEPA Debit takes eur only, as on Stripe."""
+    return make_store(sandbox=sandbox, CURRENCY="eur")
+
+
 def cancel(client, **kwargs):
     return client.post("/api/checkout/cancel", **kwargs)
 
@@ -57,7 +63,8 @@ def cancel_releases_the_freeze(store, stripe_client, paid_with):
     assert again["payment_intent_id"] != started["payment_intent_id"] and again["amount"] == cart["total"]
 
 
-def test_cancel_is_refused_while_the_payment_is_processing(store, stripe_client):
+def test_cancel_is_refused_while_the_payment_is_processing(eur_store, stripe_client):
+    store = eur_store
     shopper = store.client()
     _, started, order_id = start_and_confirm(shopper, (1, 1))
     assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, **SEPA)[0] == 200
@@ -184,7 +191,8 @@ def test_reconcile_keeps_a_freeze_whose_shopper_is_still_authenticating(make_sto
     assert shopper.get(f"/api/orders/{order_id}").get_json()["status"] == "awaiting_payment"
 
 
-def test_a_cancel_that_loses_the_race_to_a_payment_is_refused_by_stripe(store):
+def test_a_cancel_that_loses_the_race_to_a_payment_is_refused_by_stripe(eur_store):
+    store = eur_store
     shopper = store.client()
     _, started, _ = start_and_confirm(shopper, (1, 1))
     assert browser_confirm(store.sandbox.url, store.sandbox.publishable_key, started, **SEPA)[0] == 200
@@ -257,7 +265,8 @@ def test_a_payment_intent_stripe_forgot_frees_its_cart(store, stripe_client):
         assert stripe_client.v1.payment_intents.retrieve(again.get_json()["payment_intent_id"]).amount == cart["total"]
 
 
-def test_a_cancel_refused_while_processing_does_not_refuse_the_next_freezes_cancel(store, stripe_client):
+def test_a_cancel_refused_while_processing_does_not_refuse_the_next_freezes_cancel(eur_store, stripe_client):
+    store = eur_store
     shopper = store.client()
     cart, started, order_id = start_and_confirm(shopper, (1, 1))
     failing_debit = {**SEPA, "payment_method_data[sepa_debit][iban]": "AT861904300235473202"}

@@ -386,6 +386,7 @@ def test_products_are_created_and_edited_and_bad_input_is_refused(shop):
         "unit_amount": 1800,
         "currency": "usd",
         "stock": 5,
+        "reserved": 0,
         "available": 5,
         "active": True,
     }

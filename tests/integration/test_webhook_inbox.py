@@ -1,5 +1,5 @@
-"""The webhook inbox: an event is acknowledged without a Stripe request, processed once, retried after a
-failure Stripe caused, and never applied twice by two workers at once."""
+"""The webhook inbox: an event is acknowledged without a Stripe request, processed once, retried after any
+failure (Stripe's, or its handler's), and never applied twice by two workers at once."""
 
 import dataclasses
 import json
@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from storefront.extensions import db
 from storefront.models import WebhookEvent, utcnow
+from storefront.webhooks import inbox
 from storefront.webhooks.inbox import process_due
 from storefront.wiring import current_shop
 from tests.shopping import browser_confirm, control, post_event, start_and_confirm
@@ -138,6 +139,31 @@ def test_a_malformed_event_is_acknowledged_and_never_due(store):
     assert worker.wakes == 0
     assert inbox_row(store, malformed["id"]).processed_at is not None
     assert process(store) == 0
+
+
+@pytest.mark.parametrize("error", [KeyError, TypeError, ValueError, AttributeError, OSError, OverflowError])
+def test_a_handler_raising_what_a_malformed_shape_raises_is_retried_not_dropped(store, monkeypatch, error):
+    """Shapes are checked at receipt: inside a handler these are a bug or a fault, so the event stays due."""
+    with_recording_worker(store)
+    [event] = signed_events(1)
+    real, calls = inbox.HANDLERS[event["type"]], []
+
+    def failing_once(shop, claimed):
+        calls.append(claimed.id)
+        if len(calls) == 1:
+            raise error("a bug in the handler")
+        return real(shop, claimed)
+
+    monkeypatch.setitem(inbox.HANDLERS, event["type"], failing_once)
+    assert post_event(store.client(), event, store.app.config["STRIPE_WEBHOOK_SECRET"]).status_code == 200
+    assert process(store) == 1
+    row = inbox_row(store, event["id"])
+    assert row.processed_at is None and row.claimed_until is None and row.due_at > utcnow()
+    assert row.last_error.startswith(error.__name__) and "a bug in the handler" in row.last_error
+    assert process(store) == 0  # its backoff holds it back
+    assert process(store, later_seconds=60) == 1
+    row = inbox_row(store, event["id"])
+    assert (row.processed_at is not None, row.attempts, len(calls)) == (True, 2, 2)
 
 
 def signed_events(count):

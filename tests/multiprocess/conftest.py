@@ -20,7 +20,7 @@ import socketio
 from bench.stack import ServerProcess, free_port, store_env
 from bench.stripe_meter import StripeMeter
 from stripe_sandbox.server import SandboxServer
-from tests.conftest import wait_for
+from tests.conftest import NO_HOLD_LIMITS, wait_for
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -107,6 +107,7 @@ def cluster(postgres_url, redis_url, metered_sandbox, tmp_path, server_kind, wor
         "RECONCILE_INTERVAL_SECONDS": "0",
         "STRIPE_TIMEOUT": "20",
         "CART_RATE_LIMIT": "1000 per second",
+        **{name: str(value) for name, value in NO_HOLD_LIMITS.items()},
         "WORKER": "off" if worker_kind == "separate" else "embedded",
     }
     processes = [SERVERS[server_kind](f"store{i}", store_env(port=free_port(), **common), tmp_path) for i in (1, 2)]

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from stripe_sandbox.server import SandboxServer
-from tests.conftest import wait_for
+from tests.conftest import NO_HOLD_LIMITS, wait_for
 from tests.shopping import browser_confirm, control
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -61,6 +61,7 @@ class Server:
             "RECONCILE_INTERVAL_SECONDS": "0",
             "PYTHONUNBUFFERED": "1",
             "CART_RATE_LIMIT": "1000 per second",
+            **{name: str(value) for name, value in NO_HOLD_LIMITS.items()},
             **{k: str(v) for k, v in settings.items()},
         }
         for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_API_BASE", "SOCKETIO_MESSAGE_QUEUE"):

@@ -134,11 +134,14 @@ def test_expand_latest_charge_and_payment_method(stripe_client):
     pi = paid(stripe_client, expand=["latest_charge", "payment_method"])
     assert pi.latest_charge.object == "charge" and pi.latest_charge.amount == 5000
     assert pi.payment_method.object == "payment_method" and pi.payment_method.card.last4 == "4242"
-    again = stripe_client.v1.payment_intents.retrieve(
-        pi.id, params={"expand": ["latest_charge.balance_transaction", "customer"]}
+    again = stripe_client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge", "customer"]})
+    assert again.latest_charge.id == pi.latest_charge.id and again.customer is None
+    # A captured charge has a balance transaction on Stripe; the sandbox keeps none to expand, so it refuses.
+    assert again.latest_charge.balance_transaction.startswith("txn_")
+    err = refused(
+        stripe_client.v1.payment_intents.retrieve, pi.id, params={"expand": ["latest_charge.balance_transaction"]}
     )
-    assert again.latest_charge.id == pi.latest_charge.id
-    assert again.latest_charge.balance_transaction is None and again.customer is None
+    assert "cannot be expanded (latest_charge.balance_transaction)" in err.user_message
     plain = stripe_client.v1.payment_intents.retrieve(pi.id)
     assert isinstance(plain.latest_charge, str)
 
@@ -180,8 +183,8 @@ def raw_get(sandbox, path, **headers):
 def test_stripe_version_is_echoed(sandbox, stripe_client):
     pi = create(stripe_client)
     assert pi.last_response.headers["Stripe-Version"] == stripe.api_version
-    older = make_versioned_client(sandbox, "2024-06-20")
-    assert older.v1.payment_intents.retrieve(pi.id).last_response.headers["Stripe-Version"] == "2024-06-20"
+    monthly = make_versioned_client(sandbox, "2026-09-30.endive")  # a monthly version of the same release
+    assert monthly.v1.payment_intents.retrieve(pi.id).last_response.headers["Stripe-Version"] == "2026-09-30.endive"
     assert raw_get(sandbox, "/v1/events").headers["Stripe-Version"] == stripe.api_version
 
 
@@ -213,10 +216,12 @@ def test_expand_nests_and_a_list_expands_each_item(stripe_client):
     assert "more than 4 levels" in err.user_message
 
 
-def test_a_customer_the_sandbox_does_not_have_cannot_be_expanded(stripe_client):
-    pi = create(stripe_client, customer="cus_123")
-    err = refused(stripe_client.v1.payment_intents.retrieve, pi.id, params={"expand": ["customer"]})
-    assert "cannot be expanded (customer)" in err.user_message
+def test_a_customer_the_sandbox_does_not_have_is_refused(stripe_client):
+    """Stripe answers an unknown customer with resource_missing on `customer`; the sandbox has no Customers."""
+    count = len(stripe_client.v1.payment_intents.list().data)
+    err = refused(create, stripe_client, customer="cus_123")
+    assert (err.code, err.param, err.user_message) == ("resource_missing", "customer", "No such customer: 'cus_123'")
+    assert len(stripe_client.v1.payment_intents.list().data) == count
 
 
 def test_a_publishable_key_expands_only_the_payment_method(sandbox, stripe_client):

@@ -96,3 +96,13 @@ def test_sepa_is_processing(page, stripe_client):
 
     pay(page, stripe_client, fill)
     assert result(page) == {"status": "processing"}
+
+
+def test_a_usd_payment_is_not_offered_sepa(page, stripe_client):
+    """As Stripe's Payment Element, the shim offers only the PaymentIntent's payment_method_types: SEPA Debit
+    takes eur only (docs.stripe.com/payments/sepa-debit), so a usd PaymentIntent shows the card alone."""
+    pi = stripe_client.v1.payment_intents.create(params={"amount": 4200, "currency": "usd"})
+    page.evaluate("secret => window.start(secret)", pi.client_secret)
+    page.wait_for_selector("[data-testid=sandbox-method-card]")
+    assert page.locator("[data-testid=sandbox-method-sepa]").count() == 0
+    assert page.locator("[data-testid=sandbox-iban]").count() == 0

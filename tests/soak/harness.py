@@ -52,6 +52,8 @@ STORE = {
     "CART_RATE_LIMIT": "20 per second; 600 per hour",
     "LOG_LEVEL": "ERROR",
     "ADMIN_PASSWORD": "soak-merchant",
+    # Shoppers pay by card and by SEPA Debit, which takes eur only (as on Stripe): the soak's store sells in eur.
+    "CURRENCY": "eur",
 }
 ADMIN = {"Authorization": "Basic " + base64.b64encode(b"admin:soak-merchant").decode()}
 # Stock the merchant sets once, before the shoppers: the checker holds these to an exact ledger.

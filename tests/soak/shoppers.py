@@ -170,6 +170,10 @@ class Shopper:
             status, pi = self.stripe("POST", path, data)
             if status not in (429, 500, 599):
                 break
+        refusal = (pi.get("error") or {}).get("message", "") if status == 400 else ""
+        if "is not allowed for this PaymentIntent" in refusal:
+            # The store offered a method its PaymentIntent does not take (SEPA Debit on a non-eur cart).
+            self.trace.problems.append(f"{kind} refused by Stripe: {refusal}")
         if status == 200 and pi.get("status") == "requires_action":
             outcome = "fail" if kind == "3ds_fail" else "complete"
             self.stripe(
