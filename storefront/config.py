@@ -81,7 +81,7 @@ class Config:
         self.RESERVATION_SECONDS = _env_float(env, "RESERVATION_SECONDS", 180)
         # What one client may hold in frozen carts at once (0: no limit): a session is its cookie, which a
         # client can drop, so the address bounds a client; it is request.remote_addr (behind a proxy, the
-        # proxy's unless the server is told to trust its forwarding headers), and shoppers behind one NAT share it.
+        # proxy's unless TRUSTED_PROXY_HOPS counts it), and shoppers behind one NAT share it.
         self.RESERVE_FREEZES_PER_SESSION = int(env.get("RESERVE_FREEZES_PER_SESSION", 2))
         self.RESERVE_UNITS_PER_SESSION = int(env.get("RESERVE_UNITS_PER_SESSION", 10))
         self.RESERVE_FREEZES_PER_ADDRESS = int(env.get("RESERVE_FREEZES_PER_ADDRESS", 3))
