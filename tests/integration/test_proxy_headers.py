@@ -33,7 +33,7 @@ class Recorder(logging.Handler):
 
 @pytest.fixture
 def refusals():
-    """The WARNINGs of storefront.proxy, as messages (its own handler: the migrations reset the root's)."""
+    """The WARNINGs of storefront.proxy, as messages (a handler of its own: each record counted once)."""
     logger, recorder = logging.getLogger("storefront.proxy"), Recorder()
     logger.addHandler(recorder)
     yield lambda: [record.getMessage() for record in recorder.records]
