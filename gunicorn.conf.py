@@ -12,6 +12,10 @@ from worker_process import start_worker, stop_child, worker_mode
 
 _children = []
 
+# gunicorn would believe X-Forwarded-Proto from 127.0.0.1 by default (forwarded_allow_ips): off, so the one
+# setting that decides which forwarded headers count is the app's TRUSTED_PROXY_HOPS (storefront/proxy.py).
+secure_scheme_headers = {}
+
 
 def on_starting(server):
     """Before the web worker forks: it inherits WORKER=off when the worker runs beside it."""

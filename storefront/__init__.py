@@ -13,6 +13,7 @@ from .extensions import db, limiter, migrate, socketio
 from .guards import ShopJSONProvider
 from .logs import configure_logging, install_request_logging
 from .merchant.throttle import LoginThrottle
+from .proxy import socket_origin_check, trust_proxies
 from .realtime import limits as socket_limits
 from .realtime.redis_queue import push_queue
 from .secret_key import installation_secret
@@ -86,13 +87,17 @@ def register_extensions(app):
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         # Always given (None without a queue): the singleton would otherwise keep an earlier app's manager.
         client_manager=push_queue(app.config),
-        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
+        # The page's own origin, as the app believes it (behind a proxy: what TRUSTED_PROXY_HOPS lets it believe).
+        cors_allowed_origins=(
+            app.config.get("SOCKETIO_CORS_ORIGINS") or socket_origin_check(app.config["TRUSTED_PROXY_HOPS"])
+        ),
         manage_session=False,
         # One event of a connection at a time: a flood waits on its own socket, not in the server's memory.
         async_handlers=False,
         max_http_buffer_size=app.config["SOCKETIO_MAX_MESSAGE_BYTES"],
     )
     socket_limits.install(app, socketio)
+    trust_proxies(app)  # last: outside the engine.io middleware init_app installed
 
 
 def register_payments(app):

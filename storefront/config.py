@@ -52,6 +52,11 @@ class Config:
         # The pub/sub channel on the queue: stores (or test runs) sharing one Redis need their own,
         # since Redis pub/sub ignores the database number and every store has a room `cart:1`.
         self.SOCKETIO_CHANNEL = env.get("SOCKETIO_CHANNEL", "flask-socketio")
+        # How many reverse proxies stand in front of the app, each setting X-Forwarded-For/-Proto/-Host/-Port
+        # (werkzeug's ProxyFix; storefront/proxy.py). 0 believes none of those headers, since any client can
+        # send them; behind one nginx, 1. It counts hops, not addresses: the app's port must be reachable only
+        # through the proxy (bind it to 127.0.0.1 or a private network), or a client could speak as the proxy.
+        self.TRUSTED_PROXY_HOPS = _non_negative_int(env, "TRUSTED_PROXY_HOPS")
         self.STRIPE_WEBHOOK_SECRET = env.get("STRIPE_WEBHOOK_SECRET", "")
         self.STRIPE_SECRET_KEY = env.get("STRIPE_SECRET_KEY", "")
         # No secret key means offline: the local Stripe sandbox, with its well-known test keys.
@@ -78,7 +83,7 @@ class Config:
         self.RESERVATION_SECONDS = _env_float(env, "RESERVATION_SECONDS", 180)
         # What one client may hold in frozen carts at once (0: no limit): a session is its cookie, which a
         # client can drop, so the address bounds a client; it is request.remote_addr (behind a proxy, the
-        # proxy's unless the server is told to trust its forwarding headers), and shoppers behind one NAT share it.
+        # proxy's unless TRUSTED_PROXY_HOPS counts it), and shoppers behind one NAT share it.
         self.RESERVE_FREEZES_PER_SESSION = int(env.get("RESERVE_FREEZES_PER_SESSION", 2))
         self.RESERVE_UNITS_PER_SESSION = int(env.get("RESERVE_UNITS_PER_SESSION", 10))
         self.RESERVE_FREEZES_PER_ADDRESS = int(env.get("RESERVE_FREEZES_PER_ADDRESS", 3))
@@ -158,6 +163,13 @@ class Config:
         # while a merchant locked out by someone else's guessing waits at most a minute after it stops.
         self.ADMIN_LOGIN_RATE_LIMIT = env.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")
         self.ADMIN_ACCOUNT_RATE_LIMIT = env.get("ADMIN_ACCOUNT_RATE_LIMIT", "30 per minute")
+
+
+def _non_negative_int(env, name):
+    value = env.get(name) or "0"
+    if not value.isdigit():
+        raise RuntimeError(f"{name} must be a whole number of 0 or more, not {value!r}")
+    return int(value)
 
 
 def _database_url(url):

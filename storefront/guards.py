@@ -1,9 +1,10 @@
 """Request guards shared by the JSON routes: JSON bodies only, and no cross-site writes."""
 
-from flask import request
+from flask import current_app, request
 from flask.json.provider import DefaultJSONProvider
 
 from .errors import InvalidInput, ShopError
+from .proxy import log_refused_origin, served_origin
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SAME_SITE_FETCH = frozenset({"same-origin", "none"})
@@ -49,9 +50,15 @@ def refuse_cross_site():
     if request.method in SAFE_METHODS or not request.path.startswith(("/api/", "/admin/api/")):
         return None
     site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in SAME_SITE_FETCH:
-        raise CrossSiteRequest("Cross-site requests are not allowed.")
     origin = request.headers.get("Origin")
-    if origin is not None and origin != request.host_url.rstrip("/"):
-        raise CrossSiteRequest("Cross-site requests are not allowed.")
+    if site is not None and site not in SAME_SITE_FETCH:
+        refuse(f"a {request.method} {request.path!r} (Sec-Fetch-Site: {site!r})", origin)
+    if origin is not None and origin != served_origin(request.environ):
+        refuse(f"a {request.method} {request.path!r}", origin)
     return None
+
+
+def refuse(what, origin):
+    """Log the refusal with what the app believed (a misconfigured proxy shows at once), then answer 403."""
+    log_refused_origin(what, origin, request.environ, current_app.config["TRUSTED_PROXY_HOPS"])
+    raise CrossSiteRequest("Cross-site requests are not allowed.")

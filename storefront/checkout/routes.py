@@ -31,7 +31,7 @@ def _address_key():
 
 def _client():
     """Who asks for the handshake: the address the request came from (request.remote_addr: behind a proxy,
-    the proxy's unless the server trusts its forwarding headers) and the session's own id, given once."""
+    the proxy's unless TRUSTED_PROXY_HOPS counts it) and the session's own id, given once."""
     sid = session.get("hold_id")
     if not isinstance(sid, str):
         sid = session["hold_id"] = secrets.token_hex(8)
