@@ -39,6 +39,9 @@ def create_app(config=None):
         instance_path=overrides.get("INSTANCE_PATH", settings.INSTANCE_PATH),
     )
     app.json = ShopJSONProvider(app)
+    # A path with doubled slashes is not found (a JSON 404 under /api/), not redirected: an API answers what
+    # was asked, and a redirect would turn e.g. PUT /api/cart/items//0 into a non-JSON 308.
+    app.url_map.merge_slashes = False
     app.config.from_object(settings)
     app.config.update(overrides)
     check_production_safety(app.config)

@@ -79,7 +79,7 @@ content_types = st.sampled_from(
 path_ids = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.text(max_size=30),
-    st.sampled_from(["1", "0", "01", "²", "١", "9" * 5000, "1.0", "1e3", "-1", " 1", "%00", "..", "1/2"]),
+    st.sampled_from(["1", "0", "01", "²", "١", "9" * 5000, "1.0", "1e3", "-1", " 1", "%00", "..", "1/2", "/0", "//"]),
 ).map(lambda s: urllib.parse.quote(s, safe=""))
 ROUTES = [
     ("POST", "/api/cart/items"),
@@ -143,6 +143,15 @@ def test_any_request_is_answered_4xx_json_or_a_whole_change(shopper, request):
         assert answer.get_json() == after
         assert after["version"] in (before["version"], before["version"] + 1)
         assert (after["version"] == before["version"]) == (after["items"] == before["items"])
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+@pytest.mark.parametrize("path", ["/api/cart/items/%2F0", "/api/cart/items//1", "/api//cart"])
+def test_doubled_slashes_are_a_json_404_not_a_redirect(shopper, method, path):
+    before = cart_of(shopper)
+    answer = shopper.open(path, method=method, json={"quantity": 1})
+    assert answer.status_code == 404 and assert_json_error(answer)["code"] == "not_found"
+    assert cart_of(shopper) == before
 
 
 @pytest.mark.parametrize("product_id", ["²", "١", "9" * 5000, "4294967296", "1" + "0" * 30])
