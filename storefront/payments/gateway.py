@@ -1,6 +1,7 @@
 """The only module that talks to Stripe: one shared client, meaningful idempotency keys, typed errors."""
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import requests
@@ -8,6 +9,11 @@ import stripe
 from requests.adapters import HTTPAdapter
 
 log = logging.getLogger(__name__)
+
+# The Stripe API version every request is made in, and that the webhook endpoint is created in: the one
+# this SDK release was generated for (stripe.api_version), so its objects have the shapes the SDK expects.
+# Pinned here so that upgrading the SDK, not a change in the account's default, changes what Stripe sends.
+API_VERSION = stripe.api_version
 
 
 class PaymentError(Exception):
@@ -55,7 +61,8 @@ class PaymentIntent:
     amount: int
     amount_received: int
     currency: str
-    client_secret: str | None = None
+    # Held in memory for the page that needs it, never stored nor logged (hence no repr).
+    client_secret: str | None = field(default=None, repr=False)
     metadata: dict = field(default_factory=dict)
     payment_error: str | None = None
     payment_error_message: str | None = None
@@ -99,6 +106,39 @@ class Charge:
     payment_method: dict | None = None
 
 
+@dataclass(frozen=True)
+class Dispute:
+    """A dispute (chargeback) of one of our charges, as Stripe says it is now."""
+
+    id: str
+    payment_intent: str | None
+    amount: int
+    currency: str
+    reason: str
+    status: str
+
+    @property
+    def closed(self):
+        """Stripe will not change it any more: won, lost, or a warning that ended."""
+        return self.status in ("won", "lost", "warning_closed", "prevented")
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A refund as Stripe says it is now (a card refund can fail after it succeeded)."""
+
+    id: str
+    payment_intent: str | None
+    amount: int
+    currency: str
+    status: str
+    failure_reason: str | None
+
+
+def _id_of(value):
+    return value if isinstance(value, str) or value is None else value.get("id")
+
+
 def _method_summary(details):
     """A charge's `payment_method_details` as the order page shows it: type, card brand, last 4."""
     kind = (details or {}).get("type")
@@ -109,6 +149,17 @@ def _method_summary(details):
     if specific.get("brand"):
         summary["brand"] = specific["brand"]
     return summary
+
+
+@contextmanager
+def _typed_errors():
+    """Stripe's exceptions as ours: unavailable (trying later may work) or refused."""
+    try:
+        yield
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
+        raise GatewayUnavailable(str(err)) from err
+    except stripe.StripeError as err:
+        raise PaymentError(err.user_message or str(err)) from err
 
 
 class StripeGateway:
@@ -127,6 +178,7 @@ class StripeGateway:
             base_addresses={"api": api_base} if api_base else None,
             http_client=stripe.RequestsClient(session=session, timeout=timeout),
             max_network_retries=max_retries,
+            stripe_version=API_VERSION,
         )
 
     def _metadata(self, cart_id, version):
@@ -166,17 +218,9 @@ class StripeGateway:
 
     def retrieve_charge(self, charge_id):
         """A charge as Stripe holds it now (its PaymentIntent, refunds, how it was paid); None if Stripe has none."""
-        try:
-            charge = self._client.v1.charges.retrieve(charge_id)
-        except stripe.InvalidRequestError as err:
-            if err.code == "resource_missing":
-                return None
-            raise PaymentError(str(err)) from err
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
-            raise GatewayUnavailable(str(err)) from err
-        except stripe.StripeError as err:
-            raise PaymentError(str(err)) from err
-        charge = charge.to_dict()
+        charge = self._read(self._client.v1.charges.retrieve, charge_id)
+        if charge is None:
+            return None
         pi = charge.get("payment_intent")
         return Charge(
             id=charge["id"],
@@ -184,6 +228,58 @@ class StripeGateway:
             amount_refunded=charge.get("amount_refunded") or 0,
             payment_method=_method_summary(charge.get("payment_method_details")),
         )
+
+    def retrieve_dispute(self, dispute_id):
+        """A dispute as Stripe holds it now; None if Stripe has none by that id."""
+        found = self._read(self._client.v1.disputes.retrieve, dispute_id)
+        if found is None:
+            return None
+        return Dispute(
+            id=found["id"],
+            payment_intent=_id_of(found.get("payment_intent")),
+            amount=found["amount"],
+            currency=found["currency"],
+            reason=found.get("reason") or "unknown",
+            status=found["status"],
+        )
+
+    def retrieve_refund(self, refund_id):
+        """A refund as Stripe holds it now; None if Stripe has none by that id."""
+        found = self._read(self._client.v1.refunds.retrieve, refund_id)
+        if found is None:
+            return None
+        return Refund(
+            id=found["id"],
+            payment_intent=_id_of(found.get("payment_intent")),
+            amount=found["amount"],
+            currency=found["currency"],
+            status=found.get("status") or "unknown",
+            failure_reason=found.get("failure_reason"),
+        )
+
+    def create_webhook_endpoint(self, url, event_types):
+        """A webhook endpoint at this API version, for exactly these event types: (its id, its signing secret)."""
+        params = {"url": url, "enabled_events": sorted(event_types), "api_version": API_VERSION}
+        with _typed_errors():
+            endpoint = self._client.v1.webhook_endpoints.create(params)
+        return endpoint["id"], endpoint["secret"]
+
+    def webhook_endpoint_urls(self):
+        """The URLs of the account's webhook endpoints (the first hundred)."""
+        with _typed_errors():
+            page = self._client.v1.webhook_endpoints.list(params={"limit": 100})
+        return [endpoint["url"] for endpoint in page.data]
+
+    @staticmethod
+    def _read(method, object_id):
+        """One object as a dict (None when Stripe has no such object), errors typed."""
+        try:
+            with _typed_errors():
+                return method(object_id).to_dict()
+        except PaymentError as err:
+            if isinstance(err.__cause__, stripe.InvalidRequestError) and err.__cause__.code == "resource_missing":
+                return None
+            raise
 
     def payment_method_of(self, pi):
         """How a PaymentIntent was paid ({type, brand?, last4}) from its latest charge; None if unknown."""
@@ -207,12 +303,8 @@ class StripeGateway:
             params["delivery_success"] = False
         if starting_after:
             params["starting_after"] = starting_after
-        try:
+        with _typed_errors():
             page = self._client.v1.events.list(params=params)
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
-            raise GatewayUnavailable(str(err)) from err
-        except stripe.StripeError as err:
-            raise PaymentError(str(err)) from err
         return [event.to_dict() for event in page.data], bool(page.has_more)
 
     def refund(self, pi_id, amount, *, reason_key):

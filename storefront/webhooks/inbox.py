@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..checkout.fulfilment import apply_payment_intent, record_refunds
+from ..merchant import alerts
 from ..models import WebhookEvent
 from ..payments.gateway import GatewayUnavailable, PaymentError, PaymentIntentMissing
 
@@ -63,6 +64,26 @@ def on_charge_refunded(shop, event):
     record_refunds(shop, charge.payment_intent, charge.amount_refunded)
 
 
+def on_dispute(shop, event):
+    """A dispute opened, changed or closed: put it, as Stripe says it is now, on the payment's orders."""
+    dispute = shop.gateway.retrieve_dispute(event.object_id)
+    if dispute is None or not is_stripe_id(dispute.payment_intent):
+        log.warning("event %s names a dispute Stripe does not know, or of no PaymentIntent; ignored", event.id)
+        return
+    if not alerts.record_dispute(shop, dispute):
+        log.warning("event %s: dispute %s is of no settled order of ours; ignored", event.id, dispute.id)
+
+
+def on_refund(shop, event):
+    """A refund changed: when Stripe says it failed, the merchant must know (the shopper was not refunded)."""
+    refund = shop.gateway.retrieve_refund(event.object_id)
+    if refund is None or not is_stripe_id(refund.payment_intent):
+        log.warning("event %s names a refund Stripe does not know, or of no PaymentIntent; ignored", event.id)
+        return
+    if refund.status == "failed":
+        alerts.record_refund_failure(shop, refund)
+
+
 HANDLERS = {
     "payment_intent.succeeded": on_payment_intent,
     "payment_intent.payment_failed": on_payment_intent,
@@ -71,7 +92,22 @@ HANDLERS = {
     "payment_intent.requires_action": on_payment_intent,
     "payment_intent.amount_capturable_updated": on_payment_intent,
     "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_dispute,
+    "charge.dispute.updated": on_dispute,
+    "charge.dispute.closed": on_dispute,
+    # A card refund that fails after it succeeded: Stripe sends both (refund.failed since 2024).
+    "charge.refund.updated": on_refund,
+    "refund.failed": on_refund,
 }
+
+
+def object_kind(event_type):
+    """What kind of Stripe object an event of this type names: payment_intent, charge, dispute or refund."""
+    if event_type.startswith("charge.dispute."):
+        return "dispute"
+    if event_type == "charge.refund.updated" or event_type.startswith("refund."):
+        return "refund"
+    return event_type.split(".", 1)[0]
 
 
 def receipt(event, now):
