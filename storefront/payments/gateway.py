@@ -2,11 +2,12 @@
 
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import requests
 import stripe
 from requests.adapters import HTTPAdapter
+
+from .objects import Charge, Dispute, Refund, id_of, method_summary, view
 
 log = logging.getLogger(__name__)
 
@@ -50,105 +51,6 @@ class IdempotencyConflict(PaymentError):
 
 class InvalidSignature(PaymentError):
     """A webhook whose Stripe-Signature does not verify."""
-
-
-@dataclass(frozen=True)
-class PaymentIntent:
-    """The part of a Stripe PaymentIntent the storefront reasons about."""
-
-    id: str
-    status: str
-    amount: int
-    amount_received: int
-    currency: str
-    # Held in memory for the page that needs it, never stored nor logged (hence no repr).
-    client_secret: str | None = field(default=None, repr=False)
-    metadata: dict = field(default_factory=dict)
-    payment_error: str | None = None
-    payment_error_message: str | None = None
-    latest_charge: str | None = None
-
-    @property
-    def cart_ref(self):
-        """(cart_id, cart_version) named by the metadata, or None when it names no cart of ours."""
-        try:
-            return int(self.metadata["cart_id"]), int(self.metadata["cart_version"])
-        except (KeyError, TypeError, ValueError):
-            return None
-
-
-def _view(pi):
-    if not isinstance(pi, dict):
-        pi = pi.to_dict()
-    error = pi.get("last_payment_error")
-    charge = pi.get("latest_charge")
-    return PaymentIntent(
-        id=pi["id"],
-        status=pi["status"],
-        amount=pi["amount"],
-        amount_received=pi.get("amount_received") or 0,
-        currency=pi["currency"],
-        client_secret=pi.get("client_secret"),
-        metadata=dict(pi.get("metadata") or {}),
-        payment_error=(error.get("code") or error.get("message") or "payment_error") if error else None,
-        payment_error_message=error.get("message") if error else None,
-        latest_charge=charge.get("id") if isinstance(charge, dict) else charge,
-    )
-
-
-@dataclass(frozen=True)
-class Charge:
-    """The part of a Stripe charge the store reasons about, as Stripe says it is now."""
-
-    id: str
-    payment_intent: str | None
-    amount_refunded: int
-    payment_method: dict | None = None
-
-
-@dataclass(frozen=True)
-class Dispute:
-    """A dispute (chargeback) of one of our charges, as Stripe says it is now."""
-
-    id: str
-    payment_intent: str | None
-    amount: int
-    currency: str
-    reason: str
-    status: str
-
-    @property
-    def closed(self):
-        """Stripe will not change it any more: won, lost, or a warning that ended."""
-        return self.status in ("won", "lost", "warning_closed", "prevented")
-
-
-@dataclass(frozen=True)
-class Refund:
-    """A refund as Stripe says it is now (a card refund can fail after it succeeded)."""
-
-    id: str
-    payment_intent: str | None
-    amount: int
-    currency: str
-    status: str
-    failure_reason: str | None
-
-
-def _id_of(value):
-    return value if isinstance(value, str) or value is None else value.get("id")
-
-
-def _method_summary(details):
-    """A charge's `payment_method_details` as the order page shows it: type, card brand, last 4."""
-    kind = (details or {}).get("type")
-    if not kind:
-        return None
-    specific = details.get(kind) or {}
-    summary = {"type": kind, "last4": specific.get("last4")}
-    if specific.get("brand"):
-        summary["brand"] = specific["brand"]
-    return summary
 
 
 @contextmanager
@@ -226,7 +128,7 @@ class StripeGateway:
             id=charge["id"],
             payment_intent=pi if isinstance(pi, str) else (pi or {}).get("id"),
             amount_refunded=charge.get("amount_refunded") or 0,
-            payment_method=_method_summary(charge.get("payment_method_details")),
+            payment_method=method_summary(charge.get("payment_method_details")),
         )
 
     def retrieve_dispute(self, dispute_id):
@@ -236,7 +138,7 @@ class StripeGateway:
             return None
         return Dispute(
             id=found["id"],
-            payment_intent=_id_of(found.get("payment_intent")),
+            payment_intent=id_of(found.get("payment_intent")),
             amount=found["amount"],
             currency=found["currency"],
             reason=found.get("reason") or "unknown",
@@ -250,7 +152,7 @@ class StripeGateway:
             return None
         return Refund(
             id=found["id"],
-            payment_intent=_id_of(found.get("payment_intent")),
+            payment_intent=id_of(found.get("payment_intent")),
             amount=found["amount"],
             currency=found["currency"],
             status=found.get("status") or "unknown",
@@ -337,7 +239,7 @@ class StripeGateway:
 
     def _call(self, method, *args, **kwargs):
         try:
-            return _view(method(*args, **kwargs))
+            return view(method(*args, **kwargs))
         except stripe.InvalidRequestError as err:
             raise self._invalid_request(err) from err
         except stripe.IdempotencyError as err:
@@ -351,7 +253,7 @@ class StripeGateway:
     def _invalid_request(err):
         error = (err.json_body or {}).get("error", {})
         if err.code == "payment_intent_unexpected_state" and error.get("payment_intent"):
-            return AmountLocked(err.user_message or str(err), _view(error["payment_intent"]))
+            return AmountLocked(err.user_message or str(err), view(error["payment_intent"]))
         if err.code == "resource_missing":
             return PaymentIntentMissing(str(err))
         return PaymentRefused(err.user_message or str(err))

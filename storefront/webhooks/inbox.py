@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..checkout.fulfilment import apply_payment_intent, record_refunds
-from ..merchant import alerts
 from ..models import WebhookEvent
-from ..payments.gateway import GatewayUnavailable, PaymentError, PaymentIntentMissing
+from ..payments.gateway import GatewayUnavailable, PaymentError
+from .handlers import is_stripe_id, on_charge_refunded, on_dispute, on_payment_intent, on_refund
 
 log = logging.getLogger(__name__)
 
@@ -38,50 +37,6 @@ ERROR_LENGTH = 500
 
 # What a malformed event's shape raises at receipt (only there: a handler's failure is never a shape).
 MALFORMED = (AttributeError, KeyError, OverflowError, OSError, TypeError, ValueError)
-
-
-def is_stripe_id(value):
-    """Stripe ids are short printable ASCII; nothing else can name an event or object of ours."""
-    return isinstance(value, str) and 0 < len(value) <= 255 and value.isascii() and value.isprintable()
-
-
-def on_payment_intent(shop, event):
-    """Whatever the event says, act on the PaymentIntent's current state."""
-    try:
-        pi = shop.gateway.retrieve(event.object_id)
-    except PaymentIntentMissing:
-        log.warning("event %s names an unknown PaymentIntent; ignored", event.id)
-        return
-    apply_payment_intent(shop, pi, observed_at=event.created_at)
-
-
-def on_charge_refunded(shop, event):
-    """Whatever the event says was refunded, mirror the refunds Stripe holds for the charge when asked."""
-    charge = shop.gateway.retrieve_charge(event.object_id)
-    if charge is None or not is_stripe_id(charge.payment_intent):
-        log.warning("event %s names a charge Stripe does not know; ignored", event.id)
-        return
-    record_refunds(shop, charge.payment_intent, charge.amount_refunded)
-
-
-def on_dispute(shop, event):
-    """A dispute opened, changed or closed: put it, as Stripe says it is now, on the payment's orders."""
-    dispute = shop.gateway.retrieve_dispute(event.object_id)
-    if dispute is None or not is_stripe_id(dispute.payment_intent):
-        log.warning("event %s names a dispute Stripe does not know, or of no PaymentIntent; ignored", event.id)
-        return
-    if not alerts.record_dispute(shop, dispute):
-        log.warning("event %s: dispute %s is of no settled order of ours; ignored", event.id, dispute.id)
-
-
-def on_refund(shop, event):
-    """A refund changed: when Stripe says it failed, the merchant must know (the shopper was not refunded)."""
-    refund = shop.gateway.retrieve_refund(event.object_id)
-    if refund is None or not is_stripe_id(refund.payment_intent):
-        log.warning("event %s names a refund Stripe does not know, or of no PaymentIntent; ignored", event.id)
-        return
-    if refund.status == "failed":
-        alerts.record_refund_failure(shop, refund)
 
 
 HANDLERS = {
