@@ -71,7 +71,10 @@ def _new(charge: dict, pi_id: str) -> dict:
         "metadata": {},
         "network_reason_code": "10.4",  # Visa's "other fraud, card-absent environment"
         "payment_intent": pi_id,
-        "payment_method_details": {"card": {"brand": "visa", "network_reason_code": "10.4"}, "type": "card"},
+        "payment_method_details": {
+            "card": {"brand": "visa", "case_type": "chargeback", "network_reason_code": "10.4"},
+            "type": "card",
+        },
         "reason": "fraudulent",
         "status": "needs_response",
     }

@@ -46,6 +46,22 @@ def test_the_dispute_card_is_disputed_as_fraudulent_after_its_payment(stripe_cli
     assert exc.value.code == "charge_disputed"
 
 
+def fields_outside(obj, model):
+    """The fields of `obj` (a dict) the SDK's model, generated from Stripe's OpenAPI spec, does not have."""
+    return set(obj) - set(model.__annotations__)
+
+
+def test_a_dispute_carries_only_fields_stripe_has(stripe_client):
+    paid_with(stripe_client, "pm_card_createDispute")
+    created = wait_until(lambda: events_of(stripe_client, "charge.dispute.created"), message="a dispute")
+    dispute = wire(stripe_client.v1.disputes.retrieve(created[0].data.object.id))
+    assert fields_outside(dispute, stripe.Dispute) == set()
+    assert fields_outside(dispute["evidence"], stripe.Dispute.Evidence) == set()
+    assert fields_outside(dispute["evidence_details"], stripe.Dispute.EvidenceDetails) == set()
+    assert fields_outside(dispute["payment_method_details"], stripe.Dispute.PaymentMethodDetails) == set()
+    assert fields_outside(dispute["payment_method_details"]["card"], stripe.Dispute.PaymentMethodDetails.Card) == set()
+
+
 def test_the_card_typed_in_by_number_is_disputed_too(stripe_client):
     pi = stripe_client.v1.payment_intents.create(
         params={
@@ -131,6 +147,7 @@ def test_a_webhook_endpoint_is_created_at_an_api_version_for_its_events(stripe_c
         }
     )
     assert endpoint.id.startswith("we_") and endpoint.secret.startswith("whsec_")
+    assert set(wire(endpoint)) - set(stripe.WebhookEndpoint.__annotations__) == set()
     assert endpoint.api_version == stripe.api_version
     assert endpoint.enabled_events == ["charge.dispute.created", "refund.failed"]
     try:
