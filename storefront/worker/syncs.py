@@ -41,6 +41,18 @@ def pool_size(config):
     return max(1, min(MAX_TASKS, wanted, connections // 2))
 
 
+def _check_fits(config, size):
+    """Say so when an explicit SYNC_CONCURRENCY exceeds the process's database connections."""
+    connections = (config.get("DATABASE_POOL_SIZE") or 0) + (config.get("DATABASE_MAX_OVERFLOW") or 0)
+    if connections and size > connections:
+        log.warning(
+            "SYNC_CONCURRENCY=%s is more than this process's %s database connections (DATABASE_POOL_SIZE + "
+            "DATABASE_MAX_OVERFLOW): the extra syncs only wait for a connection; see docs/production.md",
+            size,
+            connections,
+        )
+
+
 class CartSyncs:
     """A FIFO queue of carts to sync, each at most once in it, worked by at most `size` background tasks.
 
@@ -55,6 +67,7 @@ class CartSyncs:
         self._app, self._start_task, self._shop_factory, self._budget = app, start_task, shop_factory, budget
         self._sleep = sleep
         self.size = pool_size(app.config)
+        _check_fits(app.config, self.size)
         self._waiting, self._queued = deque(), set()
         self._running, self._again, self._resting = set(), set(), {}
         self._tasks = 0
