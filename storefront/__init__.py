@@ -63,7 +63,8 @@ def create_app(config=None):
 def register_extensions(app):
     from .realtime import events  # noqa: F401 - handlers must exist before init_app
 
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    pool = app.config["DATABASE_POOL_SIZE"], app.config["DATABASE_MAX_OVERFLOW"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"], *pool))
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():
@@ -157,7 +158,9 @@ def register_blueprints(app):
 
 def register_commands(app):
     from .cli import cleanup_carts_command, reconcile_command, worker_command
+    from .webhooks.endpoint_command import stripe_webhook_endpoint_command
 
     app.cli.add_command(reconcile_command)
     app.cli.add_command(cleanup_carts_command)
     app.cli.add_command(worker_command)
+    app.cli.add_command(stripe_webhook_endpoint_command)

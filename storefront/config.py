@@ -25,6 +25,13 @@ def _env_float(env, name, default):
     return float(env.get(name, default))
 
 
+def _env_int(env, name, default, minimum):
+    value = int(env.get(name) or default)
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
 class Config:
     """Settings read once from the environment when the app is created."""
 
@@ -47,6 +54,11 @@ class Config:
         # /readyz fails when no worker has written its heartbeat for this long (0: the check is left out).
         self.READYZ_HEARTBEAT_SECONDS = _env_float(env, "READYZ_HEARTBEAT_SECONDS", 60)
         self.SQLALCHEMY_DATABASE_URI = _database_url(env.get("DATABASE_URL", "sqlite:///storefront.sqlite3"))
+        # Connections one process keeps to PostgreSQL, and how many more it may open at a peak (closed on
+        # return): every process's pool + overflow must fit in the server's max_connections, so an operator
+        # running more processes lowers them (docs/production.md, "Database connections"). SQLite: always 1.
+        self.DATABASE_POOL_SIZE = _env_int(env, "DATABASE_POOL_SIZE", 20, minimum=1)
+        self.DATABASE_MAX_OVERFLOW = _env_int(env, "DATABASE_MAX_OVERFLOW", 0, minimum=0)
         self.SOCKETIO_ASYNC_MODE = env.get("SOCKETIO_ASYNC_MODE", "threading")
         self.SOCKETIO_MESSAGE_QUEUE = env.get("SOCKETIO_MESSAGE_QUEUE") or None
         # The pub/sub channel on the queue: stores (or test runs) sharing one Redis need their own,

@@ -23,20 +23,23 @@ def schema_lock(engine):
             conn.commit()
 
 
-def engine_options(url):
-    """Pool settings per database.
+def engine_options(url, pool_size=20, max_overflow=0):
+    """Pool settings per database: PostgreSQL's from DATABASE_POOL_SIZE and DATABASE_MAX_OVERFLOW.
 
-    SQLite gets one pooled connection per process: its lock waits sleep inside C, which under eventlet
-    would stall every green thread (including the one holding the lock). Waiting for the pool is green.
+    SQLite gets one pooled connection per process whatever they say: its lock waits sleep inside C, which
+    under eventlet would stall every green thread (including the one holding the lock). Waiting for the
+    pool is green.
     """
     if url.startswith("sqlite"):
         return {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
-    # A fixed pool, no overflow: an overflow connection is closed on return, so a busy process would keep
-    # opening new ones (each forks a PostgreSQL backend); waiting for a pooled one is green and short.
+    # A process holds at most pool_size + max_overflow connections: what docs/production.md adds up against
+    # PostgreSQL's max_connections. Overflow defaults to none: an overflow connection is closed on return,
+    # so a busy process would keep opening new ones (each forks a PostgreSQL backend); waiting for a pooled
+    # one is green and short.
     # No pre-ping: it would cost a round trip on every checkout (a change and its sync take several);
     # a connection found dead invalidates the pool, so after a database restart only the requests
     # already holding a connection fail.
-    return {"pool_size": 20, "max_overflow": 0, "pool_timeout": 30, "pool_recycle": 3600}
+    return {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": 30, "pool_recycle": 3600}
 
 
 def configure_engine(engine):

@@ -54,7 +54,6 @@ class Cart(db.Model):
     frozen_from: Mapped[str | None] = mapped_column(String(64), index=True)
     frozen_session: Mapped[str | None] = mapped_column(String(32), index=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
-    client_secret: Mapped[str | None] = mapped_column(String(255))
     pi_amount: Mapped[int | None]
     pi_version: Mapped[int | None]
     pi_status: Mapped[str | None] = mapped_column(String(32))
@@ -132,6 +131,9 @@ class Order(db.Model):
     # How it was paid ({type, brand?, last4}) and, for a failed payment, Stripe's reason: the order page shows both.
     payment_method: Mapped[dict | None] = mapped_column(JSON)
     failure_reason: Mapped[str | None] = mapped_column(String(255))
+    # What Stripe said after the payment settled that the merchant must see (a dispute, a failed refund):
+    # the admin's queue shows these orders first. Cleared when a dispute ends in the merchant's favour.
+    attention: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -32,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--webhook-secret", action="append", default=None)
     parser.add_argument("--sepa-delay", type=float, default=float(_env("SEPA_DELAY", "3")))
+    parser.add_argument("--dispute-delay", type=float, default=float(_env("DISPUTE_DELAY", "1")))
+    parser.add_argument("--refund-failure-delay", type=float, default=float(_env("REFUND_FAILURE_DELAY", "1")))
     parser.add_argument("--webhook-retry-base", type=float, default=float(_env("WEBHOOK_RETRY_BASE", "1")))
     parser.add_argument("--webhook-max-attempts", type=int, default=int(_env("WEBHOOK_MAX_ATTEMPTS", "6")))
     parser.add_argument(
@@ -66,6 +68,8 @@ def main(argv=None) -> None:
             publishable_key=args.publishable_key,
             webhooks=webhooks_from(args),
             sepa_delay=args.sepa_delay,
+            dispute_delay=args.dispute_delay,
+            refund_failure_delay=args.refund_failure_delay,
             webhook_retry_base=args.webhook_retry_base,
             webhook_max_attempts=args.webhook_max_attempts,
             faults=faults,

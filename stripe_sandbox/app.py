@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import auth, browser, control, errors, events, payment_intents, refunds, versions
+from . import auth, browser, control, disputes, endpoints, errors, events, payment_intents, refunds, versions
 from .state import API_VERSION, SandboxState, new_id
 
 CORS_PREFIXES = ("/v1/", "/_sandbox/", "/v3")
@@ -22,7 +22,7 @@ def create_app(state: SandboxState | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False
     app.config["SANDBOX_STATE"] = state or SandboxState()
-    for bp in (payment_intents.bp, refunds.bp, events.bp, control.bp, browser.bp):
+    for bp in (payment_intents.bp, refunds.bp, disputes.bp, endpoints.bp, events.bp, control.bp, browser.bp):
         app.register_blueprint(bp)
     errors.register_error_handlers(app)
     app.before_request(_before)

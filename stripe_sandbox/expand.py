@@ -19,6 +19,7 @@ EXPANDABLE = {
         "customer": "customer",
     },
     "refund": {"charge": "charge", "payment_intent": "payment_intent", "balance_transaction": "balance_transaction"},
+    "dispute": {"charge": "charge", "payment_intent": "payment_intent"},
 }
 MAX_DEPTH = 4  # Stripe: "You cannot expand more than 4 levels of a property."
 

@@ -6,7 +6,7 @@ import copy
 import time
 from urllib.parse import urlencode
 
-from . import errors
+from . import disputes, errors
 from .payment_methods import DECLINE_MESSAGES, public
 from .pi_params import check_usable
 from .refunds import balance_transaction, new_charge
@@ -109,6 +109,9 @@ def succeed(txn: Transaction, pm: dict) -> None:
     else:
         pi.update(status="succeeded", amount_received=pi["amount"])
         txn.emit("payment_intent.succeeded", pi)
+        if pm["_outcome"].get("after") == "dispute":
+            state = txn.state
+            state.later(state.settings.dispute_delay, disputes.open_in_background, state, pi["id"], charge["id"])
 
 
 def _decline(txn: Transaction, pm: dict, decline_code: str) -> None:

@@ -9,7 +9,8 @@ from . import errors
 from .params import Params
 from .state import SandboxState, new_id
 
-# outcome: succeed | decline | authenticate | processing_succeed | processing_fail | late_succeed
+# outcome: succeed | decline | authenticate | processing_succeed | processing_fail | late_succeed;
+# after: what happens to a successful charge later (Stripe's docs, "Testing": disputes and refunds).
 CARDS = {
     "4242424242424242": {"brand": "visa", "outcome": "succeed"},
     "5555555555554444": {"brand": "mastercard", "outcome": "succeed"},
@@ -20,6 +21,11 @@ CARDS = {
         "decline_code": "insufficient_funds",
     },
     "4000002500003155": {"brand": "visa", "outcome": "authenticate"},
+    # "The charge succeeds, only to be disputed as fraudulent" a moment later.
+    "4000000000000259": {"brand": "visa", "outcome": "succeed", "after": "dispute"},
+    # "Charge succeeds. If you initiate a refund, its status begins as succeeded. Some time later, its
+    # status transitions to failed" (with charge.refund.updated and refund.failed).
+    "4000000000005126": {"brand": "visa", "outcome": "succeed", "after": "refund_fails"},
 }
 MAGIC_PMS = {
     "pm_card_visa": "4242424242424242",
@@ -27,6 +33,8 @@ MAGIC_PMS = {
     "pm_card_chargeDeclined": "4000000000000002",
     "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
     "pm_card_authenticationRequired": "4000002500003155",
+    "pm_card_createDispute": "4000000000000259",
+    "pm_card_refundFail": "4000000000005126",
 }
 IBANS = {
     "AT611904300234573201": "processing_succeed",

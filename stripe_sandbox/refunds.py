@@ -136,6 +136,10 @@ def _refundable_charge(txn: Transaction) -> dict:
             "charge_not_refundable",
         )
     charge = txn.charge(charge_id)
+    if charge["disputed"]:
+        raise errors.invalid(
+            f"Charge {charge_id} has been charged back; cannot issue a refund.", "charge", "charge_disputed"
+        )
     if charge["refunded"]:
         raise errors.invalid(f"Charge {charge_id} has already been refunded.", "charge", "charge_already_refunded")
     return charge
@@ -195,7 +199,33 @@ def create_refund():
         txn.refunds.append(refund)
         txn.emit("refund.created", refund)
         txn.emit("charge.refunded", charge)
+        pm = state.payment_methods.get(charge["payment_method"]) or {}
+        if pm.get("_outcome", {}).get("after") == "refund_fails":
+            state.later(state.settings.refund_failure_delay, fail_in_background, state, pi_id, refund["id"])
     return expand.respond(refund)
+
+
+def fail_in_background(state, pi_id: str, refund_id: str) -> None:
+    """Timer callback: a refund to a test card whose refunds fail does fail (the card was cancelled); the
+    money is back in the merchant's balance and no longer counts as refunded on the charge."""
+    try:
+        with state.pi_transaction(pi_id, internal=True) as txn:
+            refund = dict(state.refunds[refund_id])
+            if refund["status"] != "succeeded":
+                return
+            refund.update(
+                status="failed",
+                failure_reason="expired_or_canceled_card",
+                failure_balance_transaction=balance_transaction(),
+            )
+            charge = txn.charge(refund["charge"])
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+            txn.refunds.append(refund)
+            for event_type in ("charge.refund.updated", "refund.updated", "refund.failed"):
+                txn.emit(event_type, refund)
+    except (errors.StripeError, KeyError):
+        pass  # reset in the meantime
 
 
 @bp.get("/v1/refunds/<refund_id>")

@@ -34,6 +34,9 @@ class Settings:
     publishable_key: str = "pk_test_sandbox"
     webhooks: list = field(default_factory=list)  # [(url, secret)] or [(url, secret, events)]
     sepa_delay: float = 3.0
+    # How long after the payment a test card's dispute opens, and a test card's refund fails.
+    dispute_delay: float = 1.0
+    refund_failure_delay: float = 1.0
     webhook_retry_base: float = 1.0
     webhook_max_attempts: int = 6
     webhook_timeout: float = 10.0
@@ -56,6 +59,7 @@ class Transaction:
         self.pi = copy.deepcopy(pi)
         self.charges: dict[str, dict] = {}
         self.refunds: list[dict] = []
+        self.disputes: list[dict] = []
         self.events: list[tuple[str, dict]] = []
 
     def charge(self, charge_id: str) -> dict:
@@ -89,6 +93,7 @@ class SandboxState:
         self.payment_methods: dict[str, dict] = {}
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
+        self.disputes: dict[str, dict] = {}
         self.events: list[dict] = []
         self.events_by_id: dict[str, dict] = {}
         self.pi_locks: dict[str, threading.Lock] = {}
@@ -162,6 +167,8 @@ class SandboxState:
             self.charges.update(txn.charges)
             for refund in txn.refunds:
                 self.refunds[refund["id"]] = refund
+            for dispute in txn.disputes:
+                self.disputes[dispute["id"]] = dispute
         for event_type, obj in txn.events:
             self.emit(event_type, obj, automatic=txn.automatic)
 
@@ -208,6 +215,7 @@ class SandboxState:
                 "payment_intent_statuses": statuses,
                 "charges": len(self.charges),
                 "refunds": len(self.refunds),
+                "disputes": len(self.disputes),
                 "events": len(self.events),
                 "webhook_endpoints": len(self.webhooks.endpoints),
                 "settings": {

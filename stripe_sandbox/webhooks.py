@@ -34,11 +34,15 @@ def _subscribed(enabled_events: list, event_type: str) -> bool:
 class Endpoint:
     """One registered URL with its signing secret and its own delivery thread."""
 
-    def __init__(self, dispatcher: Dispatcher, url: str, secret: str, enabled_events=None):
+    def __init__(self, dispatcher: Dispatcher, url: str, secret: str, enabled_events=None, **fields):
         self.dispatcher = dispatcher
         self.id = new_id("we")
         self.url, self.secret = url, secret
         self.enabled_events = list(enabled_events or ["*"])
+        # Set by POST /v1/webhook_endpoints (None from the control API): echoed, as Stripe does.
+        self.api_version = fields.get("api_version")
+        self.description = fields.get("description")
+        self.metadata = fields.get("metadata") or {}
         self.created = int(time.time())
         self.queue: list = []
         self.cond = threading.Condition()
@@ -51,12 +55,16 @@ class Endpoint:
         return {
             "id": self.id,
             "object": "webhook_endpoint",
-            "url": self.url,
-            "secret": self.secret,
-            "enabled_events": self.enabled_events,
-            "status": "enabled",
+            "api_version": self.api_version,
+            "application": None,
             "created": self.created,
+            "description": self.description,
+            "enabled_events": self.enabled_events,
             "livemode": False,
+            "metadata": self.metadata,
+            "secret": self.secret,
+            "status": "enabled",
+            "url": self.url,
         }
 
     def schedule(self, delivery: dict, delay: float) -> None:
@@ -131,8 +139,8 @@ class Dispatcher:
         self.held: list[tuple[dict, dict]] = []
         self.hold_timer: threading.Timer | None = None
 
-    def add_endpoint(self, url: str, secret: str, enabled_events=None) -> Endpoint:
-        endpoint = Endpoint(self, url, secret, enabled_events)
+    def add_endpoint(self, url: str, secret: str, enabled_events=None, **fields) -> Endpoint:
+        endpoint = Endpoint(self, url, secret, enabled_events, **fields)
         with self.lock:
             self.endpoints[endpoint.id] = endpoint
         return endpoint

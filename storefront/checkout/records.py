@@ -16,7 +16,6 @@ orders, carts, snapshots = Order.__table__, Cart.__table__, CartSnapshot.__table
 OPEN = {"status": "open", "frozen_at": None, "frozen_from": None, "frozen_session": None}
 NO_PAYMENT_INTENT = {
     "payment_intent_id": None,
-    "client_secret": None,
     "pi_status": None,
     "pi_amount": None,
     "pi_version": None,
@@ -30,9 +29,9 @@ _CART_AND_METHOD = select(
     exists().where(carts.c.id == bindparam("cart_id")),
     exists().where(orders.c.payment_intent_id == bindparam("pi_id"), orders.c.payment_method.is_not(None)),
 )
-_CHECKOUT = select(
-    carts.c.status, carts.c.payment_intent_id, carts.c.client_secret, carts.c.pi_version, carts.c.frozen_at
-).where(carts.c.id == bindparam("cart_id"))
+_CHECKOUT = select(carts.c.status, carts.c.payment_intent_id, carts.c.pi_version, carts.c.frozen_at).where(
+    carts.c.id == bindparam("cart_id")
+)
 _MIRROR_STATUS = (
     update(carts)
     .where(carts.c.id == bindparam("cart_id"), carts.c.payment_intent_id == bindparam("pi_id"))
@@ -99,7 +98,7 @@ def snapshot(conn, cart_id, version):
 
 
 def checkout_of(conn, cart_id):
-    """The cart's checkout columns beside its CartState (client secret, PaymentIntent version, freeze time),
+    """The cart's checkout columns beside its CartState (PaymentIntent version, freeze time),
     or None when there is no such cart."""
     return conn.execute(_CHECKOUT, {"cart_id": cart_id}).one_or_none()
 
@@ -120,7 +119,6 @@ def attach_payment_intent(conn, cart_id, pi):
         conn,
         cart_id,
         payment_intent_id=pi.id,
-        client_secret=pi.client_secret,
         pi_amount=pi.amount,
         pi_status=pi.status,
         pi_version=pi.cart_ref[1],

@@ -65,17 +65,19 @@ def checkout_answer(state, client_secret):
 
 
 def start_checkout(shop, cart_id):
-    """The cart's live PaymentIntent, created for the current version if it has none."""
+    """The cart's live PaymentIntent, created for the current version if it has none.
+
+    The client secret is never stored (Stripe: it must not be): a new PaymentIntent's comes with Stripe's
+    answer, and a cart that has one already asks Stripe for it, once, after its unit of work."""
     for _ in range(3):
         with shop.uow() as uow:
             state = records.locked_state(uow.conn, cart_id)
             if state.total <= 0:
                 raise InvalidInput("Your cart is empty.", code="cart_empty")
             if _live_payment_intent(state):
-                answer = checkout_answer(state, records.checkout_of(uow.conn, cart_id).client_secret)
                 uow.after_commit(lambda: shop.schedule_sync(cart_id))
                 uow.commit()
-                return answer
+                return checkout_answer(state, _client_secret(shop, state.payment_intent_id))
             # The attempt is recorded before Stripe is asked, and committed: no transaction (on SQLite, the
             # write lock) is held across the Stripe call.
             attempt = attempts.for_checkout(uow.conn, state)
@@ -102,8 +104,20 @@ def start_checkout(shop, cart_id):
                     f"The payment provider can't take this cart as it is: {err}", code="payment_refused"
                 ) from err
             raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
-        _attach(shop, cart_id, attempt.token, pi)
+        state = _attach(shop, cart_id, attempt.token, pi)
+        if state.payment_intent_id == pi.id:  # the cart holds what was just created: its secret is at hand
+            shop.schedule_sync(cart_id)
+            return checkout_answer(state, pi.client_secret)
     raise PaymentUnavailable("Checkout could not start; please try again.")
+
+
+def _client_secret(shop, pi_id):
+    """The PaymentIntent's client secret, as Stripe holds it now (never from our database)."""
+    try:
+        return shop.gateway.retrieve(pi_id).client_secret
+    except PaymentError as err:
+        log.warning("PaymentIntent %s: client secret not read (%s)", pi_id, err)
+        raise PaymentUnavailable("The payment provider is not answering; please try again.") from err
 
 
 def _abandon(shop, token):
@@ -113,8 +127,8 @@ def _abandon(shop, token):
 
 
 def _attach(shop, cart_id, token, pi):
-    """The cart takes the PaymentIntent its attempt made; it lags behind the cart if the cart changed since,
-    and the sync that the next look schedules brings it up to date."""
+    """The cart takes the PaymentIntent its attempt made (its state afterwards); it lags behind the cart if
+    the cart changed since, and the sync scheduled next brings it up to date."""
     with shop.uow() as uow:
         state = records.locked_state(uow.conn, cart_id)
         if attempts.record_created(uow.conn, token, pi.id) and not _live_payment_intent(state):
@@ -124,6 +138,7 @@ def _attach(shop, cart_id, token, pi):
         view = state.view()
         uow.after_commit(lambda: shop.publish.cart(view))
         uow.commit()
+    return state
 
 
 def _live_payment_intent(state):

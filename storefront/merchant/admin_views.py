@@ -132,6 +132,7 @@ class OrderAdmin(ModelView):
     column_list = (
         "id",
         "status",
+        "attention",
         "amount",
         "amount_received",
         "amount_refunded",
@@ -243,7 +244,10 @@ class StoreIndex(AdminIndexView):
     def index(self):
         conn = db.session.connection()
         return self.render(
-            "admin/store_index.html", status_counts=service.status_counts(conn), attention=_attention_count(conn)
+            "admin/store_index.html",
+            status_counts=service.status_counts(conn),
+            attention=_attention_count(conn),
+            flagged=service.flagged_count(conn),
         )
 
 

@@ -22,7 +22,8 @@ from .pricing import reprice_carts
 log = logging.getLogger(__name__)
 products, orders = Product.__table__, Order.__table__
 # Orders in the merchant's queue (`needs_review`) before all others, in the API and on the admin pages.
-REVIEW_FIRST = case((orders.c.status == "needs_review", 0), else_=1)
+# An order flagged by a dispute or a failed refund (`attention`) is in that queue too.
+REVIEW_FIRST = case((orders.c.status == "needs_review", 0), (orders.c.attention.is_not(None), 0), else_=1)
 NEWEST_FIRST = (orders.c.created_at.desc(), orders.c.id.desc())
 
 
@@ -135,6 +136,11 @@ def list_orders(shop, status=None):
     return [merchant_order_view(row) for row in rows]
 
 
+def flagged_count(conn):
+    """How many orders carry a dispute or a failed refund for the merchant (`attention`)."""
+    return conn.execute(select(func.count()).where(orders.c.attention.is_not(None))).scalar_one()
+
+
 def status_counts(conn):
     """[(status, count)] of the orders, `needs_review` first."""
     rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
@@ -163,12 +169,13 @@ def needing_attention(shop):
 
 def attention_view(event, order_ids):
     """One event needing attention as the merchant's API shows it."""
-    charge = event.type.startswith("charge.")
+    kind = inbox.object_kind(event.type)
     return {
         "event_id": event.id,
         "type": event.type,
-        "payment_intent_id": None if charge else event.object_id,
-        "charge_id": event.object_id if charge else None,
+        "payment_intent_id": event.object_id if kind == "payment_intent" else None,
+        "charge_id": event.object_id if kind == "charge" else None,
+        "object_id": event.object_id,
         "order_ids": order_ids,
         "attempts": event.attempts,
         "last_error": event.last_error,
@@ -183,6 +190,7 @@ def merchant_order_view(order):
         **order_view(order),
         "cart_id": order.cart_id,
         "refund_due": order.refund_due,
+        "attention": order.attention,
         "created_at": order.created_at.isoformat() + "Z",
     }
 

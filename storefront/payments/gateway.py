@@ -1,13 +1,20 @@
 """The only module that talks to Stripe: one shared client, meaningful idempotency keys, typed errors."""
 
 import logging
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 
 import requests
 import stripe
 from requests.adapters import HTTPAdapter
 
+from .objects import Charge, Dispute, Refund, id_of, method_summary, view
+
 log = logging.getLogger(__name__)
+
+# The Stripe API version every request is made in, and that the webhook endpoint is created in: the one
+# this SDK release was generated for (stripe.api_version), so its objects have the shapes the SDK expects.
+# Pinned here so that upgrading the SDK, not a change in the account's default, changes what Stripe sends.
+API_VERSION = stripe.api_version
 
 
 class PaymentError(Exception):
@@ -46,69 +53,15 @@ class InvalidSignature(PaymentError):
     """A webhook whose Stripe-Signature does not verify."""
 
 
-@dataclass(frozen=True)
-class PaymentIntent:
-    """The part of a Stripe PaymentIntent the storefront reasons about."""
-
-    id: str
-    status: str
-    amount: int
-    amount_received: int
-    currency: str
-    client_secret: str | None = None
-    metadata: dict = field(default_factory=dict)
-    payment_error: str | None = None
-    payment_error_message: str | None = None
-    latest_charge: str | None = None
-
-    @property
-    def cart_ref(self):
-        """(cart_id, cart_version) named by the metadata, or None when it names no cart of ours."""
-        try:
-            return int(self.metadata["cart_id"]), int(self.metadata["cart_version"])
-        except (KeyError, TypeError, ValueError):
-            return None
-
-
-def _view(pi):
-    if not isinstance(pi, dict):
-        pi = pi.to_dict()
-    error = pi.get("last_payment_error")
-    charge = pi.get("latest_charge")
-    return PaymentIntent(
-        id=pi["id"],
-        status=pi["status"],
-        amount=pi["amount"],
-        amount_received=pi.get("amount_received") or 0,
-        currency=pi["currency"],
-        client_secret=pi.get("client_secret"),
-        metadata=dict(pi.get("metadata") or {}),
-        payment_error=(error.get("code") or error.get("message") or "payment_error") if error else None,
-        payment_error_message=error.get("message") if error else None,
-        latest_charge=charge.get("id") if isinstance(charge, dict) else charge,
-    )
-
-
-@dataclass(frozen=True)
-class Charge:
-    """The part of a Stripe charge the store reasons about, as Stripe says it is now."""
-
-    id: str
-    payment_intent: str | None
-    amount_refunded: int
-    payment_method: dict | None = None
-
-
-def _method_summary(details):
-    """A charge's `payment_method_details` as the order page shows it: type, card brand, last 4."""
-    kind = (details or {}).get("type")
-    if not kind:
-        return None
-    specific = details.get(kind) or {}
-    summary = {"type": kind, "last4": specific.get("last4")}
-    if specific.get("brand"):
-        summary["brand"] = specific["brand"]
-    return summary
+@contextmanager
+def _typed_errors():
+    """Stripe's exceptions as ours: unavailable (trying later may work) or refused."""
+    try:
+        yield
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
+        raise GatewayUnavailable(str(err)) from err
+    except stripe.StripeError as err:
+        raise PaymentError(err.user_message or str(err)) from err
 
 
 class StripeGateway:
@@ -127,6 +80,7 @@ class StripeGateway:
             base_addresses={"api": api_base} if api_base else None,
             http_client=stripe.RequestsClient(session=session, timeout=timeout),
             max_network_retries=max_retries,
+            stripe_version=API_VERSION,
         )
 
     def _metadata(self, cart_id, version):
@@ -166,24 +120,68 @@ class StripeGateway:
 
     def retrieve_charge(self, charge_id):
         """A charge as Stripe holds it now (its PaymentIntent, refunds, how it was paid); None if Stripe has none."""
-        try:
-            charge = self._client.v1.charges.retrieve(charge_id)
-        except stripe.InvalidRequestError as err:
-            if err.code == "resource_missing":
-                return None
-            raise PaymentError(str(err)) from err
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
-            raise GatewayUnavailable(str(err)) from err
-        except stripe.StripeError as err:
-            raise PaymentError(str(err)) from err
-        charge = charge.to_dict()
+        charge = self._read(self._client.v1.charges.retrieve, charge_id)
+        if charge is None:
+            return None
         pi = charge.get("payment_intent")
         return Charge(
             id=charge["id"],
             payment_intent=pi if isinstance(pi, str) else (pi or {}).get("id"),
             amount_refunded=charge.get("amount_refunded") or 0,
-            payment_method=_method_summary(charge.get("payment_method_details")),
+            payment_method=method_summary(charge.get("payment_method_details")),
         )
+
+    def retrieve_dispute(self, dispute_id):
+        """A dispute as Stripe holds it now; None if Stripe has none by that id."""
+        found = self._read(self._client.v1.disputes.retrieve, dispute_id)
+        if found is None:
+            return None
+        return Dispute(
+            id=found["id"],
+            payment_intent=id_of(found.get("payment_intent")),
+            amount=found["amount"],
+            currency=found["currency"],
+            reason=found.get("reason") or "unknown",
+            status=found["status"],
+        )
+
+    def retrieve_refund(self, refund_id):
+        """A refund as Stripe holds it now; None if Stripe has none by that id."""
+        found = self._read(self._client.v1.refunds.retrieve, refund_id)
+        if found is None:
+            return None
+        return Refund(
+            id=found["id"],
+            payment_intent=id_of(found.get("payment_intent")),
+            amount=found["amount"],
+            currency=found["currency"],
+            status=found.get("status") or "unknown",
+            failure_reason=found.get("failure_reason"),
+        )
+
+    def create_webhook_endpoint(self, url, event_types):
+        """A webhook endpoint at this API version, for exactly these event types: (its id, its signing secret)."""
+        params = {"url": url, "enabled_events": sorted(event_types), "api_version": API_VERSION}
+        with _typed_errors():
+            endpoint = self._client.v1.webhook_endpoints.create(params)
+        return endpoint["id"], endpoint["secret"]
+
+    def webhook_endpoint_urls(self):
+        """The URLs of the account's webhook endpoints (the first hundred)."""
+        with _typed_errors():
+            page = self._client.v1.webhook_endpoints.list(params={"limit": 100})
+        return [endpoint["url"] for endpoint in page.data]
+
+    @staticmethod
+    def _read(method, object_id):
+        """One object as a dict (None when Stripe has no such object), errors typed."""
+        try:
+            with _typed_errors():
+                return method(object_id).to_dict()
+        except PaymentError as err:
+            if isinstance(err.__cause__, stripe.InvalidRequestError) and err.__cause__.code == "resource_missing":
+                return None
+            raise
 
     def payment_method_of(self, pi):
         """How a PaymentIntent was paid ({type, brand?, last4}) from its latest charge; None if unknown."""
@@ -207,12 +205,8 @@ class StripeGateway:
             params["delivery_success"] = False
         if starting_after:
             params["starting_after"] = starting_after
-        try:
+        with _typed_errors():
             page = self._client.v1.events.list(params=params)
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as err:
-            raise GatewayUnavailable(str(err)) from err
-        except stripe.StripeError as err:
-            raise PaymentError(str(err)) from err
         return [event.to_dict() for event in page.data], bool(page.has_more)
 
     def refund(self, pi_id, amount, *, reason_key):
@@ -245,7 +239,7 @@ class StripeGateway:
 
     def _call(self, method, *args, **kwargs):
         try:
-            return _view(method(*args, **kwargs))
+            return view(method(*args, **kwargs))
         except stripe.InvalidRequestError as err:
             raise self._invalid_request(err) from err
         except stripe.IdempotencyError as err:
@@ -259,7 +253,7 @@ class StripeGateway:
     def _invalid_request(err):
         error = (err.json_body or {}).get("error", {})
         if err.code == "payment_intent_unexpected_state" and error.get("payment_intent"):
-            return AmountLocked(err.user_message or str(err), _view(error["payment_intent"]))
+            return AmountLocked(err.user_message or str(err), view(error["payment_intent"]))
         if err.code == "resource_missing":
             return PaymentIntentMissing(str(err))
         return PaymentRefused(err.user_message or str(err))

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..checkout.fulfilment import apply_payment_intent, record_refunds
 from ..models import WebhookEvent
-from ..payments.gateway import GatewayUnavailable, PaymentError, PaymentIntentMissing
+from ..payments.gateway import GatewayUnavailable, PaymentError
+from .handlers import is_stripe_id, on_charge_refunded, on_dispute, on_payment_intent, on_refund
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +39,6 @@ ERROR_LENGTH = 500
 MALFORMED = (AttributeError, KeyError, OverflowError, OSError, TypeError, ValueError)
 
 
-def is_stripe_id(value):
-    """Stripe ids are short printable ASCII; nothing else can name an event or object of ours."""
-    return isinstance(value, str) and 0 < len(value) <= 255 and value.isascii() and value.isprintable()
-
-
-def on_payment_intent(shop, event):
-    """Whatever the event says, act on the PaymentIntent's current state."""
-    try:
-        pi = shop.gateway.retrieve(event.object_id)
-    except PaymentIntentMissing:
-        log.warning("event %s names an unknown PaymentIntent; ignored", event.id)
-        return
-    apply_payment_intent(shop, pi, observed_at=event.created_at)
-
-
-def on_charge_refunded(shop, event):
-    """Whatever the event says was refunded, mirror the refunds Stripe holds for the charge when asked."""
-    charge = shop.gateway.retrieve_charge(event.object_id)
-    if charge is None or not is_stripe_id(charge.payment_intent):
-        log.warning("event %s names a charge Stripe does not know; ignored", event.id)
-        return
-    record_refunds(shop, charge.payment_intent, charge.amount_refunded)
-
-
 HANDLERS = {
     "payment_intent.succeeded": on_payment_intent,
     "payment_intent.payment_failed": on_payment_intent,
@@ -71,7 +47,22 @@ HANDLERS = {
     "payment_intent.requires_action": on_payment_intent,
     "payment_intent.amount_capturable_updated": on_payment_intent,
     "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_dispute,
+    "charge.dispute.updated": on_dispute,
+    "charge.dispute.closed": on_dispute,
+    # A card refund that fails after it succeeded: Stripe sends both (refund.failed since 2024).
+    "charge.refund.updated": on_refund,
+    "refund.failed": on_refund,
 }
+
+
+def object_kind(event_type):
+    """What kind of Stripe object an event of this type names: payment_intent, charge, dispute or refund."""
+    if event_type.startswith("charge.dispute."):
+        return "dispute"
+    if event_type == "charge.refund.updated" or event_type.startswith("refund."):
+        return "refund"
+    return event_type.split(".", 1)[0]
 
 
 def receipt(event, now):

@@ -21,7 +21,7 @@ FAILED_REST_SECONDS = 30.0
 # What one sync takes when nothing waits: Stripe's answer to an update (about 0.3-0.5 s) and two statements.
 TYPICAL_SYNC_SECONDS = 0.5
 # Never fewer tasks than this (one slow Stripe answer must not hold up every cart), nor more than this
-# (each task's statements need a connection of the database pool, 20 on PostgreSQL, shared with requests).
+# (each task's statements need a connection of the database pool, shared with requests and sockets).
 MIN_TASKS, MAX_TASKS = 4, 16
 
 
@@ -30,14 +30,27 @@ def pool_size(config):
 
     By Little's law, syncs in flight = updates per second x seconds per sync: at 20 updates/s and 0.5 s a
     sync, 10 tasks send an update in every slot of the budget; more would only wait for slots. Unpaced
-    (STRIPE_UPDATES_PER_SECOND=0) takes the cap.
+    (STRIPE_UPDATES_PER_SECOND=0) takes the cap. Unset, it is also at most half the process's database
+    connections (DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW): the other half stays the requests' and sockets'.
     """
     if config.get("SYNC_CONCURRENCY"):
         return max(1, int(config["SYNC_CONCURRENCY"]))
     per_second = config.get("STRIPE_UPDATES_PER_SECOND") or 0
-    if per_second <= 0:
-        return MAX_TASKS
-    return min(MAX_TASKS, max(MIN_TASKS, math.ceil(per_second * TYPICAL_SYNC_SECONDS)))
+    wanted = MAX_TASKS if per_second <= 0 else max(MIN_TASKS, math.ceil(per_second * TYPICAL_SYNC_SECONDS))
+    connections = (config.get("DATABASE_POOL_SIZE") or 2 * MAX_TASKS) + (config.get("DATABASE_MAX_OVERFLOW") or 0)
+    return max(1, min(MAX_TASKS, wanted, connections // 2))
+
+
+def _check_fits(config, size):
+    """Say so when an explicit SYNC_CONCURRENCY exceeds the process's database connections."""
+    connections = (config.get("DATABASE_POOL_SIZE") or 0) + (config.get("DATABASE_MAX_OVERFLOW") or 0)
+    if connections and size > connections:
+        log.warning(
+            "SYNC_CONCURRENCY=%s is more than this process's %s database connections (DATABASE_POOL_SIZE + "
+            "DATABASE_MAX_OVERFLOW): the extra syncs only wait for a connection; see docs/production.md",
+            size,
+            connections,
+        )
 
 
 class CartSyncs:
@@ -54,6 +67,7 @@ class CartSyncs:
         self._app, self._start_task, self._shop_factory, self._budget = app, start_task, shop_factory, budget
         self._sleep = sleep
         self.size = pool_size(app.config)
+        _check_fits(app.config, self.size)
         self._waiting, self._queued = deque(), set()
         self._running, self._again, self._resting = set(), set(), {}
         self._tasks = 0

@@ -227,7 +227,7 @@ def forget_payment_intent(store, cart_id):
         db.session.execute(
             update(Cart)
             .where(Cart.id == cart_id)
-            .values(payment_intent_id=None, client_secret=None, pi_status=None, pi_amount=None, pi_version=None)
+            .values(payment_intent_id=None, pi_status=None, pi_amount=None, pi_version=None)
         )
         db.session.commit()
         db.session.remove()

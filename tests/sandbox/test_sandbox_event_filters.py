@@ -45,15 +45,19 @@ def test_types_and_created_ranges(stripe_client):
 
 
 def test_delivery_success_separates_acknowledged_from_failed_events(sandbox, stripe_client, webhook_receiver):
-    sandbox.add_webhook_endpoint(webhook_receiver.url, "whsec_test", ["payment_intent.succeeded"])
-    delivered = paid_pi(stripe_client)
-    wait_for(lambda: webhook_receiver.events(), message="the first payment's webhook")
-    control(sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
-    dropped = paid_pi(stripe_client)
-    wait_for(lambda: control(sandbox.url, "GET", "/deliveries")["data"][-1]["dropped"], message="the drop logged")
-    since = int(time.time()) - 60
-    common = {"types": ["payment_intent.succeeded"], "created": {"gte": since}}
-    assert listed(stripe_client, **common, delivery_success=False) == [("payment_intent.succeeded", dropped.id)]
-    assert listed(stripe_client, **common, delivery_success=True) == [("payment_intent.succeeded", delivered.id)]
-    # An event no endpoint subscribed to was delivered to everyone it had to be.
-    assert ("payment_intent.created", dropped.id) in listed(stripe_client, delivery_success=True)
+    # The session's sandbox keeps its endpoints across tests: this one goes with the test (its receiver does).
+    endpoint = sandbox.add_webhook_endpoint(webhook_receiver.url, "whsec_test", ["payment_intent.succeeded"])
+    try:
+        delivered = paid_pi(stripe_client)
+        wait_for(lambda: webhook_receiver.events(), message="the first payment's webhook")
+        control(sandbox.url, "POST", "/faults", {"webhook_drop_rate": 1.0})
+        dropped = paid_pi(stripe_client)
+        wait_for(lambda: control(sandbox.url, "GET", "/deliveries")["data"][-1]["dropped"], message="the drop logged")
+        since = int(time.time()) - 60
+        common = {"types": ["payment_intent.succeeded"], "created": {"gte": since}}
+        assert listed(stripe_client, **common, delivery_success=False) == [("payment_intent.succeeded", dropped.id)]
+        assert listed(stripe_client, **common, delivery_success=True) == [("payment_intent.succeeded", delivered.id)]
+        # An event no endpoint subscribed to was delivered to everyone it had to be.
+        assert ("payment_intent.created", dropped.id) in listed(stripe_client, delivery_success=True)
+    finally:
+        control(sandbox.url, "DELETE", f"/webhook_endpoints/{endpoint['id']}")

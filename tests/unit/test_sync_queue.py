@@ -202,3 +202,19 @@ def test_the_poll_does_not_look_while_the_queue_holds_a_polls_worth(synced, monk
     worker.turn(fake_shop())
     assert polls == [POLL_BATCH] and worker.syncs.waiting() == POLL_BATCH  # full: no look, nothing added
     assert worker.syncs.tasks() == worker.syncs.size
+
+
+@pytest.mark.parametrize(("pool", "overflow", "size"), [(20, 0, 10), (8, 0, 4), (8, 4, 6), (2, 0, 1), (40, 0, 10)])
+def test_unset_the_pool_of_syncs_takes_at_most_half_the_database_connections(pool, overflow, size):
+    config = {"STRIPE_UPDATES_PER_SECOND": 20, "DATABASE_POOL_SIZE": pool, "DATABASE_MAX_OVERFLOW": overflow}
+    assert syncs.pool_size(config) == size
+    assert syncs.pool_size({**config, "SYNC_CONCURRENCY": 12}) == 12  # an explicit setting is the operator's
+
+
+def test_a_concurrency_beyond_the_database_connections_is_logged(caplog):
+    config = {"SYNC_CONCURRENCY": 30, "DATABASE_POOL_SIZE": 20, "DATABASE_MAX_OVERFLOW": 5}
+    syncs._check_fits(config, syncs.pool_size(config))
+    assert "SYNC_CONCURRENCY=30 is more than this process's 25 database connections" in caplog.text
+    caplog.clear()
+    syncs._check_fits({**config, "SYNC_CONCURRENCY": 25}, 25)
+    assert caplog.text == ""
