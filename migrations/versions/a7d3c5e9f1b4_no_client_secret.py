@@ -1,7 +1,7 @@
 """The PaymentIntent's client secret is no longer stored: Stripe says not to; it is read from Stripe when a page needs it
 
 Revision ID: a7d3c5e9f1b4
-Revises: f3a8c1d5e7b2
+Revises: f3a9c2d71e08
 Create Date: 2026-12-08 03:00:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "a7d3c5e9f1b4"
-down_revision = "f3a8c1d5e7b2"
+down_revision = "f3a9c2d71e08"
 branch_labels = None
 depends_on = None
 
