@@ -121,7 +121,7 @@ def test_a_dispute_whose_webhooks_were_all_dropped_is_found_by_reconciliation_be
     # Stripe lists events newest first: the dispute's comes before the payment's, and applies the payment
     # (read from Stripe) before it records itself on the now paid order.
     result = shop.app.test_cli_runner().invoke(args=["reconcile", "--older-than", "99999"])
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert result.exit_code == 0, result.output
     assert summary["payments_applied"] >= 1
     order = next(o for o in merchant.get("/orders") if o["id"] == order_id)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def reconcile_cli(store, *args):
     result = store.app.test_cli_runner().invoke(args=["reconcile", *args])
-    return result.exit_code, json.loads(result.output.strip().splitlines()[-1])
+    return result.exit_code, json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_a_dropped_webhook_is_found_in_stripes_events_and_applied_once(store):

@@ -55,7 +55,7 @@ def age(store, cart_id, days):
 def cleanup(store, *args):
     result = store.app.test_cli_runner().invoke(args=["cleanup-carts", *args])
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # the command's answer; its log lines go to stderr
 
 
 def test_cookie_less_reads_and_sockets_create_no_cart_and_no_snapshot(shop_store):

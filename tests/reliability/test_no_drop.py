@@ -92,7 +92,7 @@ def event_row(store, pi_id, event_type=SUCCEEDED):
 
 def reconcile_cli(store, *args):
     result = store.app.test_cli_runner().invoke(args=["reconcile", *args])
-    return result.exit_code, json.loads(result.output.strip().splitlines()[-1]), result.output
+    return result.exit_code, json.loads(result.stdout.strip().splitlines()[-1]), result.output
 
 
 def test_a_handler_error_on_a_handshake_less_payment_is_retried_into_one_paid_order(store, monkeypatch):

@@ -251,7 +251,7 @@ class Soak:
     def reconcile_command(self):
         result = self.app.test_cli_runner().invoke(args=["reconcile", "--older-than", "0"])
         assert result.exit_code == 0, result.output
-        return json.loads(result.output.strip().splitlines()[-1])
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
     def run(self):
         self.start()
