@@ -1,6 +1,7 @@
 """Configuration from the environment; no secret has a production default."""
 
 import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Every session-signing key ever published in this repository (the old development default, fixed keys
 # of tests): anyone can sign a session with them, so they are refused everywhere, for good. Add to this
@@ -21,6 +22,13 @@ SANDBOX_PUBLISHABLE_KEY = "pk_test_sandbox"
 
 def _env_float(env, name, default):
     return float(env.get(name, default))
+
+
+def _timezone(name):
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"STORE_TIMEZONE={name!r} is not a time zone zoneinfo knows (such as Europe/Paris)") from err
 
 
 class Config:
@@ -68,6 +76,9 @@ class Config:
         self.STRIPE_TIMEOUT = _env_float(env, "STRIPE_TIMEOUT", 10)
         self.STRIPE_MAX_RETRIES = int(env.get("STRIPE_MAX_RETRIES", 2))
         self.CURRENCY = env.get("STORE_CURRENCY", "usd")
+        # The merchant's clock: the admin shows times in it (stored times stay UTC). A name zoneinfo does not
+        # know stops the start here rather than showing UTC under a local label.
+        self.TIMEZONE = _timezone(env.get("STORE_TIMEZONE") or "UTC")
         # How long a cart may stay frozen before the server asks Stripe whether to release it.
         self.FREEZE_SECONDS = _env_float(env, "FREEZE_SECONDS", 900)
         # A freeze whose payment has not started (its PaymentIntent never reached requires_action, processing,
