@@ -2,7 +2,7 @@
 
 from flask import current_app
 from wtforms import StringField
-from wtforms.validators import ValidationError
+from wtforms.validators import StopValidation, ValidationError
 
 from ..cart.domain import money
 from ..errors import InvalidInput
@@ -51,3 +51,16 @@ def price_in_range(_form, field):
         currency = store_currency()
         low, high = money(1, currency), money(domain.MAX_UNIT_AMOUNT, currency)
         raise ValidationError(f"The price must be from {low} to {high}.")
+
+
+class AmountRequired:
+    """An empty (or blank) money field is refused with `message`; one already refused as not an amount
+    keeps its own reason."""
+
+    def __init__(self, message):
+        self.message = message
+        self.field_flags = {"required": True}
+
+    def __call__(self, _form, field):
+        if field.data is None and not field.errors:
+            raise StopValidation(self.message)

@@ -4,15 +4,14 @@ on a second page, accepting a reviewed order, and what the pages say about an or
 from flask import g
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
-from wtforms.validators import InputRequired
 
 from ..cart.domain import money
 from . import words
-from .admin_fields import MoneyField
+from .admin_fields import AmountRequired, MoneyField
 
 
 class RefundForm(FlaskForm):
-    amount = MoneyField("Amount to refund", validators=[InputRequired("Type the amount to refund, such as 5.00.")])
+    amount = MoneyField("Amount to refund", validators=[AmountRequired("Type the amount to refund, such as 5.00.")])
     # "yes" once the merchant has read what the refund will do (the second page); without it nothing moves.
     confirm = HiddenField()
 

@@ -7,7 +7,7 @@ from flask import flash, g, request
 from flask_admin.contrib.sqla import ModelView
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
 from ..errors import ShopError
@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import Product
 from ..wiring import current_shop
 from . import domain, pricing, service
-from .admin_fields import MoneyField, _money, price_in_range, store_currency
+from .admin_fields import AmountRequired, MoneyField, _money, price_in_range, store_currency
 
 
 def _no_control_characters(_form, field):
@@ -25,7 +25,7 @@ def _no_control_characters(_form, field):
 
 class ProductForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=domain.MAX_NAME), _no_control_characters])
-    unit_amount = MoneyField("Price", validators=[InputRequired("Type a price, such as 119.00."), price_in_range])
+    unit_amount = MoneyField("Price", validators=[AmountRequired("Type a price, such as 119.00."), price_in_range])
     stock = IntegerField(
         "Stock on hand (empty: not tracked)", validators=[Optional(), NumberRange(0, domain.MAX_STOCK)]
     )

@@ -23,7 +23,7 @@ KIND_WORDS = {
     "review": "Review",
 }
 PI_WORDS = {
-    "succeeded": "payment received",
+    "succeeded": "payment succeeded",
     "processing": "payment on its way",
     "requires_action": "waiting for the shopper's bank authentication",
     "requires_payment_method": "payment refused",

@@ -87,7 +87,7 @@ def test_the_merchant_refunds_a_needs_review_order_from_its_page(shop, stripe_cl
     listing = admin.get("/admin/orders/", headers=basic()).get_data(as_text=True)
     assert "Needs review (1)" in listing and "Needs review: paid $129.00 but the stock was gone" in listing
     page = admin.get(f"/admin/orders/details/?id={order['id']}", headers=basic())
-    assert "Checkout" not in page.get_data(as_text=True) and "Payment received" in page.get_data(as_text=True)
+    assert "Checkout" not in page.get_data(as_text=True) and "Payment succeeded" in page.get_data(as_text=True)
     url = f"/admin/orders/refund/{order['id']}"
     form = {"amount": "129.00", "confirm": "yes"}
     assert admin.post(url, data=form, headers=basic()).status_code == 302
