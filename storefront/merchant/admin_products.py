@@ -57,13 +57,9 @@ class ProductAdmin(ModelView):
         "id": "No.",
         "unit_amount": "Price",
         "stock": "Stock on hand",
-        "reserved": "Reserved",
-        "available": "Available",
+        "reserved": "Reserved by checkouts being paid",
+        "available": "Available to shoppers",
         "active": "For sale",
-    }
-    column_descriptions = {
-        "reserved": "Units held by checkouts being paid for",
-        "available": "What shoppers can still add (empty: stock not tracked)",
     }
     column_formatters = {
         "unit_amount": _money,
