@@ -14,6 +14,8 @@ class RefundForm(FlaskForm):
     amount = MoneyField("Amount to refund", validators=[AmountRequired("Type the amount to refund, such as 5.00.")])
     # "yes" once the merchant has read what the refund will do (the second page); without it nothing moves.
     confirm = HiddenField()
+    # What was refunded when the confirmation page was shown: a second click on Yes refunds nothing more.
+    refunded_before = HiddenField()
 
 
 class AcceptForm(FlaskForm):

@@ -31,6 +31,11 @@ from .admin_orders import (
 from .admin_products import ProductAdmin
 
 
+def _integer(text):
+    """A hidden field's integer, or -1 (never an amount refunded) when it was tampered with or left out."""
+    return int(text) if (text or "").isdigit() and len(text) < 16 else -1
+
+
 class OrderAdmin(ModelView):
     """Orders, the review queue first; an order's page shows its status in words, its history and actions."""
 
@@ -136,7 +141,8 @@ class OrderAdmin(ModelView):
                     money_text=money(amount, currency),
                     question=refund_question(amount, order),
                 )
-            order = service.refund_order(current_shop(), order_id, amount)
+            before = _integer(form.refunded_before.data)
+            order = service.refund_order(current_shop(), order_id, amount, refunded_before=before)
         except ShopError as err:
             flash(err.message, "error")
             return back

@@ -15,6 +15,7 @@ from tests.shopping import browser_confirm, fill, order_status, start_and_confir
 pytestmark = pytest.mark.timeout(90)
 
 TYPED = re.compile(r'name="amount" value="([^"]*)"')
+BEFORE = re.compile(r'name="refunded_before" value="([^"]*)"')
 
 
 @pytest.fixture
@@ -62,9 +63,16 @@ def test_a_refund_typed_as_5_00_is_confirmed_then_refunds_500_cents(shop, stripe
     refunds = stripe_client.v1.refunds.list(params={"payment_intent": started["payment_intent_id"]})
     assert refunds.data == [] and Merchant(shop).get(f"/orders/{order_id}")["amount_refunded"] == 0
 
-    confirm = {"csrf_token": token(asked), "amount": TYPED.search(asked.get_data(as_text=True)).group(1)}
-    done = admin.post(url, data={**confirm, "confirm": "yes"}, headers=basic(), follow_redirects=True)
+    shown = asked.get_data(as_text=True)
+    confirm = {"csrf_token": token(asked), "amount": TYPED.search(shown).group(1), "confirm": "yes"}
+    assert confirm["amount"] == "5.00" and BEFORE.search(shown).group(1) == "0"
+    tampered = admin.post(url, data=confirm, headers=basic(), follow_redirects=True)  # not from the page
+    assert "This order changed since you confirmed" in page_text(tampered)
+    confirm["refunded_before"] = "0"
+    done = admin.post(url, data=confirm, headers=basic(), follow_redirects=True)
     assert "Refunded $5.00 to the shopper's card. Order" in page_text(done)
+    twice = admin.post(url, data=confirm, headers=basic(), follow_redirects=True)  # Yes clicked again
+    assert "This order changed since you confirmed: $5.00 is now refunded. Nothing more" in page_text(twice)
     assert "Paid; refunded $5.00 of $129.00" in page_text(done)
     refunds = stripe_client.v1.refunds.list(params={"payment_intent": started["payment_intent_id"]})
     assert [r.amount for r in refunds.data] == [500]

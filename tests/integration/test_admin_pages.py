@@ -89,7 +89,7 @@ def test_the_merchant_refunds_a_needs_review_order_from_its_page(shop, stripe_cl
     page = admin.get(f"/admin/orders/details/?id={order['id']}", headers=basic())
     assert "Checkout" not in page.get_data(as_text=True) and "Payment succeeded" in page.get_data(as_text=True)
     url = f"/admin/orders/refund/{order['id']}"
-    form = {"amount": "129.00", "confirm": "yes"}
+    form = {"amount": "129.00", "confirm": "yes", "refunded_before": "0"}
     assert admin.post(url, data=form, headers=basic()).status_code == 302
     assert merchant.get("/orders")[0]["amount_refunded"] == 0  # no CSRF token: nothing refunded
     done = admin.post(url, data={**form, "csrf_token": token(page)}, headers=basic(), follow_redirects=True)
