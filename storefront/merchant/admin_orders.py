@@ -32,13 +32,6 @@ def form_errors(form):
     return "; ".join(e for errors in form.errors.values() for e in errors) or "Invalid form."
 
 
-class OrderRow:
-    """An order view (dict) read as a row, for words.status_words."""
-
-    def __init__(self, view):
-        self.__dict__.update(view)
-
-
 def refund_question(amount, order):
     """ "Refund $5.00 of $153.00 to the shopper's card?" (and what was refunded before, if anything)."""
     currency = order["currency"]
@@ -51,4 +44,6 @@ def refund_refused(amount, refundable, currency):
     """Why an amount can't be refunded, in words."""
     if amount <= 0:
         return "Type an amount above zero to refund."
+    if refundable <= 0:
+        return "Nothing is left to refund on this order."
     return f"You can refund at most {money(refundable, currency)}: the rest is already refunded or was never paid."

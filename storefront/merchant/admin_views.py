@@ -21,7 +21,6 @@ from . import amounts, history, review, service, words
 from .admin_fields import _money, _time, local_time
 from .admin_orders import (
     AcceptForm,
-    OrderRow,
     RefundForm,
     form_errors,
     refund_question,
@@ -142,17 +141,11 @@ class OrderAdmin(ModelView):
                     question=refund_question(amount, order),
                 )
             before = _integer(form.refunded_before.data)
-            order = service.refund_order(current_shop(), order_id, amount, refunded_before=before)
+            service.refund_order(current_shop(), order_id, amount, refunded_before=before)
         except ShopError as err:
             flash(err.message, "error")
             return back
-        flash(
-            Markup.escape(
-                f"Refunded {money(amount, currency)} to the shopper's card. "
-                f"Order {order_id}: {words.status_words(OrderRow(order))}."
-            ),
-            "success",
-        )
+        flash(f"Refunded {money(amount, currency)} to the shopper's card (order {order_id}).", "success")
         return back
 
     @expose("/accept/<int:order_id>", methods=("POST",))

@@ -70,7 +70,7 @@ def test_a_refund_typed_as_5_00_is_confirmed_then_refunds_500_cents(shop, stripe
     assert "This order changed since you confirmed" in page_text(tampered)
     confirm["refunded_before"] = "0"
     done = admin.post(url, data=confirm, headers=basic(), follow_redirects=True)
-    assert "Refunded $5.00 to the shopper's card. Order" in page_text(done)
+    assert f"Refunded $5.00 to the shopper's card (order {order_id})." in page_text(done)
     twice = admin.post(url, data=confirm, headers=basic(), follow_redirects=True)  # Yes clicked again
     assert "This order changed since you confirmed: $5.00 is now refunded. Nothing more" in page_text(twice)
     assert "Paid; refunded $5.00 of $129.00" in page_text(done)
