@@ -18,9 +18,24 @@ TYPED = re.compile(r'name="amount" value="([^"]*)"')
 BEFORE = re.compile(r'name="refunded_before" value="([^"]*)"')
 
 
-@pytest.fixture
-def shop(make_store, sandbox):
-    return make_store(sandbox=sandbox, ADMIN_PASSWORD=PASSWORD, TIMEZONE=ZoneInfo("Europe/Paris"))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shop(request, make_store, sandbox):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return make_store(sandbox=sandbox, database_url=url, ADMIN_PASSWORD=PASSWORD, TIMEZONE=ZoneInfo("Europe/Paris"))
+
+
+def test_a_price_reaching_two_open_carts_says_both_totals(shop):
+    admin, first, second = shop.app.test_client(), shop.client(), shop.client()
+    fill(first, (GRINDER, 1))
+    fill(second, (GRINDER, 2), (1, 1))
+    second_total = second.get("/api/cart").get_json()["total"]
+    form = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="119.00", stock="", active="y")
+    asked = page_text(admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic()))
+    new_second = second_total - 2000
+    assert (
+        "The new price, $119.00, reaches 2 open carts (shoppers see the change at once, checkouts too); their totals"
+        f" will change: $129.00 → $119.00, ${second_total / 100:,.2f} → ${new_second / 100:,.2f}." in asked
+    )
 
 
 def paid_order(shop):
