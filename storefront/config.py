@@ -1,6 +1,8 @@
 """Configuration from the environment; no secret has a production default."""
 
 import os
+from datetime import UTC
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import redis_pools
 
@@ -30,6 +32,15 @@ def _env_int(env, name, default, minimum):
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _timezone(name):
+    if name.upper() == "UTC":  # the default needs no time zone database (a slim image may have none)
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"STORE_TIMEZONE={name!r} is not a time zone zoneinfo knows (such as Europe/Paris)") from err
 
 
 class Config:
@@ -87,6 +98,9 @@ class Config:
         self.STRIPE_TIMEOUT = _env_float(env, "STRIPE_TIMEOUT", 10)
         self.STRIPE_MAX_RETRIES = int(env.get("STRIPE_MAX_RETRIES", 2))
         self.CURRENCY = env.get("STORE_CURRENCY", "usd")
+        # The merchant's clock: the admin shows times in it (stored times stay UTC). A name zoneinfo does not
+        # know stops the start here rather than showing UTC under a local label.
+        self.TIMEZONE = _timezone(env.get("STORE_TIMEZONE") or "UTC")
         # How long a cart may stay frozen before the server asks Stripe whether to release it.
         self.FREEZE_SECONDS = _env_float(env, "FREEZE_SECONDS", 900)
         # A freeze whose payment has not started (its PaymentIntent never reached requires_action, processing,

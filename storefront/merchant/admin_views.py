@@ -1,19 +1,15 @@
 """The merchant's pages at /admin (Flask-Admin), saving through the merchant service so carts follow.
 
-Forms are Flask-WTF forms: each carries a CSRF token bound to the session, checked on submit.
+Forms are Flask-WTF forms: each carries a CSRF token bound to the session, checked on submit. Money is
+typed and shown in the store's currency ("119.00"); the minor units are computed here (merchant.amounts).
 """
-
-import json
 
 from flask import flash, g, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
-from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import func, select
-from wtforms import BooleanField, HiddenField, IntegerField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..cart.domain import money
 from ..errors import ShopError
@@ -21,109 +17,26 @@ from ..extensions import db
 from ..models import Order, Product, WebhookEvent
 from ..webhooks import inbox
 from ..wiring import current_shop
-from . import domain, history, service
+from . import amounts, history, review, service, words
+from .admin_fields import _money, _time, local_time
+from .admin_orders import (
+    AcceptForm,
+    RefundForm,
+    form_errors,
+    refund_question,
+    refund_refused,
+    status_column,
+)
+from .admin_products import ProductAdmin
 
 
-def _money(_view, _context, model, name):
-    return money(getattr(model, name), model.currency)
-
-
-def _no_control_characters(_form, field):
-    if field.data and domain.has_control_characters(field.data):
-        raise ValidationError("The name may not hold control characters.")
-
-
-class ProductForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=domain.MAX_NAME), _no_control_characters])
-    unit_amount = IntegerField("Price (cents)", validators=[InputRequired(), NumberRange(1, domain.MAX_UNIT_AMOUNT)])
-    stock = IntegerField(
-        "Stock on hand (empty: not tracked)", validators=[Optional(), NumberRange(0, domain.MAX_STOCK)]
-    )
-    active = BooleanField("For sale", default=True)
-    # What the edit page showed when it was opened (JSON of SHOWN_FIELDS): a save sends only what the
-    # merchant changed, and is refused if the store changed it meanwhile (units sold are not sold again).
-    shown = HiddenField()
-
-
-SHOWN_FIELDS = ("unit_amount", "stock", "active")
-
-
-class RefundForm(FlaskForm):
-    amount = IntegerField("Amount (cents; empty: all not yet refunded)", validators=[Optional(), NumberRange(1)])
-
-
-class ProductAdmin(ModelView):
-    """Products: create, and edit name, price, stock and whether they are for sale (never deleted)."""
-
-    form = ProductForm
-    can_delete = False
-    column_list = ("id", "name", "unit_amount", "stock", "reserved", "available", "active")
-    column_labels = {"unit_amount": "Price", "reserved": "Reserved", "available": "Available"}
-    column_descriptions = {"reserved": "Units held by carts being paid for (frozen by the handshake)"}
-    column_formatters = {
-        "unit_amount": _money,
-        "reserved": lambda _v, _c, m, _n: g.reserved.get(m.id, 0) if m.stock is not None else "",
-        "available": lambda _v, _c, m, _n: "" if g.available.get(m.id) is None else g.available[m.id],
-    }
-
-    def get_list(self, *args, **kwargs):
-        # The catalog's own counts, for every product in one statement (not a query per row), read in the
-        # merchant's use case before Flask-Admin opens its own transaction for the page's rows.
-        listed = service.list_products(current_shop())
-        g.available = {product["id"]: product["available"] for product in listed}
-        g.reserved = {product["id"]: product["reserved"] for product in listed}
-        return super().get_list(*args, **kwargs)
-
-    def _body(self, form):
-        return {
-            "name": form.name.data,
-            "unit_amount": form.unit_amount.data,
-            "stock": form.stock.data,
-            "active": bool(form.active.data),
-        }
-
-    def on_form_prefill(self, form, id):
-        if request.method == "GET":  # a form sent back with errors keeps what it showed first
-            form.shown.data = json.dumps({name: getattr(form, name).data for name in SHOWN_FIELDS})
-
-    def _shown(self, form):
-        try:
-            shown = json.loads(form.shown.data or "")
-        except ValueError:
-            shown = None
-        if not isinstance(shown, dict) or set(shown) != set(SHOWN_FIELDS):
-            raise ShopError("This form is out of date; open the product again.")
-        return shown
-
-    def create_model(self, form):
-        try:
-            created = service.create_product(
-                current_shop(), {k: v for k, v in self._body(form).items() if k != "stock" or v is not None}
-            )
-        except ShopError as err:
-            flash(err.message, "error")
-            return False
-        return db.session.get(Product, created["id"])
-
-    def update_model(self, form, model):
-        product_id, body = model.id, self._body(form)
-        # Flask-Admin's read of the model ends here: the service locks and writes the product in its own
-        # unit of work, which cannot open beside that transaction.
-        db.session.rollback()
-        try:
-            shown = self._shown(form)
-            for name in SHOWN_FIELDS:
-                if body[name] == shown[name]:
-                    del body[name]  # not changed here: whatever the store holds now stays
-            service.update_product(current_shop(), product_id, body, shown=shown)
-        except ShopError as err:
-            flash(err.message, "error")
-            return False
-        return True
+def _integer(text):
+    """A hidden field's integer, or -1 (never an amount refunded) when it was tampered with or left out."""
+    return int(text) if (text or "").isdigit() and len(text) < 16 else -1
 
 
 class OrderAdmin(ModelView):
-    """Orders, the `needs_review` queue first; an order's page shows its history and a refund form."""
+    """Orders, the review queue first; an order's page shows its status in words, its history and actions."""
 
     can_create = can_edit = can_delete = False
     can_view_details = True
@@ -137,12 +50,26 @@ class OrderAdmin(ModelView):
         "amount_received",
         "amount_refunded",
         "refund_due",
-        "cart_id",
         "created_at",
     )
-    column_details_list = column_list + ("payment_intent_id", "cart_version", "items")
+    column_details_list = column_list + ("cart_id", "items", "payment_intent_id")
+    column_labels = {
+        "id": "Order",
+        "status": "Status",
+        "attention": "Attention",
+        "amount": "Total",
+        "amount_received": "Received",
+        "amount_refunded": "Refunded",
+        "refund_due": "Overpayment returned",
+        "created_at": "Placed",
+        "cart_id": "Cart",
+        "items": "Items",
+        "payment_intent_id": "Stripe payment reference",
+    }
     column_formatters = {
         **{name: _money for name in ("amount", "amount_received", "amount_refunded", "refund_due")},
+        "status": status_column,
+        "created_at": _time,
         "items": lambda _v, _c, m, _n: "; ".join(
             f"{i['quantity']} × {i['name']} at {money(i['unit_amount'], m.currency)}" for i in m.items
         ),
@@ -164,35 +91,85 @@ class OrderAdmin(ModelView):
         status = request.args.get("status")
         return query.filter(Order.status == status) if status else query
 
+    def get_list(self, *args, **kwargs):
+        count, found = super().get_list(*args, **kwargs)
+        g.reasons = review.reasons(db.session.connection(), found)  # one statement for the page's rows
+        return count, found
+
+    def get_one(self, id):
+        order = super().get_one(id)
+        g.reasons = review.reasons(db.session.connection(), [order]) if order is not None else {}
+        return order
+
     def render(self, template, **kwargs):
-        if template == self.details_template and kwargs.get("model") is not None:
+        model = kwargs.get("model")
+        if template == self.details_template and model is not None:
             # Read on Flask-Admin's session, in the transaction that loaded the order for this page.
-            kwargs["history"] = history.of_order(db.session.connection(), kwargs["model"].id)
-            kwargs["refund_form"] = RefundForm()
-            kwargs["money"] = money
+            reason = g.reasons.get(model.id)
+            kwargs["history"] = [
+                (local_time(line.at), *words.history_line(line.kind, line.message))
+                for line in history.of_order(db.session.connection(), model.id)
+            ]
+            kwargs.update(
+                refund_form=RefundForm(),
+                accept_form=AcceptForm(),
+                money=money,
+                status_words=words.status_words(model, reason),
+                reason=reason,
+                can_accept=review.can_accept(model, reason),
+            )
         if template == self.list_template:
-            kwargs["status_counts"] = service.status_counts(db.session.connection())
+            kwargs["status_counts"] = [
+                (status, words.status_name(status), count)
+                for status, count in service.status_counts(db.session.connection())
+            ]
         return super().render(template, **kwargs)
 
     @expose("/refund/<int:order_id>", methods=("POST",))
     def refund(self, order_id):
-        """Refund from the order's page: Flask-WTF checks the CSRF token before anything moves."""
+        """A refund typed in the store's currency: the first post asks for confirmation, the second refunds.
+        Flask-WTF checks the CSRF token before anything moves."""
+        back = redirect(url_for(".details_view", id=order_id))
         form = RefundForm()
         if not form.validate_on_submit():
-            flash("; ".join(e for errors in form.errors.values() for e in errors) or "Invalid form.", "error")
+            flash(form_errors(form), "error")
+            return back
+        try:
+            order = service.order_history(current_shop(), order_id)
+            amount, currency = form.amount.data, order["currency"]
+            refundable = order["amount_received"] - order["amount_refunded"]
+            if not 0 < amount <= refundable:
+                flash(refund_refused(amount, refundable, currency), "error")
+                return back
+            if form.confirm.data != "yes":
+                return self.render(
+                    "admin/refund_confirm.html",
+                    order=order,
+                    form=form,
+                    typed=amounts.as_typed(amount, currency),
+                    money_text=money(amount, currency),
+                    question=refund_question(amount, order),
+                )
+            before = _integer(form.refunded_before.data)
+            service.refund_order(current_shop(), order_id, amount, refunded_before=before)
+        except ShopError as err:
+            flash(err.message, "error")
+            return back
+        flash(f"Refunded {money(amount, currency)} to the shopper's card (order {order_id}).", "success")
+        return back
+
+    @expose("/accept/<int:order_id>", methods=("POST",))
+    def accept(self, order_id):
+        """Accept and fulfil a needs_review order whose stock was gone, now that stock allows."""
+        if not AcceptForm().validate_on_submit():
+            flash("This form is out of date; open the order again.", "error")
         else:
             try:
-                order = service.refund_order(current_shop(), order_id, form.amount.data)
+                review.accept_order(current_shop(), order_id)
             except ShopError as err:
                 flash(err.message, "error")
             else:
-                flash(
-                    Markup.escape(
-                        f"Refunded: order {order_id} now has {money(order['amount_refunded'], order['currency'])}"
-                        f" refunded ({order['status']})."
-                    ),
-                    "success",
-                )
+                flash(f"Order {order_id} accepted: its units are taken from stock and it is paid. Ship it.", "success")
         return redirect(url_for(".details_view", id=order_id))
 
 
@@ -214,12 +191,16 @@ class AttentionAdmin(ModelView):
     can_create = can_edit = can_delete = False
     column_list = ("received_at", "id", "type", "object_id", "orders", "attempts", "last_error", "due_at")
     column_labels = {
+        "received_at": "Received",
         "id": "Event",
-        "object_id": "PaymentIntent (or charge)",
+        "type": "Event type",
+        "object_id": "Stripe payment (or charge)",
+        "orders": "Orders",
+        "attempts": "Tries",
         "last_error": "Last error",
         "due_at": "Next try",
     }
-    column_formatters = {"orders": _orders_of_event}
+    column_formatters = {"orders": _orders_of_event, "received_at": _time, "due_at": _time}
     column_default_sort = "received_at"
 
     def get_query(self):
@@ -243,9 +224,10 @@ class StoreIndex(AdminIndexView):
     @expose("/")
     def index(self):
         conn = db.session.connection()
+        counts = [(status, words.status_name(status), count) for status, count in service.status_counts(conn)]
         return self.render(
             "admin/store_index.html",
-            status_counts=service.status_counts(conn),
+            status_counts=counts,
             attention=_attention_count(conn),
             flagged=service.flagged_count(conn),
         )

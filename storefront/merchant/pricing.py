@@ -2,7 +2,7 @@
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..cart import domain, repository
 from ..errors import NotFound
@@ -91,3 +91,26 @@ def reprice_carts(shop, product_id):
         if changed:
             moved.append(cart_id)
     return moved
+
+
+def price_preview(shop, product_id, new_unit_amount):
+    """[(total now, total at the new price)] of the open carts holding the product, what a price change
+    would do to each (the admin asks the merchant to confirm this before saving)."""
+    holding = select(lines.c.cart_id, lines.c.quantity, lines.c.unit_amount).where(lines.c.product_id == product_id)
+    holding = holding.subquery()
+    query = (
+        select(func.sum(lines.c.quantity * lines.c.unit_amount), holding.c.quantity, holding.c.unit_amount)
+        .join(holding, holding.c.cart_id == lines.c.cart_id)
+        .join(carts, carts.c.id == lines.c.cart_id)
+        .where(carts.c.status == "open")
+        .group_by(lines.c.cart_id, holding.c.quantity, holding.c.unit_amount)
+        .order_by(lines.c.cart_id)
+    )
+    with shop.uow() as uow:
+        rows = uow.conn.execute(query).all()
+        uow.commit()
+    return [
+        (int(total), int(total) + quantity * (new_unit_amount - old))
+        for total, quantity, old in rows
+        if old != new_unit_amount  # a cart already at this price does not change
+    ]

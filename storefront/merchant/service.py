@@ -203,10 +203,19 @@ def _order(conn, order_id, *, lock=False):
     return order
 
 
-def refund_order(shop, order_id, requested=None):
-    """Refund an order (by default all that is not yet refunded) through the gateway, once per click."""
+def refund_order(shop, order_id, requested=None, *, refunded_before=None):
+    """Refund an order (by default all that is not yet refunded) through the gateway, once per click.
+
+    `refunded_before` (what the confirmation page showed as refunded): a refund confirmed on a page that is
+    out of date (a second click, another refund meanwhile) is refused with 409 `order_changed`."""
     with shop.uow() as uow:  # committed before Stripe is asked: no transaction (nor SQLite's lock) held across it
         order = _order(uow.conn, order_id)
+        if refunded_before is not None and order.amount_refunded != refunded_before:
+            raise Conflict(
+                f"This order changed since you confirmed: {money(order.amount_refunded, order.currency)} is now "
+                "refunded. Nothing more was refunded; look at the order again.",
+                code="order_changed",
+            )
         amount = domain.refund_amount(requested, order.amount_received, order.amount_refunded)
         uow.commit()
     before, pi_id = order.amount_refunded, order.payment_intent_id

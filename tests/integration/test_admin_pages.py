@@ -14,6 +14,7 @@ pytestmark = pytest.mark.timeout(90)
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 SHOWN = re.compile(r'name="shown" type="hidden" value="([^"]*)"')
+CONFIRM_PRICE = re.compile(r'name="confirm_price" type="hidden" value="([^"]*)"')
 
 
 @pytest.fixture
@@ -35,12 +36,24 @@ def edit_form(client, product_id, **fields):
     return {"csrf_token": token(page), "shown": html.unescape(shown.group(1)), **fields}
 
 
-def test_a_price_saved_on_the_product_page_reaches_open_carts(shop):
+def test_a_price_typed_as_119_reaching_open_carts_is_saved_once_confirmed(shop):
     admin, shopper = shop.app.test_client(), shop.client()
     cart = fill(shopper, (GRINDER, 1))
-    form = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="11900", stock="", active="y")
-    saved = admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic())
+    page = admin.get(f"/admin/products/edit/?id={GRINDER}", headers=basic()).get_data(as_text=True)
+    assert 'value="129.00"' in page and "Price in USD" in page  # shown in dollars, not cents
+    form = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="119", stock="", active="y")
+    asked = admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic())
+    text = html.unescape(asked.get_data(as_text=True))
+    assert asked.status_code == 200, text[:500]
+    assert "The new price, $119.00, reaches 1 open cart" in text and "its total will change: $129.00 → $119.00" in text
+    assert shopper.get("/api/cart").get_json()["version"] == cart["version"]  # nothing saved yet
+    confirmed = CONFIRM_PRICE.search(asked.get_data(as_text=True)).group(1)
+    assert confirmed == "11900"
+    saved = admin.post(
+        f"/admin/products/edit/?id={GRINDER}", data={**form, "confirm_price": confirmed}, headers=basic()
+    )
     assert saved.status_code == 302
+    assert Merchant(shop).get("/products")[GRINDER - 1]["unit_amount"] == 11900  # "119" is $119.00
     after = shopper.get("/api/cart").get_json()
     assert after["version"] == cart["version"] + 1 and after["total"] == 11900
     assert after["notices"][0]["message"] == "The price of the burr grinder changed from $129.00 to $119.00."
@@ -72,19 +85,20 @@ def test_the_merchant_refunds_a_needs_review_order_from_its_page(shop, stripe_cl
     order = wait_for(lambda: next(iter(merchant.get("/orders?status=needs_review")), None), message="review")
 
     listing = admin.get("/admin/orders/", headers=basic()).get_data(as_text=True)
-    assert "needs_review (1)" in listing
+    assert "Needs review (1)" in listing and "Needs review: paid $129.00 but the stock was gone" in listing
     page = admin.get(f"/admin/orders/details/?id={order['id']}", headers=basic())
-    assert "handshake" not in page.get_data(as_text=True) and "stripe" in page.get_data(as_text=True)
+    assert "Checkout" not in page.get_data(as_text=True) and "Payment succeeded" in page.get_data(as_text=True)
     url = f"/admin/orders/refund/{order['id']}"
-    assert admin.post(url, data={"amount": "100"}, headers=basic()).status_code == 302
+    form = {"amount": "129.00", "confirm": "yes", "refunded_before": "0"}
+    assert admin.post(url, data=form, headers=basic()).status_code == 302
     assert merchant.get("/orders")[0]["amount_refunded"] == 0  # no CSRF token: nothing refunded
-    done = admin.post(url, data={"csrf_token": token(page), "amount": ""}, headers=basic(), follow_redirects=True)
-    assert "Refunded: order" in done.get_data(as_text=True)
+    done = admin.post(url, data={**form, "csrf_token": token(page)}, headers=basic(), follow_redirects=True)
+    assert "Refunded $129.00 to the shopper&#39;s card (order" in done.get_data(as_text=True)
     refunded = merchant.get("/orders")[0]
     assert refunded["status"] == "refunded" and refunded["amount_refunded"] == 12900
     refunds = stripe_client.v1.refunds.list(params={"payment_intent": started["payment_intent_id"]})
     assert [r.amount for r in refunds.data] == [12900]
-    assert "merchant refunded $129.00" in admin.get(
+    assert "Merchant refunded $129.00" in admin.get(
         f"/admin/orders/details/?id={order['id']}", headers=basic()
     ).get_data(as_text=True)
 
@@ -107,7 +121,7 @@ def test_a_name_with_a_control_character_is_refused_by_the_api_and_the_form(any_
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_name"
     created = admin.post("/admin/api/products", json={"name": name, "unit_amount": 100}, headers=basic())
     assert created.status_code == 400 and created.get_json()["error"]["code"] == "invalid_name"
-    form = edit_form(admin, GRINDER, name=name, unit_amount="12900", stock="", active="y")
+    form = edit_form(admin, GRINDER, name=name, unit_amount="129.00", stock="", active="y")
     page = admin.post(f"/admin/products/edit/?id={GRINDER}", data=form, headers=basic())
     assert page.status_code == 200 and "may not hold control characters" in page.get_data(as_text=True)
     products = Merchant(any_shop).get("/products")
@@ -117,7 +131,7 @@ def test_a_name_with_a_control_character_is_refused_by_the_api_and_the_form(any_
 def test_a_price_saved_on_a_page_opened_before_a_sale_does_not_sell_the_unit_again(any_shop):
     merchant, admin, shopper = Merchant(any_shop), any_shop.app.test_client(), any_shop.client()
     merchant.patch(GRINDER, stock=10)
-    form = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="11900", stock="10", active="y")
+    form = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="119.00", stock="10", active="y")
     _, started, order_id = start_and_confirm(shopper, (GRINDER, 1))
     browser_confirm(any_shop.sandbox.url, any_shop.sandbox.publishable_key, started)
     order_status(shopper, order_id, "paid")
@@ -128,12 +142,12 @@ def test_a_price_saved_on_a_page_opened_before_a_sale_does_not_sell_the_unit_aga
     product = merchant.get("/products")[GRINDER - 1]
     assert product["unit_amount"] == 11900 and product["stock"] == 9  # the sold unit stays sold
 
-    restock = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="11900", stock="9", active="y")
+    restock = edit_form(admin, GRINDER, name="Burr grinder", unit_amount="119.00", stock="9", active="y")
     merchant.patch(GRINDER, stock=8)  # another sale, or another admin, meanwhile
     refused = admin.post(f"/admin/products/edit/?id={GRINDER}", data={**restock, "stock": "20"}, headers=basic())
     assert refused.status_code == 200 and "Stock changed meanwhile" in refused.get_data(as_text=True)
     assert merchant.get("/products")[GRINDER - 1]["stock"] == 8
-    repriced = {**restock, "unit_amount": "10900", "stock": "9"}  # price only: the stock the page showed
+    repriced = {**restock, "unit_amount": "109.00", "stock": "9"}  # price only: the stock the page showed
     assert admin.post(f"/admin/products/edit/?id={GRINDER}", data=repriced, headers=basic()).status_code == 302
     assert merchant.get("/products")[GRINDER - 1]["stock"] == 8
     without = admin.post(f"/admin/products/edit/?id={GRINDER}", data={**repriced, "shown": ""}, headers=basic())

@@ -101,3 +101,13 @@ def test_create_app_refuses_live_keys_before_touching_the_database(monkeypatch, 
     with pytest.raises(RuntimeError, match="STOREFRONT_ENV=production"):
         create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/store.sqlite3", "INSTANCE_PATH": str(tmp_path)})
     assert list(tmp_path.iterdir()) == []  # no database, no generated key
+
+
+def test_the_merchants_time_zone_defaults_to_utc_and_an_unknown_one_stops_the_start():
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    assert Config({}).TIMEZONE is UTC
+    assert Config({"STORE_TIMEZONE": "Europe/Paris"}).TIMEZONE == ZoneInfo("Europe/Paris")
+    with pytest.raises(ValueError, match="STORE_TIMEZONE='Mars/Olympus' is not a time zone"):
+        Config({"STORE_TIMEZONE": "Mars/Olympus"})
