@@ -21,6 +21,8 @@ KIND_WORDS = {
     "refund": "Refund",
     "stock": "Stock",
     "review": "Review",
+    "dispute": "Dispute",
+    "refund_failed": "Refund failed",
 }
 PI_WORDS = {
     "succeeded": "payment succeeded",
