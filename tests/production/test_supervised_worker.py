@@ -1,0 +1,207 @@
+"""The worker as its own supervised service: supervisord runs deploy/supervisor/storefront.conf as shipped
+(only its paths, port and user templated), the migration first, then a production web process and the
+worker. The worker is SIGKILLed; supervisord restarts it, and the PaymentIntent of a cart changed
+meanwhile catches up to the cart's total, read from the Stripe sandbox."""
+
+import getpass
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench.stack import ROOT, free_port
+from tests.conftest import wait_for
+from tests.multiprocess.conftest import Shopper
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
+
+BIN = Path(sys.executable).parent
+SHIPPED = ROOT / "deploy" / "supervisor" / "storefront.conf"
+
+
+class LoopbackShopper(Shopper):
+    """Production marks the session cookie Secure; this shopper talks plain HTTP on loopback, so keeps
+    sending it (a browser behind the TLS proxy would)."""
+
+    def call(self, process, method, path, **kwargs):
+        answer = super().call(process, method, path, **kwargs)
+        for cookie in self.http.cookies:
+            cookie.secure = False
+        return answer
+
+
+def templated(text, replacements):
+    """The shipped text with each placeholder replaced; a placeholder gone from the file fails the test."""
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} is no longer in the shipped file: update this test with it"
+        text = text.replace(old, new)
+    return text
+
+
+def env_file(path, **settings):
+    path.write_text("".join(f'{key}="{value}"\n' for key, value in settings.items()))
+    return path
+
+
+class Supervisor:
+    """supervisord in the foreground on a private control socket, with the shipped storefront.conf."""
+
+    def __init__(self, workdir, program_conf):
+        self.workdir = workdir
+        self.socket = Path(tempfile.mkdtemp(prefix="sv", dir="/tmp")) / "s.sock"  # AF_UNIX paths are short
+        self.conf = workdir / "supervisord.conf"
+        self.conf.write_text(
+            textwrap.dedent(f"""\
+                [supervisord]
+                nodaemon=true
+                user={getpass.getuser()}
+                logfile={workdir}/supervisord.log
+                pidfile={workdir}/supervisord.pid
+                childlogdir={workdir}
+
+                [unix_http_server]
+                file={self.socket}
+
+                [rpcinterface:supervisor]
+                supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+                [supervisorctl]
+                serverurl=unix://{self.socket}
+
+                [include]
+                files={program_conf}
+            """)
+        )
+        self.log = open(workdir / "supervisord.out", "wb")  # noqa: SIM115 - closed in stop()
+        # A bare environment: the programs get only what the settings file says, as on a server.
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+        self.process = subprocess.Popen(
+            [BIN / "supervisord", "-c", self.conf],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def ctl(self, *args):
+        result = subprocess.run(
+            [BIN / "supervisorctl", "-c", self.conf, *args], capture_output=True, text=True, timeout=60
+        )
+        return result.stdout.strip()
+
+    def pid(self, name):
+        """The running process's id, or None."""
+        answer = self.ctl("pid", name)
+        return int(answer) if answer.isdigit() and answer != "0" else None
+
+    def log_text(self):
+        return (self.workdir / "supervisord.out").read_text(errors="replace")
+
+    def logs(self):
+        """supervisord's log and the programs' logs, for a failure's message."""
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.workdir.glob("*.log"))
+
+    def stop(self):
+        self.ctl("shutdown")
+        try:
+            self.process.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+        self.log.close()
+        shutil.rmtree(self.socket.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def supervised_store(postgres_url, redis_url, sandbox, tmp_path, instance_outside_the_repository):
+    """The shipped supervisord config on an empty PostgreSQL database, a production web process on `port`."""
+    port = free_port()
+    settings = env_file(
+        tmp_path / "storefront.env",
+        STOREFRONT_ENV="production",  # production's own defaults: WORKER=off, MIGRATE_ON_START=0
+        SECRET_KEY="test-" + secrets.token_hex(16),
+        STRIPE_WEBHOOK_SECRET="whsec_" + secrets.token_hex(16),
+        DATABASE_URL=postgres_url,
+        STRIPE_SANDBOX_PORT=sandbox.port,
+        SOCKETIO_MESSAGE_QUEUE=redis_url,
+        SOCKETIO_CHANNEL=f"storefront-test-{uuid.uuid4().hex}",
+        INSTANCE_PATH=instance_outside_the_repository,
+        SYNC_COALESCE_SECONDS="0.01",
+        WORKER_POLL_SECONDS="0.1",
+        RECONCILE_INTERVAL_SECONDS="0",
+        PYTHONUNBUFFERED="1",
+    )
+    program_conf = tmp_path / "storefront.conf"
+    program_conf.write_text(
+        templated(
+            SHIPPED.read_text(),
+            {
+                "/etc/storefront/storefront.env": str(settings),
+                "/opt/storefront/.venv/bin/": f"{BIN}/",
+                "/opt/storefront": str(ROOT),
+                "/var/log/storefront": str(tmp_path),
+                "user=storefront": f"user={getpass.getuser()}",
+                "127.0.0.1:50%(process_num)02d": f"127.0.0.1:{port}",
+                "numprocs=2": "numprocs=1",
+            },
+        )
+    )
+    supervisor = Supervisor(tmp_path, program_conf)
+    supervisor.url = f"http://127.0.0.1:{port}"
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
+
+
+def answers(url):
+    try:
+        return requests.get(url + "/api/products", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_supervisord_restarts_the_killed_worker_and_the_payment_intent_catches_up(supervised_store, sandbox):
+    supervisor = supervised_store
+    try:
+        wait_for(lambda: answers(supervisor.url), timeout=90, message="the web process")
+    except AssertionError:
+        raise AssertionError(supervisor.logs()) from None
+    assert "storefront-migrate exited 0" in (Path(supervisor.workdir) / "storefront-release.log").read_text()
+    worker = wait_for(lambda: supervisor.pid("storefront-worker"), timeout=30, message="the worker")
+    web = type("Web", (), {"url": supervisor.url})
+    shopper = LoopbackShopper()
+    shopper.change(web, 1, 1)
+    status, started = shopper.call(web, "POST", "/api/checkout")
+    assert status == 200, started
+    intents = sandbox.state.payment_intents
+    pi = started["payment_intent_id"]
+    cart = shopper.change(web, 1, 2)
+    wait_for(lambda: intents[pi]["amount"] == cart["total"], timeout=30, message="the worker's first sync")
+
+    os.kill(worker, signal.SIGKILL)
+    cart = shopper.change(web, 1, 4)  # while no worker runs: the web process (WORKER=off) calls no Stripe
+    assert intents[pi]["amount"] != cart["total"]
+
+    restarted = wait_for(
+        lambda: (pid := supervisor.pid("storefront-worker")) not in (None, worker) and pid,
+        timeout=30,
+        message="supervisord to restart the worker",
+    )
+    wait_for(lambda: intents[pi]["amount"] == cart["total"], timeout=30, message="the PaymentIntent to catch up")
+    wait_for(
+        lambda: shopper.cart(web)["payment"]["amount"] == cart["total"],
+        timeout=10,
+        message="the store to record Stripe's answer: Pay enabled again",
+    )
+    assert "exited: storefront-worker (terminated by SIGKILL; not expected)" in supervisor.log_text()
+    assert restarted != worker
