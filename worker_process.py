@@ -82,7 +82,7 @@ class SupervisedChild:
                 return
             if time.monotonic() - started >= STABLE_SECONDS:
                 backoff = self._first
-            log.warning("%s exited with %s; restarting in %.0fs", self.name, describe_exit(code), backoff)
+            log.warning("%s exited with %s; restarting in %gs", self.name, describe_exit(code), backoff)
             if self._stopping.wait(backoff):
                 return
             self.process = self._spawn(self.command)

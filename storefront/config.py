@@ -82,7 +82,7 @@ class Config:
         self.SYNC_LEASE_SECONDS = _env_float(env, "SYNC_LEASE_SECONDS", 30)
         # Where background work runs: `embedded` in this web process, or `off` (a `flask worker` process does it).
         # Production's default is `off`: there the worker is its own supervised service (deploy/).
-        self.WORKER = env.get("WORKER", "off" if self.ENV_NAME == "production" else "embedded")
+        self.WORKER = env.get("WORKER") or ("off" if self.ENV_NAME == "production" else "embedded")
         # How often a worker looks for lagging PaymentIntents and due events (the fallback when nothing woke it).
         self.WORKER_POLL_SECONDS = _env_float(env, "WORKER_POLL_SECONDS", 0.2)
         # How often a worker looks for freezes past FREEZE_SECONDS to release (its own short turn).

@@ -1,7 +1,8 @@
 """The worker as its own supervised service: supervisord runs deploy/supervisor/storefront.conf as shipped
 (only its paths, port and user templated), the migration first, then a production web process and the
 worker. The worker is SIGKILLed; supervisord restarts it, and the PaymentIntent of a cart changed
-meanwhile catches up to the cart's total, read from the Stripe sandbox."""
+meanwhile catches up to the cart's total, read from the Stripe sandbox. The demo (`python wsgi.py`) does
+the same for the worker child it starts itself."""
 
 import getpass
 import os
@@ -18,9 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.stack import ROOT, free_port
+from bench.stack import ROOT, ServerProcess, free_port, store_env
 from tests.conftest import wait_for
 from tests.multiprocess.conftest import Shopper
+from tests.multiprocess.test_worker_process import worker_children
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -205,3 +207,40 @@ def test_supervisord_restarts_the_killed_worker_and_the_payment_intent_catches_u
     )
     assert "exited: storefront-worker (terminated by SIGKILL; not expected)" in supervisor.log_text()
     assert restarted != worker
+
+
+def test_the_demo_restarts_its_killed_worker_child(postgres_url, redis_url, sandbox, tmp_path):
+    env = store_env(
+        port=free_port(),
+        database_url=postgres_url,
+        sandbox_port=sandbox.port,
+        webhook_secret="whsec_" + secrets.token_hex(16),
+        secret_key="test-" + secrets.token_hex(16),
+        queue=redis_url,  # with a queue the demo's default is a worker process beside it
+        channel=f"storefront-test-{uuid.uuid4().hex}",
+        SYNC_COALESCE_SECONDS="0.01",
+        WORKER_POLL_SECONDS="0.1",
+        RECONCILE_INTERVAL_SECONDS="0",
+    )
+    env.pop("WORKER", None)
+    demo = ServerProcess.store("demo", env, tmp_path).wait_ready()
+    try:
+        first = wait_for(lambda: worker_children(demo.process.pid), timeout=30, message="the worker child")
+        shopper = Shopper()
+        shopper.change(demo, 1, 1)
+        status, started = shopper.call(demo, "POST", "/api/checkout")
+        assert status == 200, started
+        os.kill(first[0], signal.SIGKILL)
+        cart = shopper.change(demo, 1, 3)
+        restarted = wait_for(
+            lambda: [pid for pid in worker_children(demo.process.pid) if pid not in first],
+            timeout=30,
+            message="the demo to restart its worker",
+        )
+        assert len(restarted) == 1
+        intents = sandbox.state.payment_intents
+        pi = started["payment_intent_id"]
+        wait_for(lambda: intents[pi]["amount"] == cart["total"], timeout=30, message="the PaymentIntent to catch up")
+        assert "worker exited with signal SIGKILL; restarting in 1s" in demo.log_tail(200)
+    finally:
+        demo.stop()
