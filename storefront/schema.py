@@ -12,6 +12,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from .database import schema_lock
+from .errors import StoreUnavailable
+from .extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,16 @@ def prepare_schema(app, engine, migrations):
         if refusal is None and app.config["SEED_CATALOG"]:
             from .catalog.routes import seed_catalog
 
-            seed_catalog(app.extensions["sqlalchemy"].session, app.config["CURRENCY"])
+            seed_catalog(db.session, app.config["CURRENCY"])
+    if refusal:
+        # The entry points refuse to start; an app built another way answers 503 rather than half-work.
+        app.before_request(lambda: _refuse(refusal))
     return refusal
+
+
+def _refuse(refusal):
+    log.error("%s", refusal)
+    raise StoreUnavailable(refusal, code="schema_behind")
 
 
 def schema_refusal(engine, migrations):

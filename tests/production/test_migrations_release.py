@@ -127,3 +127,13 @@ def test_production_defaults_no_migration_at_start_and_no_worker_in_the_web_proc
     development = Config({})
     assert (development.MIGRATE_ON_START, development.WORKER) == (True, "embedded")
     assert Config({"STOREFRONT_ENV": "production", "MIGRATE_ON_START": "1"}).MIGRATE_ON_START is True
+
+
+def test_an_app_built_another_way_on_an_older_schema_answers_503_naming_the_revision(tmp_path):
+    app = create_app(store_config(sqlite_url(tmp_path), MIGRATE_ON_START=False, STRIPE_SECRET_KEY="sk_test_x"))
+    answer = app.test_client().get("/api/products")
+    assert answer.status_code == 503
+    assert answer.get_json()["error"]["code"] == "schema_behind"
+    assert f"needs revision {HEAD}" in answer.get_json()["error"]["message"]
+    with app.app_context():
+        db.engine.dispose()
