@@ -105,6 +105,10 @@ class Supervisor:
         answer = self.ctl("pid", name)
         return int(answer) if answer.isdigit() and answer != "0" else None
 
+    def release_log(self):
+        path = self.workdir / "storefront-release.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def log_text(self):
         return (self.workdir / "supervisord.out").read_text(errors="replace")
 
@@ -124,44 +128,48 @@ class Supervisor:
 
 
 @pytest.fixture
-def supervised_store(postgres_url, redis_url, sandbox, tmp_path, instance_outside_the_repository):
-    """The shipped supervisord config on an empty PostgreSQL database, a production web process on `port`."""
-    port = free_port()
-    settings = env_file(
-        tmp_path / "storefront.env",
-        STOREFRONT_ENV="production",  # production's own defaults: WORKER=off, MIGRATE_ON_START=0
-        SECRET_KEY="test-" + secrets.token_hex(16),
-        STRIPE_WEBHOOK_SECRET="whsec_" + secrets.token_hex(16),
-        DATABASE_URL=postgres_url,
-        STRIPE_SANDBOX_PORT=sandbox.port,
-        SOCKETIO_MESSAGE_QUEUE=redis_url,
-        SOCKETIO_CHANNEL=f"storefront-test-{uuid.uuid4().hex}",
-        INSTANCE_PATH=instance_outside_the_repository,
-        SYNC_COALESCE_SECONDS="0.01",
-        WORKER_POLL_SECONDS="0.1",
-        RECONCILE_INTERVAL_SECONDS="0",
-        PYTHONUNBUFFERED="1",
-    )
-    program_conf = tmp_path / "storefront.conf"
-    program_conf.write_text(
-        templated(
-            SHIPPED.read_text(),
-            {
-                "/etc/storefront/storefront.env": str(settings),
-                "/opt/storefront/.venv/bin/": f"{BIN}/",
-                "/opt/storefront": str(ROOT),
-                "/var/log/storefront": str(tmp_path),
-                "user=storefront": f"user={getpass.getuser()}",
-                "127.0.0.1:50%(process_num)02d": f"127.0.0.1:{port}",
-                "numprocs=2": "numprocs=1",
-            },
+def supervise(redis_url, sandbox, tmp_path, instance_outside_the_repository):
+    """supervise(database_url): supervisord running the shipped config, its production web process on `.url`."""
+    started = []
+
+    def start(database_url):
+        port = free_port()
+        settings = env_file(
+            tmp_path / "storefront.env",
+            STOREFRONT_ENV="production",  # production's own defaults: WORKER=off, MIGRATE_ON_START=0
+            SECRET_KEY="test-" + secrets.token_hex(16),
+            STRIPE_WEBHOOK_SECRET="whsec_" + secrets.token_hex(16),
+            DATABASE_URL=database_url,
+            STRIPE_SANDBOX_PORT=sandbox.port,
+            SOCKETIO_MESSAGE_QUEUE=redis_url,
+            SOCKETIO_CHANNEL=f"storefront-test-{uuid.uuid4().hex}",
+            INSTANCE_PATH=instance_outside_the_repository,
+            SYNC_COALESCE_SECONDS="0.01",
+            WORKER_POLL_SECONDS="0.1",
+            RECONCILE_INTERVAL_SECONDS="0",
+            PYTHONUNBUFFERED="1",
         )
-    )
-    supervisor = Supervisor(tmp_path, program_conf)
-    supervisor.url = f"http://127.0.0.1:{port}"
-    try:
-        yield supervisor
-    finally:
+        program_conf = tmp_path / "storefront.conf"
+        program_conf.write_text(
+            templated(
+                SHIPPED.read_text(),
+                {
+                    "/etc/storefront/storefront.env": str(settings),
+                    "/opt/storefront/.venv/bin/": f"{BIN}/",
+                    "/opt/storefront": str(ROOT),
+                    "/var/log/storefront": str(tmp_path),
+                    "user=storefront": f"user={getpass.getuser()}",
+                    "127.0.0.1:50%(process_num)02d": f"127.0.0.1:{port}",
+                    "numprocs=2": "numprocs=1",
+                },
+            )
+        )
+        started.append(Supervisor(tmp_path, program_conf))
+        started[-1].url = f"http://127.0.0.1:{port}"
+        return started[-1]
+
+    yield start
+    for supervisor in started:
         supervisor.stop()
 
 
@@ -172,13 +180,13 @@ def answers(url):
         return False
 
 
-def test_supervisord_restarts_the_killed_worker_and_the_payment_intent_catches_up(supervised_store, sandbox):
-    supervisor = supervised_store
+def test_supervisord_restarts_the_killed_worker_and_the_payment_intent_catches_up(supervise, postgres_url, sandbox):
+    supervisor = supervise(postgres_url)  # an empty database: storefront-migrate creates the schema
     try:
         wait_for(lambda: answers(supervisor.url), timeout=90, message="the web process")
     except AssertionError:
         raise AssertionError(supervisor.logs()) from None
-    assert "storefront-migrate exited 0" in (Path(supervisor.workdir) / "storefront-release.log").read_text()
+    assert "storefront-migrate exited 0" in supervisor.release_log()
     worker = wait_for(lambda: supervisor.pid("storefront-worker"), timeout=30, message="the worker")
     web = type("Web", (), {"url": supervisor.url})
     shopper = LoopbackShopper()
@@ -207,6 +215,16 @@ def test_supervisord_restarts_the_killed_worker_and_the_payment_intent_catches_u
     )
     assert "exited: storefront-worker (terminated by SIGKILL; not expected)" in supervisor.log_text()
     assert restarted != worker
+
+
+def test_a_failed_migration_starts_neither_the_web_processes_nor_the_worker(supervise, postgres_url):
+    supervisor = supervise(postgres_url.rsplit("/", 1)[0] + "/no_such_database")
+    wait_for(lambda: "storefront-migrate failed" in supervisor.release_log(), timeout=60, message="the failure")
+    status = supervisor.ctl("status")
+    states = dict(line.split()[:2] for line in status.splitlines())
+    assert states["storefront-migrate"] == "EXITED", status
+    assert states["storefront-worker"] == "STOPPED", status
+    assert states["storefront-web:storefront-web-1"] == "STOPPED", status
 
 
 def test_the_demo_restarts_its_killed_worker_child(postgres_url, redis_url, sandbox, tmp_path):
