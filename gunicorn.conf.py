@@ -4,6 +4,8 @@ In production the worker is its own supervised service (deploy/systemd, deploy/s
 the web processes run at WORKER=off, production's default. WORKER=process opts in to a one-command store:
 the master then starts one `flask --app storefront worker` beside its web worker (which does no
 background work itself), restarts it with a backoff when it dies, and stops it when gunicorn stops.
+gunicorn's master reaps every child it has, ours included, so the restart's log line may read "exited
+with code 0" whatever ended it: a supervisor (deploy/) reports the real cause.
 """
 
 import os
