@@ -196,7 +196,7 @@ def test_supervisord_restarts_the_killed_worker_and_the_payment_intent_catches_u
         wait_for(lambda: answers(supervisor.url), timeout=90, message="the web process")
     except AssertionError:
         raise AssertionError(supervisor.logs()) from None
-    assert "storefront-migrate exited 0" in supervisor.release_log()
+    assert "storefront-migrate exited 0: starting" in supervisor.ctl("tail", "storefront-release", "stderr")
     worker = wait_for(lambda: supervisor.pid("storefront-worker"), timeout=30, message="the worker")
     shopper.change(web, 1, 1)
     status, started = shopper.call(web, "POST", "/api/checkout")
@@ -230,6 +230,7 @@ def test_supervisord_restarts_the_killed_worker_and_the_payment_intent_catches_u
 def test_a_failed_migration_starts_neither_the_web_processes_nor_the_worker(supervise, postgres_url):
     supervisor = supervise(postgres_url.rsplit("/", 1)[0] + "/no_such_database")
     wait_for(lambda: "storefront-migrate failed" in supervisor.release_log(), timeout=60, message="the failure")
+    assert "storefront-migrate failed" in supervisor.ctl("tail", "storefront-release", "stderr")
     status = supervisor.ctl("status")
     states = dict(line.split()[:2] for line in status.splitlines())
     assert states["storefront-migrate"] == "EXITED", status
