@@ -1,14 +1,16 @@
-"""gunicorn's hooks for `gunicorn … production:app` (read from the working directory): the store's worker.
+"""gunicorn's hooks for `gunicorn … production:app` (read from the working directory): the store's worker, if asked.
 
-With WORKER=process (the default when SOCKETIO_MESSAGE_QUEUE is set) the master starts one
-`flask --app storefront worker` beside its web worker, which then does no background work itself,
-and stops it when gunicorn stops. WORKER=embedded keeps the work in the web worker; WORKER=off runs
-none here (a worker runs elsewhere, as its own service).
+In production the worker is its own supervised service (deploy/systemd, deploy/supervisor, Procfile) and
+the web processes run at WORKER=off, production's default. WORKER=process opts in to a one-command store:
+the master then starts one `flask --app storefront worker` beside its web worker (which does no
+background work itself), restarts it with a backoff when it dies, and stops it when gunicorn stops.
+gunicorn's master reaps every child it has, ours included, so the restart's log line may read "exited
+with code 0" whatever ended it: a supervisor (deploy/) reports the real cause.
 """
 
 import os
 
-from worker_process import start_worker, stop_child, worker_mode
+from worker_process import start_worker, worker_mode
 
 _children = []
 
@@ -19,13 +21,12 @@ secure_scheme_headers = {}
 
 def on_starting(server):
     """Before the web worker forks: it inherits WORKER=off when the worker runs beside it."""
-    if worker_mode() == "process":
+    if worker_mode(default="off") == "process":
         os.environ["WORKER"] = "off"
-        # Processes started together migrate the schema once, under PostgreSQL's advisory lock.
         _children.append(start_worker())
 
 
 def on_exit(server):
     """gunicorn is stopping: the worker finishes the Stripe updates it started, then stops."""
-    for process in _children:
-        stop_child(process)
+    for child in _children:
+        child.stop()

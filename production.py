@@ -4,8 +4,10 @@ gevent lives only here, as eventlet lives only in wsgi.py, so the async mode sta
 (SOCKETIO_ASYNC_MODE, which must be `gevent` under this server). One worker per gunicorn process,
 as Flask-SocketIO's deployment guide says: gunicorn's own balancing cannot keep a Socket.IO client
 on one worker. Run several such processes behind a proxy with sticky sessions and a Redis message
-queue (docs/production.md); gunicorn.conf.py starts the store's worker (`flask --app storefront
-worker`) beside it when WORKER says so. WebSockets come from simple-websocket, which python-engineio
+queue (docs/production.md), and the store's worker (`flask --app storefront worker`) as its own
+supervised service (deploy/): production's WORKER default is `off`. The schema is migrated by the
+release step (`flask --app storefront db upgrade`), not here: on an older schema this refuses to
+start, naming the revision it needs. WebSockets come from simple-websocket, which python-engineio
 uses under gevent when gevent-websocket is absent; HTTP is parsed by gunicorn, which refuses ambiguous framing.
 """
 
@@ -27,6 +29,7 @@ if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
     psycopg.waiting.wait = psycopg.waiting.wait_select
 
 from storefront import create_app
+from storefront.schema import SchemaBehind, require_current_schema
 
 ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "gevent")
 if ASYNC_MODE != "gevent":
@@ -39,6 +42,10 @@ if ASYNC_MODE != "gevent":
 # Secure cookies) unless STOREFRONT_ENV says otherwise (the tests serve it over plain HTTP on loopback).
 os.environ.setdefault("STOREFRONT_ENV", "production")
 app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"})
+try:
+    require_current_schema(app)
+except SchemaBehind as refusal:
+    raise SystemExit(f"production.py refuses to serve: {refusal}") from None
 if app.config["STRIPE_OFFLINE"]:
     logging.getLogger(__name__).warning(
         "no STRIPE_SECRET_KEY: talking to the offline Stripe sandbox at %s", app.config["STRIPE_API_BASE"]

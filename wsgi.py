@@ -5,8 +5,9 @@ STRIPE_SECRET_KEY this also starts the offline Stripe sandbox and points the sto
 
 The background work (see storefront/worker) runs where WORKER says: `process` starts
 `flask --app storefront worker` beside this server (the default with a SOCKETIO_MESSAGE_QUEUE, which
-carries the worker's pushes to the tabs), `embedded` runs it inside this server (the default without
-a queue: a separate worker's pushes would reach no tab), `off` runs none.
+carries the worker's pushes to the tabs) and restarts it, with a backoff, whenever it dies; `embedded`
+runs it inside this server (the default without a queue: a separate worker's pushes would reach no
+tab), `off` runs none. The demo migrates its database itself when it starts (MIGRATE_ON_START).
 """
 
 import warnings
@@ -34,6 +35,7 @@ psycopg.waiting.wait = psycopg.waiting.wait_select
 from storefront import create_app
 from worker_process import start_child, start_worker, worker_mode
 from storefront.extensions import socketio
+from storefront.schema import SchemaBehind, require_current_schema
 
 
 def start_sandbox(port, webhook_url, webhook_secret):
@@ -99,8 +101,12 @@ def main():
     if mode == "process":
         os.environ["WORKER"] = "off"  # this server does no background work: its worker process does
     app = create_app({"SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")})
+    try:
+        require_current_schema(app)  # only with MIGRATE_ON_START=0 can the schema be behind here
+    except SchemaBehind as refusal:
+        raise SystemExit(f"wsgi.py refuses to serve: {refusal}") from None
     if mode == "process":
-        start_worker()  # after create_app: the schema is migrated by then
+        start_worker()  # after create_app: the schema is migrated by then; restarted if it dies
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app.extensions["worker"].start()
     # Everything built so far lives as long as the process: keep it out of the collector's full passes,

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-import flask_migrate
 from flask import Flask
 
 from . import redis_pools
 from .config import Config, check_production_safety, check_stripe_keys
-from .database import configure_engine, engine_options, schema_lock
+from .database import configure_engine, engine_options
 from .errors import register_error_handlers
 from .extensions import db, limiter, migrate, socketio
 from .guards import ShopJSONProvider
@@ -16,6 +15,7 @@ from .merchant.throttle import LoginThrottle
 from .proxy import socket_origin_check, trust_proxies
 from .realtime import limits as socket_limits
 from .realtime.redis_queue import push_queue
+from .schema import prepare_schema
 from .secret_key import installation_secret
 
 
@@ -69,12 +69,9 @@ def register_extensions(app):
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():
         configure_engine(db.engine)
-        with schema_lock(db.engine):
-            flask_migrate.upgrade(directory=str(MIGRATIONS))
-            if app.config["SEED_CATALOG"]:
-                from .catalog.routes import seed_catalog
-
-                seed_catalog(db.session, app.config["CURRENCY"])
+        # On a schema older than the code (MIGRATE_ON_START off) the app is still built, so that
+        # `flask --app storefront db upgrade` can run; the entry points then refuse to serve it.
+        app.extensions["schema_refusal"] = prepare_schema(app, db.engine, MIGRATIONS)
     if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://")):
         # A deadline on the limiter's calls (waiting for a pooled connection included): past it the request
         # goes on, counted in memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED) until the storage answers again.
@@ -111,8 +108,10 @@ def register_payments(app):
     from .wiring import current_shop
     from .worker import MODES, Worker
 
-    with app.app_context():
-        identity = store_id(db.engine)
+    identity = None  # an older schema may have no identity table: this app will not serve
+    if not app.extensions["schema_refusal"]:
+        with app.app_context():
+            identity = store_id(db.engine)
     app.extensions["gateway"] = StripeGateway(
         app.config["STRIPE_SECRET_KEY"],
         store_id=identity,

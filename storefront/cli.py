@@ -14,6 +14,7 @@ from .payments.budget import reconcile_budget
 from .payments.reconcile import reconcile_paced
 from .payments.sync import sync_cart
 from .realtime.publish import SocketPublisher
+from .schema import SchemaBehind, require_current_schema
 from .wiring import current_shop
 
 
@@ -24,9 +25,7 @@ from .wiring import current_shop
 def reconcile_command(older_than, lookback):
     """Ask Stripe about unsettled payments and missed webhooks and apply what it says; exit 1 if it could not
     ask Stripe about everything, or if any item of the pass failed."""
-    from flask import current_app
-
-    config = current_app.config
+    config = _app_on_current_schema().config
     options = {"older_than_seconds": older_than, "lookback_seconds": lookback}
     shop = current_shop()
     # This process ends with the command, and a background task with it: bring PaymentIntents up to date now.
@@ -61,10 +60,9 @@ def reconcile_command(older_than, lookback):
 @with_appcontext
 def cleanup_carts_command(older_than):
     """Remove abandoned open carts (no order, no live PaymentIntent) with their lines and snapshots."""
-    from flask import current_app
-
+    config = _app_on_current_schema().config
     if older_than is None:
-        older_than = current_app.config["ABANDONED_CART_SECONDS"]
+        older_than = config["ABANDONED_CART_SECONDS"]
     shop = current_shop()
     removed = remove_abandoned_carts(shop, shop.now(), older_than)
     click.echo(json.dumps({"carts_removed": removed}))
@@ -74,11 +72,9 @@ def cleanup_carts_command(older_than):
 @with_appcontext
 def worker_command():
     """Run the store's background work (PaymentIntent sync, webhook events, reconcile, cleanup) until SIGTERM."""
-    from flask import current_app
-
     from .worker import Worker
 
-    app = current_app._get_current_object()
+    app = _app_on_current_schema()
     worker = Worker(app, start_task=_start_thread, sleep=time.sleep, shop_factory=current_shop)
     app.extensions["worker"] = worker  # what a use case run here schedules goes to this worker's syncs
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
@@ -97,6 +93,18 @@ def worker_command():
     # The loop's turn and the syncs under way finish (their Stripe update recorded): a lease left held
     # would delay the cart, a turn left held the job.
     worker.wait_idle(app.config["SYNC_LEASE_SECONDS"])
+
+
+def _app_on_current_schema():
+    """The app, or exit 1 with the revision it needs and the command to run, on an older schema."""
+    from flask import current_app
+
+    app = current_app._get_current_object()
+    try:
+        require_current_schema(app)
+    except SchemaBehind as refusal:
+        raise click.ClickException(str(refusal)) from None
+    return app
 
 
 def _push_emitter(config):

@@ -55,6 +55,11 @@ class Config:
         # Where the installation's files live (the generated SECRET_KEY, the default SQLite database);
         # unset: Flask's default, instance/ beside the package (git-ignored).
         self.INSTANCE_PATH = os.path.abspath(env["INSTANCE_PATH"]) if env.get("INSTANCE_PATH") else None
+        # Whether a process applies the migrations itself when it starts (the demo, development, tests). Off in
+        # production, where `flask --app storefront db upgrade` is a release step run once before the processes
+        # start: a bad migration then fails there instead of crash-looping every process, and a process on an
+        # older schema refuses to serve, naming the revision it needs.
+        self.MIGRATE_ON_START = env.get("MIGRATE_ON_START", "0" if self.ENV_NAME == "production" else "1") == "1"
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         # One JSON object a line for a log shipper in production, one readable line elsewhere (storefront/logs.py).
         self.LOG_FORMAT = env.get("LOG_FORMAT") or ("json" if self.ENV_NAME == "production" else "text")
@@ -128,7 +133,8 @@ class Config:
         self.SYNC_COALESCE_SECONDS = _env_float(env, "SYNC_COALESCE_SECONDS", 0.05)
         self.SYNC_LEASE_SECONDS = _env_float(env, "SYNC_LEASE_SECONDS", 30)
         # Where background work runs: `embedded` in this web process, or `off` (a `flask worker` process does it).
-        self.WORKER = env.get("WORKER", "embedded")
+        # Production's default is `off`: there the worker is its own supervised service (deploy/).
+        self.WORKER = env.get("WORKER") or ("off" if self.ENV_NAME == "production" else "embedded")
         # How often a worker looks for lagging PaymentIntents and due events (the fallback when nothing woke it).
         self.WORKER_POLL_SECONDS = _env_float(env, "WORKER_POLL_SECONDS", 0.2)
         # How often a worker looks for freezes past FREEZE_SECONDS to release (its own short turn).

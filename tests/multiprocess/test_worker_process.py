@@ -85,9 +85,15 @@ def alive(pid):
     return subprocess.run(["ps", "-p", str(pid)], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("start", [ServerProcess.store, ServerProcess.production], ids=["wsgi.py", "gunicorn"])
-def test_the_server_starts_its_worker_beside_itself_and_sigterm_stops_both(web_env, tmp_path, start):
-    env = {**web_env, "WORKER": ""}  # a message queue and no WORKER: the worker runs as its own process
+@pytest.mark.parametrize(
+    ("start", "worker"),
+    [(ServerProcess.store, ""), (ServerProcess.production, "process")],
+    ids=["wsgi.py", "gunicorn"],
+)
+def test_the_server_starts_its_worker_beside_itself_and_sigterm_stops_both(web_env, tmp_path, start, worker):
+    # The demo with a message queue and no WORKER runs the worker as its own process; gunicorn only when
+    # asked (WORKER=process): in production the worker is its own supervised service.
+    env = {**web_env, "WORKER": worker}
     web = start("web", env, tmp_path).wait_ready()
     try:
         worker_pids = wait_for(lambda: worker_children(web.process.pid), timeout=20, message="the worker process")
@@ -95,5 +101,14 @@ def test_the_server_starts_its_worker_beside_itself_and_sigterm_stops_both(web_e
         web.process.send_signal(signal.SIGTERM)
         assert web.process.wait(40) == 0
         wait_for(lambda: not any(alive(pid) for pid in worker_pids), timeout=10, message="the worker to stop too")
+    finally:
+        web.stop()
+
+
+def test_gunicorn_starts_no_worker_unless_asked(web_env, tmp_path):
+    web = ServerProcess.production("web", {**web_env, "WORKER": ""}, tmp_path).wait_ready()
+    try:
+        time.sleep(2)  # a worker child would have been started before the web worker booted
+        assert worker_children(web.process.pid) == []
     finally:
         web.stop()

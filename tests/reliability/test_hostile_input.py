@@ -514,6 +514,7 @@ def test_production_with_real_secrets_starts_and_marks_the_cookie_secure(tmp_pat
     monkeypatch.setenv("STOREFRONT_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "a-real-secret-" + uuid.uuid4().hex)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_" + uuid.uuid4().hex)
+    monkeypatch.setenv("MIGRATE_ON_START", "1")  # production's release step, `flask db upgrade`, done here
     app = create_app({"SQLALCHEMY_DATABASE_URI": sqlite_url(tmp_path), "STRIPE_API_BASE": "http://127.0.0.1:9"})
     assert "Secure" in app.test_client().get("/api/cart").headers["Set-Cookie"]
 
