@@ -10,11 +10,11 @@ import re
 # (the order page adds that). Keep in step with PAYMENT in static/js/words.js.
 FAILURES = (
     (re.compile(r"insufficient.funds", re.I), "your bank said there was not enough money on the account"),
+    (re.compile(r"\bcancell?ed\b", re.I), "the payment was cancelled"),
     (re.compile(r"authenticat", re.I), "your bank could not confirm it was you"),
     (re.compile(r"expired", re.I), "the card has expired"),
     (re.compile(r"cvc|security code", re.I), "the card's security code was not right"),
     (re.compile(r"incorrect|invalid.*(number|account|iban)", re.I), "the card or account number was not right"),
-    (re.compile(r"cancel", re.I), "the payment was cancelled"),
     (re.compile(r"declined|refused|failed", re.I), "your bank refused the payment"),
 )
 GENERAL = "the payment did not go through"

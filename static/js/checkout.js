@@ -56,8 +56,9 @@
     // One render writes every total the page shows, so two amounts never disagree on screen.
     Store.renderLines(el.lines, cart.items, cart.currency, "checkout-line-", marks);
     el.total.textContent = money(cart.total);
-    el.amount.textContent = cart.payment ? money(cart.payment.amount) : "—";
-    el.amount.classList.toggle("is-updating", !cart.payment || cart.payment.amount !== cart.total);
+    // While the PaymentIntent catches up, its old amount is not shown: two amounts never disagree on screen.
+    el.amount.textContent = !cart.payment ? "—" : synced(cart) ? money(cart.payment.amount) : "Updating…";
+    el.amount.classList.toggle("is-updating", !synced(cart));
     renderInFlight(cart);
     updatePay();
     ensurePaymentForm(cart);

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.e2e.pages import assert_page_is_sound
-from tests.e2e.tabs import DECLINED_CARD, THREE_D_SECURE_CARD, VISA, Tab, money
+from tests.e2e.tabs import DECLINED_CARD, ROOT, THREE_D_SECURE_CARD, VISA, Tab, money
 from tests.e2e.test_merchant_admin import grinder, patch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -309,3 +309,24 @@ def test_needs_review_says_why(server, shoppers, received, says):
     tab.page.goto("/orders/7")
     expect(tab["order-next"]).to_contain_text(says)
     assert_in_our_words(tab, f"needs_review ({says})")
+
+
+def test_the_words_table_answers_every_gateway_error_in_our_words(browser):
+    """words.js: every code it knows, and codes it does not, each with Stripe's English attached."""
+    page = browser.new_page()
+    try:
+        page.add_script_tag(path=str(ROOT / "static" / "js" / "words.js"))
+        said = page.evaluate("""() => {
+          const stripe = "The customer's account has insufficient funds; PaymentIntent requires_action (402).";
+          const errors = Object.keys(Words.PAYMENT).flatMap((code) => [
+            {type: "card_error", code: code, message: stripe}, {type: "invalid_request_error", code: code,
+            message: stripe}, {type: "card_error", code: "card_declined", decline_code: code, message: stripe}]);
+          errors.push({type: "api_error", code: "something_new", message: stripe}, {message: stripe}, {});
+          const answers = [{status: 0, data: {error: {code: "network"}}}, {status: 502, data: {error:
+            {code: "http_502", message: "Bad Gateway (502)"}}}, {status: 500, data: null}];
+          return errors.map(Words.payment).concat(answers.map(Words.server));
+        }""")
+    finally:
+        page.close()
+    for sentence in said:
+        assert sentence and not GATEWAY_WORDS.search(sentence), sentence
