@@ -330,3 +330,24 @@ def test_the_words_table_answers_every_gateway_error_in_our_words(browser):
         page.close()
     for sentence in said:
         assert sentence and not GATEWAY_WORDS.search(sentence), sentence
+
+
+def test_the_order_page_says_the_bank_waits_for_the_shopper_not_processing(server, shoppers):
+    a = server.products()[0]
+    shopper = shoppers(server, PHONE)
+    tab = Tab(shopper.new_page())
+    tab.buy(a["id"], 1)
+    tab.open_checkout(a["unit_amount"])
+    tab.fill_card(THREE_D_SECURE_CARD)
+    tab.pay()
+    expect(tab["sandbox-3ds-modal"]).to_be_visible()
+    order_id = tab.cart()["order_id"]
+
+    order = Tab(shopper.new_page())
+    order.page.goto(f"/orders/{order_id}")
+    expect(order["order-status"]).to_have_text("Waiting for your bank's confirmation")
+    expect(order["order-next"]).to_contain_text("Your bank asked you to confirm this payment (3-D Secure)")
+    expect(order["order-next"]).not_to_contain_text("usually takes a few seconds")
+    expect(order["finish-at-checkout"]).to_have_attribute("href", "/checkout")
+    assert_in_our_words(order, "order waiting for 3-D Secure")
+    assert_page_is_sound(order.page, "order waiting for 3-D Secure")
