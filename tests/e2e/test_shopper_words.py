@@ -186,6 +186,7 @@ def test_sold_out_is_visible_and_out_of_stock_is_fixed_in_place(server, shoppers
     expect(tab[f"stock-{product['id']}"]).to_contain_text("Only 3 left.")
     expect(tab[f"fix-{product['id']}"]).to_be_focused()
     assert_page_is_sound(tab.page, "cart with only 3 left")
+    tab.screenshot(f"cart-only-3-left-{viewport['width']}")
 
     tab.open_checkout(2 * 12900)
     patch(server, product["id"], stock=1)  # sold elsewhere while the shopper looks at the checkout
