@@ -22,6 +22,7 @@
     cancel: q("cancel-payment"), orderLink: q("in-flight-order-link"),
   };
   const Reasons = window.CheckoutReasons;
+  const Refusals = window.CheckoutRefusals;
 
   const state = {
     cart: null, baseline: null, // what the page shows, and what it showed when Pay was last ready
@@ -139,44 +140,6 @@
     if (target && target.focus) target.focus({ preventScroll: true });
   }
 
-  /* "Set to 2" on the line that ran out: fix the quantity in place, without leaving the checkout. */
-  function offerFix(stock) {
-    const left = Math.max(0, stock.available);
-    el.fix.textContent = left > 0 ? "Set " + stock.name + " to " + left : "Remove " + stock.name;
-    el.fix.hidden = false;
-    el.fix.onclick = async function () {
-      el.fix.disabled = true;
-      const path = "/api/cart/items/" + stock.product_id;
-      const result = left > 0 ? await Store.api("PUT", path, { quantity: left }) : await Store.api("DELETE", path);
-      el.fix.disabled = false;
-      if (!result.ok) {
-        showMessage(Store.errorMessage(result), "error", result.data && result.data.error && result.data.error.code);
-        return;
-      }
-      state.lowStock.delete(stock.product_id);
-      window.CheckoutChanges.acknowledge(result.data); // changed here, by the shopper: not news
-      showMessage("");
-      Store.acceptCart(result.data);
-      el.button.focus();
-    };
-  }
-
-  /* Out of stock at confirm: Pay waits, the line says how many are left, and the fix is one press away. */
-  function outOfStock(result) {
-    const stock = (result.data && result.data.out_of_stock) || null;
-    if (!stock) return null;
-    state.lowStock.set(stock.product_id, stock.available);
-    offerFix(stock);
-    const left = Math.max(0, stock.available);
-    return {
-      blocks: true, version: Store.latestVersion(),
-      status: left > 0 ? "Only " + left + " of " + stock.name + " left: change the quantity, then pay."
-        : stock.name + " is sold out: remove it, then pay.",
-      fix: true,
-      focus: function () { return el.fix; },
-    };
-  }
-
   /* Stripe documents fetchUpdates after every server-side amount change: wallets show the amount in their sheet. */
   async function fetchAmount(cart) {
     if (state.fetching || !state.elements || !state.formReady || cart.status !== "open" || !synced(cart)) return;
@@ -276,7 +239,7 @@
       showMessage("Your cart changed in another tab — the amount to pay is now " +
         Store.money(latest.total, latest.currency) + ". Check it, then press Pay again.", "warning", code, pressAgain);
     } else if (code === "out_of_stock") {
-      showMessage(Store.errorMessage(result), "error", code, outOfStock(result) || pressAgain);
+      showMessage(Store.errorMessage(result), "error", code, Refusals.outOfStock(result) || pressAgain);
       if (state.cart) render(state.cart);
     } else if (code === "reservation_limit" || code === "rate_limited") {
       // A limit on what one shopper may hold or try at once: the message says what to do, the cart is open.
@@ -297,7 +260,7 @@
     try {
       const checked = await state.elements.submit(); // validate the form before freezing the cart
       if (checked && checked.error) {
-        showMessage(Reasons.paymentErrorText(checked.error), "error", checked.error.code, cardRefusal(checked.error));
+        showMessage(Reasons.paymentErrorText(checked.error), "error", checked.error.code, Refusals.card(checked.error));
         return;
       }
       const handshake = await Store.api("POST", "/api/checkout/confirm", { cart_version: shownVersion });
@@ -325,27 +288,11 @@
     if (outcome.error) {
       // A declined number is cleared (Stripe keeps the rest of the form); the focus goes back to the form.
       if (Reasons.clearsCard(outcome.error) && state.paymentElement.clear) state.paymentElement.clear();
-      showMessage(Reasons.paymentErrorText(outcome.error), "error", outcome.error.code, cardRefusal(outcome.error));
+      showMessage(Reasons.paymentErrorText(outcome.error), "error", outcome.error.code, Refusals.card(outcome.error));
       return;
     }
     state.leaving = true;
     location.assign(orderUrl);
-  }
-
-  /* A refused card or missing details: Pay stays available, the line under it says what to do, and the
-   * payment form takes the focus (Stripe's Element.focus(); the first empty field of a plain form). */
-  function cardRefusal(error) {
-    const details = Words.fieldToFix(error) === "details";
-    return {
-      blocks: false,
-      status: details ? "Fill in the payment details above, then press Pay." : "Enter another card above, then press Pay.",
-      focus: function () {
-        if (state.paymentElement && typeof state.paymentElement.focus === "function") return state.paymentElement;
-        const fields = document.querySelectorAll("#payment-element input:not([type=radio]):not([disabled])");
-        return Array.prototype.find.call(fields, function (field) { return field.offsetParent && !field.value; }) ||
-          fields[0] || null;
-      },
-    };
   }
 
   /* A refusal about the card stands until the shopper changes the payment details. */
@@ -357,6 +304,7 @@
     }
   }
 
+  Refusals.bind({ state: state, el: el, showMessage: showMessage });
   window.CheckoutInFlight.bind({ state: state, el: el, stripeFor: stripeFor, showMessage: showMessage });
   function renderInFlight(cart) { window.CheckoutInFlight.render(cart); }
 
