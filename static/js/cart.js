@@ -2,21 +2,49 @@
 (function () {
   "use strict";
 
-  const list = document.querySelector("[data-testid=cart-lines]");
-  const total = document.querySelector("[data-testid=cart-total]");
-  const empty = document.querySelector("[data-testid=cart-empty]");
-  const frozenBanner = document.querySelector("[data-testid=cart-frozen]");
-  const message = document.querySelector("[data-testid=page-message]");
-  const checkoutLink = document.querySelector("[data-testid=go-to-checkout]");
+  const list = document.getElementById("cart-lines");
+  const total = document.getElementById("cart-total");
+  const empty = document.getElementById("cart-empty");
+  const paid = document.getElementById("cart-paid");
+  const paidLink = document.getElementById("cart-paid-link");
+  const frozenBanner = document.getElementById("checkout-reason");
+  const message = document.getElementById("page-message");
+  const checkoutLink = document.getElementById("go-to-checkout");
 
   function showResult(result) {
     if (result.ok) {
       Store.acceptCart(result.data);
       Store.setMessage(message, "");
     } else {
-      Store.setMessage(message, Store.errorMessage(result), "error");
+      const stock = result.data && result.data.out_of_stock;
+      if (stock && rows.has(stock.product_id)) {
+        offerFix(rows.get(stock.product_id), stock); // said on the line itself, with the fix next to it
+      } else {
+        Store.setMessage(message, Store.errorMessage(result), "error");
+      }
       if (result.data && result.data.cart) Store.acceptCart(result.data.cart);
     }
+  }
+
+  /* "Only 2 left" on the line, and a button that sets the quantity to what is left (or removes it). */
+  function offerFix(entry, stock) {
+    const left = Math.max(0, stock.available);
+    entry.stockText.textContent = left > 0 ? "Only " + left + " left. " : "Sold out. ";
+    // The accessible name starts with the visible words (WCAG 2.5.3), then says which line.
+    const which = span("visually-hidden");
+    which.textContent = ": " + stock.name;
+    entry.fix.replaceChildren(left > 0 ? "Set to " + left : "Remove it", which);
+    entry.fix.onclick = function () {
+      entry.stock.hidden = true;
+      if (left > 0) {
+        entry.input.value = String(left);
+        setQuantity(stock.product_id);
+      } else {
+        remove(stock.product_id);
+      }
+    };
+    entry.stock.hidden = false;
+    entry.fix.focus();
   }
 
   const rows = new Map(); // product_id -> {row, input, remove, unit, amount, item}
@@ -74,7 +102,19 @@
     entry.remove.setAttribute("aria-label", "Remove " + item.name);
     entry.remove.addEventListener("click", function () { remove(item.product_id); });
 
-    entry.row.append(name, entry.unit, label, entry.amount, entry.remove);
+    entry.stock = document.createElement("p");
+    entry.stock.className = "line__stock";
+    entry.stock.dataset.testid = "stock-" + item.product_id;
+    entry.stock.setAttribute("role", "alert");
+    entry.stock.hidden = true;
+    entry.stockText = span("");
+    entry.fix = document.createElement("button");
+    entry.fix.type = "button";
+    entry.fix.className = "button button--small";
+    entry.fix.dataset.testid = "fix-" + item.product_id;
+    entry.stock.append(entry.stockText, entry.fix);
+
+    entry.row.append(name, entry.unit, label, entry.amount, entry.remove, entry.stock);
     return entry;
   }
 
@@ -110,12 +150,21 @@
     });
     total.textContent = Store.money(cart.total, cart.currency);
     empty.hidden = cart.items.length > 0;
+    renderPaid(cart);
     frozenBanner.hidden = !frozen;
     const closed = cart.items.length === 0 || frozen;
     checkoutLink.classList.toggle("is-disabled", closed);
     checkoutLink.setAttribute("aria-disabled", String(closed));
   }
 
+  /* After a payment the cart is empty: every tab of it links to the order, not only "Your cart is empty". */
+  function renderPaid(cart) {
+    const order = Store.paidOrder();
+    paid.hidden = !(order && cart.items.length === 0 && cart.status === "open");
+    if (order) paidLink.href = "/orders/" + order.id;
+  }
+
+  Store.on("order", function () { if (Store.latestCart()) renderPaid(Store.latestCart()); });
   checkoutLink.addEventListener("click", function (event) {
     if (checkoutLink.getAttribute("aria-disabled") === "true") event.preventDefault();
   });

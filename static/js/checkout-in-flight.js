@@ -68,7 +68,8 @@
     const result = await ctx.state.stripe.handleNextAction({ clientSecret: clientSecret });
     el.finish.disabled = false;
     if (result.error) {
-      ctx.showMessage(CheckoutReasons.paymentErrorText(result.error));
+      ctx.showMessage(CheckoutReasons.paymentErrorText(result.error), "error", result.error.code,
+        { blocks: false, status: "Read the message above.", focus: function () { return el.cancel.hidden ? null : el.cancel; } });
       return;
     }
     const cart = Store.latestCart();
@@ -93,7 +94,8 @@
       ctx.showMessage("Your bank is already processing this payment, so it can't be cancelled now. " +
         "The order page will show the result.", "warning", "payment_in_flight");
     } else {
-      ctx.showMessage(Store.errorMessage(result), "error", data.error && data.error.code);
+      ctx.showMessage(Store.errorMessage(result), "error", data.error && data.error.code,
+        { blocks: false, status: "Read the message above." });
     }
   }
 

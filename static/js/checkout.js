@@ -11,15 +11,18 @@
   "use strict";
 
   const SETTLE_MS = 400;
-  const q = function (id) { return document.querySelector("[data-testid=" + id + "]"); };
+  const q = function (id) { return document.getElementById(id); };
   const el = {
     lines: q("checkout-lines"), empty: q("checkout-empty"), panels: q("checkout-panels"),
-    total: q("checkout-total"), amount: q("checkout-amount"), form: document.getElementById("payment-form"),
+    total: q("checkout-total"), amount: q("checkout-amount"), form: q("payment-form"),
     button: q("pay-button"), status: q("pay-status"), message: q("checkout-message"),
+    messageText: q("checkout-message-text"), fix: q("fix-quantity"), paid: q("checkout-paid"),
+    paidLink: q("checkout-paid-link"), summaryTitle: q("summary-title"),
     inFlight: q("payment-in-flight"), inFlightText: q("in-flight-text"), finish: q("finish-authentication"),
     cancel: q("cancel-payment"), orderLink: q("in-flight-order-link"),
   };
   const Reasons = window.CheckoutReasons;
+  const Refusals = window.CheckoutRefusals;
 
   const state = {
     cart: null, baseline: null, // what the page shows, and what it showed when Pay was last ready
@@ -29,6 +32,8 @@
     fetched: null, fetching: false, // the "PaymentIntent:version:amount" the Payment Element has fetched
     starting: false, startedFor: null,
     changedAt: 0, settleTimer: null, messageCode: null, inspected: null,
+    refusal: null, // a refusal that stands: {blocks: Pay waits for a fix, status: the line under Pay}
+    lowStock: new Map(), // product id -> units left, from an out_of_stock refusal
   };
 
   function money(amount) { return Store.money(amount, state.cart.currency); }
@@ -42,14 +47,30 @@
     const empty = cart.items.length === 0 && cart.status === "open";
     el.empty.hidden = !empty;
     el.panels.hidden = empty;
-    Store.renderLines(el.lines, cart.items, cart.currency, "checkout-line-");
+    renderPaidOrder(empty);
+    if (state.refusal && state.refusal.blocks && cart.version > state.refusal.version) {
+      state.lowStock.clear(); // the cart moved on (fixed in another tab): check again at Pay
+      showMessage("");
+    }
+    const marks = window.CheckoutChanges.render(cart);
+    state.lowStock.forEach(function (left, id) { marks.set(id, left > 0 ? "only " + left + " left" : "sold out"); });
+    // One render writes every total the page shows, so two amounts never disagree on screen.
+    Store.renderLines(el.lines, cart.items, cart.currency, "checkout-line-", marks);
     el.total.textContent = money(cart.total);
-    el.amount.textContent = cart.payment ? money(cart.payment.amount) : "—";
-    el.amount.classList.toggle("is-updating", !cart.payment || cart.payment.amount !== cart.total);
+    // While the PaymentIntent catches up, its old amount is not shown: two amounts never disagree on screen.
+    el.amount.textContent = !cart.payment ? "—" : synced(cart) ? money(cart.payment.amount) : "Updating…";
+    el.amount.classList.toggle("is-updating", !synced(cart));
     renderInFlight(cart);
     updatePay();
     ensurePaymentForm(cart);
     fetchAmount(cart);
+  }
+
+  /* After a payment this cart is empty: link to the order it became, as every tab of the cart does. */
+  function renderPaidOrder(empty) {
+    const order = Store.paidOrder();
+    el.paid.hidden = !(empty && order);
+    if (order) el.paidLink.href = "/orders/" + order.id;
   }
 
   function synced(cart) { return Boolean(cart.payment) && cart.payment.amount === cart.total; }
@@ -60,13 +81,18 @@
     if (!cart) return "Loading your cart…";
     if (cart.items.length === 0) return "Your cart is empty.";
     if (state.paying) return "Payment in progress…";
-    if (Store.connection() === "down") return "Can't reach the store right now. Pay is paused until the connection is back.";
+    if (Store.connection() === "down") {
+      return navigator.onLine === false
+        ? "You're offline. Pay waits until your internet connection is back."
+        : "Can't reach the store right now. Pay is paused until the connection is back.";
+    }
     if (Store.connection() === "connecting") return "Connecting to the store…";
     if (cart.version !== Store.latestVersion()) return "Showing your latest cart…";
     if (cart.status !== "open") {
       return state.ownAttempt ? "Waiting for the payment result…" : "A payment for this cart is already under way.";
     }
     if (state.formError) return state.formError;
+    if (state.refusal && state.refusal.blocks) return state.refusal.status;
     const changed = state.baseline && state.baseline.version !== cart.version;
     const waiting = !synced(cart) || state.fetched !== payKey(cart) || Date.now() - state.changedAt < SETTLE_MS;
     if (changed && waiting) return Reasons.changedReason(state.baseline, cart);
@@ -85,16 +111,33 @@
     const cart = state.cart;
     el.button.disabled = Boolean(reason);
     el.button.textContent = cart && cart.items.length ? "Pay " + money(reason ? cart.total : cart.payment.amount) : "Pay";
-    el.status.textContent = reason || "Ready: " + money(cart.payment.amount) + " will be charged.";
-    el.status.dataset.ready = String(!reason);
+    // A refusal that stands is never followed by "Ready": the line under Pay says what to do first.
+    const standing = !reason && state.refusal ? state.refusal.status : "";
+    el.status.textContent = reason || standing || "Ready to pay.";
+    el.status.dataset.ready = String(!reason && !standing);
     clearTimeout(state.settleTimer);
     const settling = SETTLE_MS - (Date.now() - state.changedAt);
     if (reason && settling > 0) state.settleTimer = setTimeout(updatePay, settling + 10);
   }
 
-  function showMessage(text, kind, code) {
+  /* The message next to Pay. A refusal ({status, blocks, focus}) also changes the line under Pay, is brought
+   * into view and moves the focus to what needs fixing. */
+  function showMessage(text, kind, code, refusal) {
     state.messageCode = text ? code || null : null;
-    Store.setMessage(el.message, text, kind || "error");
+    state.refusal = text && refusal ? refusal : null;
+    el.messageText.textContent = text || "";
+    el.message.dataset.kind = kind || "error";
+    el.message.hidden = !text;
+    if (!refusal || !refusal.fix) {
+      el.fix.hidden = true;
+      el.fix.textContent = "";
+    }
+    if (state.cart) updatePay();
+    if (!text || !refusal) return;
+    el.message.scrollIntoView({ block: "nearest" });
+    el.button.scrollIntoView({ block: "nearest" });
+    const target = refusal.focus && refusal.focus();
+    if (target && target.focus) target.focus({ preventScroll: true });
   }
 
   /* Stripe documents fetchUpdates after every server-side amount change: wallets show the amount in their sheet. */
@@ -106,8 +149,8 @@
     const result = await state.elements.fetchUpdates();
     state.fetching = false;
     if (result && result.error) {
-      state.formError = "The payment form could not update to the new amount (" + result.error.message +
-        "). Please reload the page.";
+      console.warn("checkout: fetchUpdates failed", result.error); // the gateway's words stay in the console
+      state.formError = "The payment form could not update to the new amount. Nothing was charged; please reload the page.";
     } else {
       state.formError = "";
       state.fetched = key;
@@ -150,7 +193,8 @@
   }
 
   function formFailed(detail) {
-    state.formError = "The payment form could not load (" + detail + "). Nothing was charged. " +
+    console.warn("checkout: the payment form could not load:", detail); // for the shop's developer, not the shopper
+    state.formError = "The payment form could not load. Nothing was charged. " +
       "Please reload the page; if this keeps happening, the shop's payment setup needs attention.";
     updatePay();
   }
@@ -177,6 +221,7 @@
       if (element !== state.paymentElement) return;
       formFailed((event && event.error && event.error.message) || "unknown error");
     });
+    element.on("change", detailsChanged);
     state.paymentElement = element;
     element.mount("#payment-element");
   }
@@ -189,14 +234,18 @@
     Store.reconnect(); // a stale page had missed pushes: resume live updates
     await Store.refreshCart();
     const latest = Store.latestCart();
+    const pressAgain = { blocks: false, status: "Read the message above, then press Pay again." };
     if (code === "cart_changed" && latest) {
       showMessage("Your cart changed in another tab — the amount to pay is now " +
-        Store.money(latest.total, latest.currency) + ". Check it, then press Pay again.", "warning", code);
+        Store.money(latest.total, latest.currency) + ". Check it, then press Pay again.", "warning", code, pressAgain);
+    } else if (code === "out_of_stock") {
+      showMessage(Store.errorMessage(result), "error", code, Refusals.outOfStock(result) || pressAgain);
+      if (state.cart) render(state.cart);
     } else if (code === "reservation_limit" || code === "rate_limited") {
       // A limit on what one shopper may hold or try at once: the message says what to do, the cart is open.
-      showMessage(Store.errorMessage(result), "warning", code);
+      showMessage(Store.errorMessage(result), "warning", code, pressAgain);
     } else {
-      showMessage(Store.errorMessage(result), "error", code);
+      showMessage(Store.errorMessage(result), "error", code, pressAgain);
     }
   }
 
@@ -204,13 +253,14 @@
     event.preventDefault();
     if (payBlocker()) return;
     const shownVersion = state.cart.version;
+    window.CheckoutChanges.acknowledge(state.cart); // paying is seeing: the change note has done its job
     showMessage("");
     state.paying = true;
     updatePay();
     try {
       const checked = await state.elements.submit(); // validate the form before freezing the cart
       if (checked && checked.error) {
-        showMessage(Reasons.paymentErrorText(checked.error));
+        showMessage(Reasons.paymentErrorText(checked.error), "error", checked.error.code, Refusals.card(checked.error));
         return;
       }
       const handshake = await Store.api("POST", "/api/checkout/confirm", { cart_version: shownVersion });
@@ -236,18 +286,34 @@
       redirect: "if_required",
     });
     if (outcome.error) {
-      showMessage(Reasons.paymentErrorText(outcome.error), "error", outcome.error.code);
+      // A declined number is cleared (Stripe keeps the rest of the form); the focus goes back to the form.
       if (Reasons.clearsCard(outcome.error) && state.paymentElement.clear) state.paymentElement.clear();
+      showMessage(Reasons.paymentErrorText(outcome.error), "error", outcome.error.code, Refusals.card(outcome.error));
       return;
     }
     state.leaving = true;
     location.assign(orderUrl);
   }
 
+  /* A refusal about the card stands until the shopper changes the payment details. */
+  function detailsChanged(event) {
+    if (event && event.empty) return; // the form was cleared (after a decline): nothing new entered yet
+    if (state.refusal && !state.refusal.blocks && state.messageCode !== "cart_changed") {
+      state.refusal = null;
+      updatePay();
+    }
+  }
+
+  Refusals.bind({ state: state, el: el, showMessage: showMessage });
   window.CheckoutInFlight.bind({ state: state, el: el, stripeFor: stripeFor, showMessage: showMessage });
   function renderInFlight(cart) { window.CheckoutInFlight.render(cart); }
 
   el.form.addEventListener("submit", pay);
+  document.addEventListener("checkout:acknowledged", function () {
+    if (state.cart) render(state.cart); // the marks on the lines go with the note
+    el.summaryTitle.focus();
+  });
+  Store.on("order", function () { if (state.cart) renderPaidOrder(state.cart.items.length === 0 && state.cart.status === "open"); });
   Store.on("cart", render);
   Store.on("reachable", function () { if (state.messageCode === "network") showMessage(""); });
   Store.on("connection", function (connection) {

@@ -8,13 +8,15 @@
 
   const section = document.getElementById("order");
   const orderId = Number(section.dataset.orderId);
-  const q = function (id) { return document.querySelector("[data-testid=" + id + "]"); };
+  const q = function (id) { return document.getElementById(id); };
   const el = {
     title: q("order-title"), status: q("order-status"), detail: q("order-detail"), next: q("order-next"),
     facts: q("order-facts"), date: q("order-date"), method: q("order-payment-method"), lines: q("order-lines"),
     summary: q("order-summary"), amount: q("order-amount"), actions: q("order-actions"),
   };
-  let redirectFailure = null; // Stripe's word on a redirect that failed, until the server agrees
+  let redirectFailure = null; // our words for a redirect that failed (words.js), until the server agrees
+  let bankWaits = false; // the PaymentIntent waits for the shopper's bank confirmation (3-D Secure)
+  let inspected = false;
 
   const STATUS = {
     awaiting_payment: "Payment processing…",
@@ -22,12 +24,40 @@
     payment_failed: "Payment failed — your cart is back",
     needs_review: "Payment received — we're checking this order",
     refunded: "Refunded",
+    partially_refunded: "Partly refunded",
+    bank_confirmation: "Waiting for your bank's confirmation",
   };
+
+  /* The state the shopper is in, which is finer than the order's status (a partial refund, the bank waiting). */
+  function shownStatus(order) {
+    if (order.status === "paid" && order.amount_refunded > 0) return "partially_refunded";
+    if (order.status === "awaiting_payment" && bankWaits && !isDebit(order)) return "bank_confirmation";
+    return order.status;
+  }
+
+  function needsReviewText(order) {
+    const paid = Store.money(order.amount_received, order.currency);
+    if (order.amount_received === order.amount) {
+      return "We received your payment of " + paid + ", but an item in this order sold out before it arrived. " +
+        "A person is checking it: we send the order if it is back in stock, or refund you in full. " +
+        "Nothing else is needed from you.";
+    }
+    return "The amount received (" + paid + ") did not match this order's total (" +
+      Store.money(order.amount, order.currency) + "), so a person is checking it. We refund any difference " +
+      "automatically; nothing else is needed from you.";
+  }
 
   function isDebit(order) { return order.payment_method && order.payment_method.type === "sepa_debit"; }
 
   function nextStep(order) {
-    switch (order.status) {
+    switch (shownStatus(order)) {
+      case "bank_confirmation":
+        return "Your bank asked you to confirm this payment (3-D Secure), and it is waiting for you. " +
+          "Go back to the checkout to finish confirming it, or to cancel it. Nothing has been charged yet.";
+      case "partially_refunded":
+        return "We refunded " + Store.money(order.amount_refunded, order.currency) + " of the " +
+          Store.money(order.amount_received || order.amount, order.currency) + " you paid. Refunds usually reach " +
+          "your account within 5–10 business days; the rest of your order stands.";
       case "awaiting_payment":
         return isDebit(order)
           ? "Your SEPA Direct Debit is on its way. A bank debit can take several business days to confirm; " +
@@ -39,8 +69,7 @@
         return "Nothing was charged for this order" + (order.failure_reason ? ": " + order.failure_reason : ".") +
           " Your items are back in your cart — you can pay again with another card or by bank debit.";
       case "needs_review":
-        return "The amount received did not match this order, so a person is checking it. We refund any " +
-          "difference automatically; nothing else is needed from you.";
+        return needsReviewText(order);
       case "refunded":
         return "We refunded " + Store.money(order.amount_refunded || order.amount_received, order.currency) +
           ". Refunds usually reach your account within 5–10 business days.";
@@ -70,7 +99,9 @@
   function actions(order) {
     const links = order.status === "payment_failed"
       ? [["/cart", "Back to your cart", "back-to-cart", true], ["/checkout", "Pay another way", "pay-again", false]]
-      : [["/", "Continue shopping", "continue-shopping", order.status === "paid"]];
+      : order.status === "bank_confirmation"
+        ? [["/checkout", "Finish at the checkout", "finish-at-checkout", true]]
+        : [["/", "Continue shopping", "continue-shopping", order.status === "paid"]];
     el.actions.replaceChildren.apply(el.actions, links.map(function (spec) {
       const link = document.createElement("a");
       link.href = spec[0];
@@ -83,12 +114,12 @@
 
   function render(order) {
     const failedAtStripe = redirectFailure && order.status === "awaiting_payment";
-    const status = failedAtStripe ? "payment_failed" : order.status;
+    const status = failedAtStripe ? "payment_failed" : shownStatus(order);
     el.title.textContent = "Order #" + order.id;
-    el.status.textContent = failedAtStripe ? "Payment failed" : STATUS[order.status] || "Order status: " + order.status;
+    el.status.textContent = failedAtStripe ? "Payment failed" : STATUS[status] || "We're updating this order's status…";
     el.status.dataset.status = status;
     el.detail.textContent = failedAtStripe
-      ? "Your bank or card issuer refused the payment: " + redirectFailure + " Nothing was charged."
+      ? redirectFailure
       : "";
     el.detail.hidden = !el.detail.textContent;
     el.next.textContent = failedAtStripe ? "" : nextStep(order);
@@ -111,6 +142,7 @@
     if (mine !== requests) return; // a later read is on its way and wins
     if (result.ok) {
       render(result.data);
+      if (result.data.status === "awaiting_payment") inspectPayment(result.data);
     } else if (result.status === 404) {
       el.title.textContent = "Order not found";
       el.status.textContent = "We couldn't find this order. It may belong to another browser, or the link is mistyped.";
@@ -135,9 +167,26 @@
     }
     const pi = found && found.paymentIntent;
     if (pi && pi.status === "requires_payment_method") {
-      redirectFailure = (pi.last_payment_error && pi.last_payment_error.message) || "the payment was not completed.";
+      redirectFailure = Words.payment(pi.last_payment_error || {});
       await load();
     }
+  }
+
+  /* A card order still awaiting payment: is the bank waiting for the shopper (3-D Secure), or processing?
+   * Asked once, with Stripe.js and the cart's client secret, while this order is the one the cart is paying. */
+  async function inspectPayment(order) {
+    const cart = Store.latestCart();
+    if (inspected || isDebit(order) || !cart || cart.order_id !== orderId || typeof Stripe !== "function") return;
+    inspected = true;
+    const answer = await Store.api("POST", "/api/checkout");
+    if (!answer.ok || !answer.data.client_secret) return;
+    try {
+      const found = await Stripe(answer.data.publishable_key).retrievePaymentIntent(answer.data.client_secret);
+      bankWaits = Boolean(found.paymentIntent && found.paymentIntent.status === "requires_action");
+    } catch (err) {
+      return;
+    }
+    if (bankWaits) load();
   }
 
   Store.on("order", function (push) {

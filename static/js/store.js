@@ -8,6 +8,8 @@
 
   const listeners = {};
   let latest = null; // the freshest cart this tab has seen
+  const PAID = ["paid", "needs_review", "refunded"];
+  let lastOrder = null; // the order this cart was last paying ({id, status}), so an emptied cart can link to it
   let socket = null;
 
   function on(event, handler) {
@@ -50,18 +52,19 @@
     }
     if (!response.ok && !(data && data.error)) {
       data = Object.assign({}, data, {
-        error: { code: "http_" + response.status, message: "Something went wrong (" + response.status + "). Please try again." },
+        error: { code: "http_" + response.status, message: Words.server({}) },
       });
     }
     return { ok: response.ok, status: response.status, data: data };
   }
 
   function networkError() {
-    return { error: { code: "network", message: "The store can't be reached. Check your connection and try again." } };
+    return { error: { code: "network", message: Words.SERVER.network } };
   }
 
+  /* An API answer as the shopper reads it (words.js: our sentences, never a status code). */
   function errorMessage(result) {
-    return (result.data && result.data.error && result.data.error.message) || "Something went wrong. Please try again.";
+    return Words.server(result);
   }
 
   /* Amounts are integers in the currency's minor unit, with Stripe's exponents (money.js). */
@@ -87,6 +90,9 @@
     if (cart.status === "frozen" && !cart.order_id && latest && latest.id === cart.id && latest.status === "frozen") {
       cart = Object.assign({}, cart, { order_id: latest.order_id });
     }
+    if (cart.order_id && !(lastOrder && lastOrder.id === cart.order_id)) {
+      lastOrder = { id: cart.order_id, status: "awaiting_payment" };
+    }
     latest = cart;
     emit("cart", cart);
     return true;
@@ -103,11 +109,11 @@
   }
 
   function renderBadge(cart) {
-    const badge = document.querySelector("[data-testid=cart-badge]");
+    const badge = document.getElementById("cart-badge");
     if (!badge) return;
     const count = itemCount(cart);
     badge.textContent = String(count);
-    const words = document.querySelector("[data-testid=cart-badge-words]");
+    const words = document.getElementById("cart-badge-words");
     if (words) words.textContent = count === 1 ? " item" : " items";
     badge.classList.toggle("is-empty", count === 0);
     badge.dataset.cartVersion = String(cart.version);
@@ -118,16 +124,27 @@
   function renderConnection(connected) {
     const was = connection;
     connection = connected ? "up" : "down";
-    const indicator = document.querySelector("[data-testid=live-status]");
-    if (indicator) indicator.hidden = connected;
+    const indicator = document.getElementById("live-status");
+    if (indicator) {
+      indicator.hidden = connected;
+      const words = connectionWords();
+      if (indicator.textContent !== words) indicator.textContent = words;
+    }
     if (was !== connection) emit("connection", connection);
+  }
+
+  /* Whose connection is down: the browser knows when it is offline; otherwise the shop did not answer. */
+  function connectionWords() {
+    return navigator.onLine === false
+      ? "You're offline. Check your internet connection; paying is paused until you're back online."
+      : "Can't reach the store right now — reconnecting… Paying is paused until the connection is back.";
   }
 
   /* A payment in flight is shown on every page, before the shopper tries to change the cart. */
   function renderFrozen(cart) {
-    const notice = document.querySelector("[data-testid=frozen-notice]");
+    const notice = document.getElementById("frozen-notice");
     if (!notice || document.body.dataset.page === "checkout") return;
-    const link = notice.querySelector("[data-testid=frozen-order-link]");
+    const link = document.getElementById("frozen-order-link");
     const frozen = cart.status === "frozen";
     const here = document.body.dataset.page === "order" && cart.order_id &&
       location.pathname === "/orders/" + cart.order_id;
@@ -159,7 +176,10 @@
       setTimeout(function () { socket.connect(); }, 1000);
     });
     socket.on("cart", acceptCart);
-    socket.on("order", function (order) { emit("order", order); });
+    socket.on("order", function (order) {
+      if (order && order.id) lastOrder = { id: order.id, status: order.status };
+      emit("order", order);
+    });
     // The browser knows first when the network goes: stop live updates (and paying) until it is back.
     window.addEventListener("offline", function () { socket.disconnect(); renderConnection(false); });
     window.addEventListener("online", function () { socket.connect(); });
@@ -177,8 +197,9 @@
     return result;
   }
 
-  /* Render "quantity × name … line total" rows into a list (checkout summary, order page). */
-  function renderLines(list, items, currency, testidPrefix) {
+  /* Render "quantity × name … line total" rows into a list (checkout summary, order page). `marks` (optional)
+   * maps a product id to a short word shown on its line ("added", "new price", "only 2 left"). */
+  function renderLines(list, items, currency, testidPrefix, marks) {
     list.replaceChildren.apply(list, items.map(function (item) {
       const row = document.createElement("li");
       row.className = "line";
@@ -186,6 +207,14 @@
       const name = document.createElement("span");
       name.className = "line__name";
       name.textContent = item.quantity + " × " + item.name;
+      const mark = marks && marks.get(item.product_id);
+      if (mark) {
+        row.classList.add("line--changed");
+        const tag = document.createElement("span");
+        tag.className = "line__mark";
+        tag.textContent = mark;
+        name.append(" ", tag);
+      }
       const total = document.createElement("span");
       total.className = "line__total";
       total.textContent = money(item.line_total, currency);
@@ -217,6 +246,8 @@
     reconnect: reconnect,
     start: start,
     latestCart: function () { return latest; },
+    /* The order this cart's last payment became, once it is paid (an emptied cart links to it). */
+    paidOrder: function () { return lastOrder && PAID.indexOf(lastOrder.status) >= 0 ? lastOrder : null; },
     latestVersion: function () { return latest ? latest.version : null; },
     socket: function () { return socket; },
     connection: function () { return connection; },

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from sqlalchemy.exc import DBAPIError
 
+from .. import shopper_words
 from ..cart import repository
 from ..cart.domain import money
 from ..errors import (
@@ -51,7 +52,8 @@ def read_order(shop, cart_id, order_id):
         uow.commit()
     if order is None or order.cart_id != cart_id:
         raise NotFound(f"No order {order_id}.", code="order_not_found")
-    return order_view(order)
+    # The shopper reads why a payment failed in the shop's words, never the gateway's (the admin keeps those).
+    return {**order_view(order), "failure_reason": shopper_words.failure_reason(order.failure_reason)}
 
 
 def checkout_answer(state, client_secret):

@@ -54,7 +54,7 @@ def test_a_price_change_reaches_an_open_checkout_tab_and_the_payment_charges_it(
 
     patch(server, product["id"], unit_amount=11900)
 
-    expect(tab["cart-notices"]).to_have_text("The price of the burr grinder changed from $129.00 to $119.00.")
+    expect(tab["changes-text"]).to_contain_text("The price of the burr grinder changed from $129.00 to $119.00.")
     tab.expect_ready_to_pay(11900)
     assert tab.was_not_reloaded()
     tab.fill_card(VISA)

@@ -239,7 +239,7 @@ def test_order_page_says_what_was_bought_when_how_and_what_happens_next(eur_serv
     assert_page_is_sound(debit.page, "processing order")
     server.sandbox("POST", f"/payment_intents/{debit.order(failing_id)['payment_intent_id']}/settle")
     expect(debit["order-status"]).to_have_text("Payment failed — your cart is back", timeout=20_000)
-    expect(debit["order-next"]).to_contain_text("insufficient funds")
+    expect(debit["order-next"]).to_contain_text("your bank said there was not enough money on the account")
     expect(debit["back-to-cart"]).to_have_class(re.compile("button--primary"))
     expect(debit["pay-again"]).to_be_visible()
     assert_page_is_sound(debit.page, "failed order")
