@@ -37,7 +37,13 @@ class UnitOfWork:
         options = {}
         if self._statements and self._session.get_bind().dialect.name == "postgresql":
             options = {"isolation_level": "AUTOCOMMIT"}
-        self.conn = self._session.connection(execution_options=options)
+        try:
+            self.conn = self._session.connection(execution_options=options)
+        except BaseException:
+            # The database refused the connection: `__exit__` will not run, so end what the session began,
+            # or every later unit of work on this session would meet a stray transaction (UnitOfWorkInUse).
+            self._session.rollback()
+            raise
         return self
 
     def commit(self):
