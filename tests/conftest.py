@@ -1,5 +1,6 @@
 """Shared fixtures: a storefront app on a fresh database, served over HTTP, paying through the sandbox."""
 
+import logging
 import os
 import secrets
 import threading
@@ -38,6 +39,15 @@ def wait_for(condition, timeout=10.0, message="condition"):
 
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+
+
+@pytest.fixture(autouse=True)
+def root_log_level_restored():
+    """An app sets the root logger's level from its LOG_LEVEL (the soak's is ERROR): put it back after each
+    test, so a later test's log assertions do not depend on which app an earlier test built."""
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
 
 
 @pytest.fixture(autouse=True, scope="session")

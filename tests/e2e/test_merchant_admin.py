@@ -9,6 +9,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from tests.conftest import wait_for
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.e2e.pages import axe_violations, horizontal_overflow
 from tests.e2e.tabs import ARTIFACTS, ROOT, VISA, Tab, money
@@ -87,7 +88,16 @@ def stock_gone_order(server, shopper):
     checkout = tab.page.request.post("/api/checkout").json()
     status, paid = browser_confirm(server.sandbox_url, "pk_test_sandbox", checkout)  # no handshake
     assert status == 200 and paid["status"] == "succeeded", paid
+    # Without the handshake the order is made when the worker applies the webhook: wait for it, so the admin
+    # page (loaded once) shows it however busy the machine is.
+    wait_for(lambda: review_orders(server, paid["id"]), timeout=30, message="the needs_review order")
     return tab
+
+
+def review_orders(server, pi_id):
+    """The store's needs_review orders of one PaymentIntent, as the merchant API lists them."""
+    answer = requests.get(f"{server.url}/admin/api/orders", auth=("admin", admin_password(server)), timeout=10)
+    return [o for o in answer.json() if o["payment_intent_id"] == pi_id and o["status"] == "needs_review"]
 
 
 def test_a_refund_typed_as_5_00_asks_for_confirmation_and_refunds_500_cents(shopper, server, browser):
