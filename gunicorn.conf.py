@@ -1,6 +1,6 @@
 """gunicorn's hooks for `gunicorn … production:app` (read from the working directory): the store's worker, if asked.
 
-In production the worker is its own supervised service (deploy/systemd, deploy/supervisor, Procfile) and
+In production the worker is its own supervised service (deploy/systemd, deploy/supervisor) and
 the web processes run at WORKER=off, production's default. WORKER=process opts in to a one-command store:
 the master then starts one `flask --app storefront worker` beside its web worker (which does no
 background work itself), restarts it with a backoff when it dies, and stops it when gunicorn stops.

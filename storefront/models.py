@@ -54,6 +54,10 @@ class Cart(db.Model):
     frozen_from: Mapped[str | None] = mapped_column(String(64), index=True)
     frozen_session: Mapped[str | None] = mapped_column(String(32), index=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    # Never written: the client secret is read from Stripe when a page needs it. The column is emptied by
+    # revision a7d3c5e9f1b4 and dropped by a later release, so that the previous release's processes,
+    # still serving while a release's migration runs, keep reading a column that exists.
+    client_secret: Mapped[str | None] = mapped_column(String(255))
     pi_amount: Mapped[int | None]
     pi_version: Mapped[int | None]
     pi_status: Mapped[str | None] = mapped_column(String(32))

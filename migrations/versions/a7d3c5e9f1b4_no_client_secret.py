@@ -1,5 +1,8 @@
 """The PaymentIntent's client secret is no longer stored: Stripe says not to; it is read from Stripe when a page needs it
 
+The stored secrets are erased here; the column itself is dropped by a later release (removed in two steps, so
+the previous release's processes, which still read it while this migration runs, keep working).
+
 Revision ID: a7d3c5e9f1b4
 Revises: f3a9c2d71e08
 Create Date: 2026-12-08 03:00:00
@@ -17,11 +20,9 @@ depends_on = None
 
 
 def upgrade():
-    # Not batch mode: SQLite (3.35+) drops a column in place, and recreating `carts` would lose the
-    # condition of its partial index ix_carts_lagging.
-    op.drop_column("carts", "client_secret")
+    op.execute(sa.text("UPDATE carts SET client_secret = NULL WHERE client_secret IS NOT NULL"))
 
 
 def downgrade():
     # The secrets are not stored back: checkouts started before the downgrade answer none until a new one starts.
-    op.add_column("carts", sa.Column("client_secret", sa.String(length=255), nullable=True))
+    pass
