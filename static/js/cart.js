@@ -7,6 +7,7 @@
   const empty = document.getElementById("cart-empty");
   const paid = document.getElementById("cart-paid");
   const paidLink = document.getElementById("cart-paid-link");
+  const paidText = document.getElementById("cart-paid-text");
   const frozenBanner = document.getElementById("checkout-reason");
   const message = document.getElementById("page-message");
   const checkoutLink = document.getElementById("go-to-checkout");
@@ -157,11 +158,13 @@
     checkoutLink.setAttribute("aria-disabled", String(closed));
   }
 
-  /* After a payment the cart is empty: every tab of it links to the order, not only "Your cart is empty". */
+  /* After a payment the cart is empty: every tab of it (opened before or after) links to the order. */
   function renderPaid(cart) {
-    const order = Store.paidOrder();
+    const order = Store.lastOrder();
     paid.hidden = !(order && cart.items.length === 0 && cart.status === "open");
-    if (order) paidLink.href = "/orders/" + order.id;
+    if (!order) return;
+    paidText.textContent = Words.lastOrder(order);
+    paidLink.href = "/orders/" + order.id;
   }
 
   Store.on("order", function () { if (Store.latestCart()) renderPaid(Store.latestCart()); });

@@ -99,5 +99,21 @@
     }
   }
 
-  window.CheckoutInFlight = { bind: bind, render: render };
+  /* While this page's own payment is being confirmed, ask Stripe.js what it waits for: an open 3-D Secure
+   * challenge means the bank waits for the shopper (state.bankWaits), not "payment in progress". */
+  function watchBank(changed) {
+    const state = ctx.state;
+    let stopped = false, timer = null;
+    async function ask() {
+      const found = await state.stripe.retrievePaymentIntent(state.clientSecret).catch(function () { return null; });
+      if (stopped) return;
+      const waits = Boolean(found && found.paymentIntent && found.paymentIntent.status === "requires_action");
+      if (waits !== state.bankWaits) { state.bankWaits = waits; changed(); }
+      timer = setTimeout(ask, 1500);
+    }
+    timer = setTimeout(ask, 500);
+    return { stop: function () { stopped = true; clearTimeout(timer); state.bankWaits = false; } };
+  }
+
+  window.CheckoutInFlight = { bind: bind, render: render, watchBank: watchBank };
 })();

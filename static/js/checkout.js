@@ -1,9 +1,10 @@
 /* Checkout: what you see is what you pay.
  *
- * The page shows the cart total and the amount the PaymentIntent will charge, re-rendered on every
- * `cart` push. Pay is enabled only while the page can reach the store, the shown version is the latest,
- * the cart is open, the PaymentIntent's amount equals the total and the Payment Element has fetched that
- * amount (elements.fetchUpdates). A burst of changes keeps Pay disabled once, not on and off: it is
+ * Pay names the amount it charges (the amount is shown once); the summary adds the cart total and the
+ * amount to be charged, both labelled, only while they differ (the PaymentIntent catching up). Everything
+ * is re-rendered on every `cart` push. Pay is enabled only while the page can reach the store, the shown
+ * version is the latest, the cart is open, the PaymentIntent's amount equals the total and the Payment
+ * Element has fetched that amount (elements.fetchUpdates). A burst of changes keeps Pay disabled once, not on and off: it is
  * enabled again only after the cart has been quiet for a moment. Pay runs the confirm handshake first;
  * only a 200 lets Stripe.js confirm the payment, and the outcome is shown on the order page.
  */
@@ -14,10 +15,10 @@
   const q = function (id) { return document.getElementById(id); };
   const el = {
     lines: q("checkout-lines"), empty: q("checkout-empty"), panels: q("checkout-panels"),
-    total: q("checkout-total"), amount: q("checkout-amount"), form: q("payment-form"),
+    totals: q("checkout-totals"), total: q("checkout-total"), amount: q("checkout-amount"), form: q("payment-form"),
     button: q("pay-button"), status: q("pay-status"), message: q("checkout-message"),
     messageText: q("checkout-message-text"), fix: q("fix-quantity"), paid: q("checkout-paid"),
-    paidLink: q("checkout-paid-link"), summaryTitle: q("summary-title"),
+    paidLink: q("checkout-paid-link"), paidText: q("checkout-paid-text"), summaryTitle: q("summary-title"),
     inFlight: q("payment-in-flight"), inFlightText: q("in-flight-text"), finish: q("finish-authentication"),
     cancel: q("cancel-payment"), orderLink: q("in-flight-order-link"),
   };
@@ -26,7 +27,7 @@
 
   const state = {
     cart: null, baseline: null, // what the page shows, and what it showed when Pay was last ready
-    paying: false, ownAttempt: false, leaving: false,
+    paying: false, ownAttempt: false, leaving: false, bankWaits: false, clientSecret: null,
     stripe: null, publishableKey: null, elements: null, paymentElement: null,
     mountedIntent: null, formReady: false, formError: "",
     fetched: null, fetching: false, // the "PaymentIntent:version:amount" the Payment Element has fetched
@@ -60,6 +61,7 @@
     // While the PaymentIntent catches up, its old amount is not shown: two amounts never disagree on screen.
     el.amount.textContent = !cart.payment ? "—" : synced(cart) ? money(cart.payment.amount) : "Updating…";
     el.amount.classList.toggle("is-updating", !synced(cart));
+    el.totals.hidden = !cart.payment || synced(cart); // the same amount twice more says nothing new
     renderInFlight(cart);
     updatePay();
     ensurePaymentForm(cart);
@@ -68,9 +70,11 @@
 
   /* After a payment this cart is empty: link to the order it became, as every tab of the cart does. */
   function renderPaidOrder(empty) {
-    const order = Store.paidOrder();
+    const order = Store.lastOrder();
     el.paid.hidden = !(empty && order);
-    if (order) el.paidLink.href = "/orders/" + order.id;
+    if (!order) return;
+    el.paidText.textContent = Words.lastOrder(order);
+    el.paidLink.href = "/orders/" + order.id;
   }
 
   function synced(cart) { return Boolean(cart.payment) && cart.payment.amount === cart.total; }
@@ -80,7 +84,7 @@
     const cart = state.cart;
     if (!cart) return "Loading your cart…";
     if (cart.items.length === 0) return "Your cart is empty.";
-    if (state.paying) return "Payment in progress…";
+    if (state.paying) return state.bankWaits ? Words.PAYING.bank : Words.PAYING.paying;
     if (Store.connection() === "down") {
       return navigator.onLine === false
         ? "You're offline. Pay waits until your internet connection is back."
@@ -209,7 +213,8 @@
       return;
     }
     if (state.paymentElement) state.paymentElement.destroy(); // Stripe's way to remove an Element for good
-    Object.assign(state, { formReady: false, formError: "", fetched: null, mountedIntent: answer.payment_intent_id });
+    Object.assign(state, { formReady: false, formError: "", fetched: null, mountedIntent: answer.payment_intent_id,
+      clientSecret: answer.client_secret });
     state.elements = stripe.elements({ clientSecret: answer.client_secret });
     const element = state.elements.create("payment");
     element.on("ready", function () {
@@ -280,11 +285,12 @@
 
   async function confirmWithStripe(orderId) {
     const orderUrl = "/orders/" + orderId;
+    const watching = window.CheckoutInFlight.watchBank(updatePay); // the 3-D Secure step: the bank waits
     const outcome = await state.stripe.confirmPayment({
       elements: state.elements,
       confirmParams: { return_url: location.origin + orderUrl },
       redirect: "if_required",
-    });
+    }).finally(watching.stop);
     if (outcome.error) {
       // A declined number is cleared (Stripe keeps the rest of the form); the focus goes back to the form.
       if (Reasons.clearsCard(outcome.error) && state.paymentElement.clear) state.paymentElement.clear();

@@ -8,8 +8,7 @@
 
   const listeners = {};
   let latest = null; // the freshest cart this tab has seen
-  const PAID = ["paid", "needs_review", "refunded"];
-  let lastOrder = null; // the order this cart was last paying ({id, status}), so an emptied cart can link to it
+  let lastOrder = null; // the cart's latest order ({id, status}), so an emptied cart can link to it
   let socket = null;
 
   function on(event, handler) {
@@ -92,6 +91,10 @@
     }
     if (cart.order_id && !(lastOrder && lastOrder.id === cart.order_id)) {
       lastOrder = { id: cart.order_id, status: "awaiting_payment" };
+    }
+    // GET /api/cart names the cart's latest order (`last_order`): a tab opened after a payment links to it too.
+    if (cart.last_order && !(lastOrder && lastOrder.id > cart.last_order.id)) {
+      lastOrder = { id: cart.last_order.id, status: cart.last_order.status };
     }
     latest = cart;
     emit("cart", cart);
@@ -246,8 +249,8 @@
     reconnect: reconnect,
     start: start,
     latestCart: function () { return latest; },
-    /* The order this cart's last payment became, once it is paid (an emptied cart links to it). */
-    paidOrder: function () { return lastOrder && PAID.indexOf(lastOrder.status) >= 0 ? lastOrder : null; },
+    /* The cart's latest order ({id, status}) or null: an emptied cart links to it. */
+    lastOrder: function () { return lastOrder; },
     latestVersion: function () { return latest ? latest.version : null; },
     socket: function () { return socket; },
     connection: function () { return connection; },

@@ -90,5 +90,27 @@
     return error.message || "Something went wrong. Please try again.";
   }
 
-  window.Words = { payment: payment, server: server, fieldToFix: fieldToFix, PAYMENT: PAYMENT, SERVER: SERVER };
+  /* The line under Pay while a payment is under way: the bank's 3-D Secure step is the shopper's to finish. */
+  const PAYING = {
+    paying: "Payment in progress…",
+    bank: "Waiting for your bank's confirmation",
+  };
+
+  /* An order's status as the cart and checkout name it ("Your last order: #12, paid — see it"). */
+  const ORDER_STATUS = {
+    awaiting_payment: "payment processing",
+    paid: "paid",
+    needs_review: "paid, being checked",
+    refunded: "refunded",
+    payment_failed: "payment failed",
+  };
+
+  function lastOrder(order) {
+    return "Your last order: #" + order.id + ", " + (ORDER_STATUS[order.status] || "placed");
+  }
+
+  window.Words = {
+    payment: payment, server: server, fieldToFix: fieldToFix, lastOrder: lastOrder,
+    PAYMENT: PAYMENT, SERVER: SERVER, PAYING: PAYING, ORDER_STATUS: ORDER_STATUS,
+  };
 })();

@@ -17,7 +17,17 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Integer, bindparam, cast, delete, func, insert, null, select, text, union_all, update
 
 from ..errors import NotFound
-from ..models import Cart, CartIdCounter, CartLine, CartSnapshot, PaymentAttempt, Product, StockReservation, utcnow
+from ..models import (
+    Cart,
+    CartIdCounter,
+    CartLine,
+    CartSnapshot,
+    Order,
+    PaymentAttempt,
+    Product,
+    StockReservation,
+    utcnow,
+)
 from . import domain
 
 carts, lines_table, products, snapshots = (
@@ -26,7 +36,7 @@ carts, lines_table, products, snapshots = (
     Product.__table__,
     CartSnapshot.__table__,
 )
-reservations, attempts = StockReservation.__table__, PaymentAttempt.__table__
+reservations, attempts, orders = StockReservation.__table__, PaymentAttempt.__table__, Order.__table__
 CART_COLUMNS = (
     carts.c.id,
     carts.c.version,
@@ -89,22 +99,26 @@ class CartState:
 
 # Built once: a statement object keeps its cache key, so running it again skips SQLAlchemy's compile step.
 # A line's price is the line's own (the price of its version), never the product's current one.
-_READ = (
-    select(
-        *CART_COLUMNS,
-        products.c.id.label("product_id"),
-        products.c.name,
-        lines_table.c.unit_amount,
-        lines_table.c.quantity,
-        lines_table.c.position,
-        products.c.active,
-        cast(null(), Integer).label("available"),
-    )
-    .select_from(
-        carts.outerjoin(lines_table, lines_table.c.cart_id == carts.c.id).outerjoin(
-            products, products.c.id == lines_table.c.product_id
-        )
-    )
+_CARTS_AND_LINES = carts.outerjoin(lines_table, lines_table.c.cart_id == carts.c.id).outerjoin(
+    products, products.c.id == lines_table.c.product_id
+)
+_READ_COLUMNS = (
+    *CART_COLUMNS,
+    products.c.id.label("product_id"),
+    products.c.name,
+    lines_table.c.unit_amount,
+    lines_table.c.quantity,
+    lines_table.c.position,
+    products.c.active,
+    cast(null(), Integer).label("available"),
+)
+_READ = select(*_READ_COLUMNS).select_from(_CARTS_AND_LINES).where(carts.c.id == bindparam("cart_id"))
+# The shopper's read (GET /api/cart) also names the cart's latest order, in the same statement (an indexed
+# look-up on orders.cart_id): a tab opened after a payment links to it. Changes read without it.
+_LAST_ORDER_ID = select(func.max(orders.c.id)).where(orders.c.cart_id == carts.c.id).correlate(carts).scalar_subquery()
+_READ_WITH_LAST_ORDER = (
+    select(*_READ_COLUMNS, orders.c.id.label("last_order_id"), orders.c.status.label("last_order_status"))
+    .select_from(_CARTS_AND_LINES.outerjoin(orders, orders.c.id == _LAST_ORDER_ID))
     .where(carts.c.id == bindparam("cart_id"))
 )
 _LOCK = select(carts.c.id).where(carts.c.id == bindparam("cart_id")).with_for_update()
@@ -205,6 +219,18 @@ def read(conn, cart_id, product_id=None):
     )
     lines = sorted((row for row in cart_rows if row.quantity is not None), key=lambda row: row.position)
     return state_from_rows(cart_rows[0], lines), product
+
+
+def read_with_last_order(conn, cart_id):
+    """The cart as `read` gives it, and its latest order as {"id", "status"} (None before its first payment),
+    in one statement."""
+    rows = conn.execute(_READ_WITH_LAST_ORDER, {"cart_id": cart_id}).all()
+    if not rows:
+        raise NotFound("This cart does not exist.", code="cart_not_found")
+    lines = sorted((row for row in rows if row.quantity is not None), key=lambda row: row.position)
+    first = rows[0]
+    last_order = {"id": first.last_order_id, "status": first.last_order_status} if first.last_order_id else None
+    return state_from_rows(first, lines), last_order
 
 
 def lock(conn, cart_id):

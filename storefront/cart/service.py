@@ -44,18 +44,20 @@ def discard_unchanged_cart(shop, cart_id):
 
 
 def empty_view(cart_id, currency):
-    """What a cart with no row yet looks like: version 1, nothing in it."""
-    return repository.CartState(cart_id, 1, "open", currency, None, None, None).view()
+    """What a cart with no row yet looks like: version 1, nothing in it, no order."""
+    return {**repository.CartState(cart_id, 1, "open", currency, None, None, None).view(), "last_order": None}
 
 
 def read_cart(shop, cart_id):
     """The cart's current view: empty for a reserved cart with no row yet (or one removed as abandoned); a
-    frozen one names the order being paid (`order_id`), for the pages' link."""
+    frozen one names the order being paid (`order_id`), and every one its latest order (`last_order`, {id,
+    status} or None), for the pages' links: a tab opened after a payment links to the order it became."""
     with shop.uow(statements=True) as uow:  # reads only: leaving the block ends it
         try:
-            view = repository.read(uow.conn, cart_id)[0].view()
+            state, last_order = repository.read_with_last_order(uow.conn, cart_id)
         except NotFound:
             return empty_view(cart_id, shop.currency)
+        view = {**state.view(), "last_order": last_order}
         if view["status"] == "frozen":
             view["order_id"] = uow.conn.execute(
                 _AWAITING_ORDER,

@@ -195,3 +195,23 @@ def test_the_product_list_shows_what_shoppers_can_still_add_in_the_same_statemen
             == 201
         )
     assert statements()[1] == before
+
+
+def test_the_orders_status_filter_offers_statuses_in_words(shop):
+    admin = shop.app.test_client()
+    shopper = shop.client()
+    _, started, order_id = start_and_confirm(shopper, (GRINDER, 1))
+    assert browser_confirm(shop.sandbox.url, shop.sandbox.publishable_key, started)[0] == 200
+    order_status(shopper, order_id, "paid")
+    listing = html.unescape(admin.get("/admin/orders/", headers=basic()).get_data(as_text=True))
+    groups = re.search(r'id="filter-groups-data"[^>]*>(.*?)</', listing, re.S)
+    assert groups, listing[:2000]
+    offered = groups.group(1)
+    for code, words in (("needs_review", "Needs review"), ("awaiting_payment", "Awaiting payment"), ("paid", "Paid")):
+        assert f'["{code}", "{words}"]' in offered, offered
+    assert '"needs_review"]' not in offered and "Needs_review" not in offered, offered
+    # Choosing "Paid" lists the paid order; "Needs review" lists none.
+    paid = admin.get("/admin/orders/?flt0_0=paid", headers=basic()).get_data(as_text=True)
+    assert f"?id={order_id}" in paid
+    review = admin.get("/admin/orders/?flt0_0=needs_review", headers=basic()).get_data(as_text=True)
+    assert f"?id={order_id}" not in review

@@ -217,3 +217,24 @@ def test_only_an_answer_that_changed_the_session_sets_the_cookie(offline_store):
         answer = change()
         assert answer.status_code == 200 and "Set-Cookie" not in answer.headers
     assert shopper.get("/api/cart").get_json()["items"][0]["quantity"] == 3
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def paying_store(request, make_store, sandbox):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return make_store(sandbox=sandbox, database_url=url)
+
+
+def test_the_cart_names_its_latest_order_so_a_tab_opened_after_the_payment_links_to_it(paying_store):
+    from tests.shopping import browser_confirm, order_status, start_and_confirm
+
+    shopper = paying_store.client()
+    assert shopper.get("/api/cart").get_json()["last_order"] is None  # no row yet
+    _, started, order_id = start_and_confirm(shopper, (1, 1))
+    assert shopper.get("/api/cart").get_json()["last_order"] == {"id": order_id, "status": "awaiting_payment"}
+    assert browser_confirm(paying_store.sandbox.url, paying_store.sandbox.publishable_key, started)[0] == 200
+    order_status(shopper, order_id, "paid")
+    cart = shopper.get("/api/cart").get_json()  # what a tab opened now reads: empty, and the order it became
+    assert cart["items"] == [] and cart["status"] == "open"
+    assert cart["last_order"] == {"id": order_id, "status": "paid"}
+    assert paying_store.client().get("/api/cart").get_json()["last_order"] is None  # another shopper's cart

@@ -128,5 +128,10 @@ def test_a_change_is_one_read_and_one_guarded_write_on_postgresql(app):
             answer = client.open(path, method=method, json=body)
             assert answer.status_code == 200, answer.get_json()
             assert statements == [("SELECT", True), ("WITH", True)], (method, path, statements)
+        # The shopper's read names the cart's latest order in the same one statement.
+        statements.clear()
+        answer = client.get("/api/cart")
+        assert answer.status_code == 200 and "last_order" in answer.get_json()
+        assert statements == [("SELECT", True)], statements
     finally:
         event.remove(db.engine, "before_cursor_execute", seen)
