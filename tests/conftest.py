@@ -7,6 +7,7 @@ import threading
 import uuid
 
 import pytest
+import redis
 import requests
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
@@ -16,6 +17,7 @@ from storefront.extensions import db, socketio
 
 pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.browser"]
 
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -39,6 +41,18 @@ def wait_for(condition, timeout=10.0, message="condition"):
 
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+
+
+@pytest.fixture
+def redis_url():
+    """The local Redis; skipped (outside CI) when it is not running."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except redis.RedisError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis not available: {err}")
+    return REDIS_URL
 
 
 @pytest.fixture(autouse=True)

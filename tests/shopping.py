@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -129,3 +130,14 @@ def process_inbox_later(store, seconds):
             return process_due(shop, limit=100)
         finally:
             db.session.remove()
+
+
+class Recorder(logging.Handler):
+    """The WARNING and worse records a logger hands it (a test attaches it to the logger it watches)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)

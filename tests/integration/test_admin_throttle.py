@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.integration.test_merchant import PASSWORD, basic
+from tests.shopping import Recorder
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,15 +31,6 @@ def from_address(store, address):
     client = store.app.test_client()
     client.environ_base["REMOTE_ADDR"] = address
     return client
-
-
-class Recorder(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from storefront import create_app
 from storefront.config import Config
 from storefront.extensions import db
 from tests.conftest import sqlite_url, store_config
+from tests.shopping import Recorder
 
 PAGE = "https://shop.example"
 # What nginx sends for a page at https://shop.example (deploy/nginx/storefront.conf).
@@ -20,15 +21,6 @@ FORWARDED = {
     "X-Forwarded-Port": "443",
 }
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
-
-
-class Recorder(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
 
 
 @pytest.fixture

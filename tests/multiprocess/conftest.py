@@ -6,7 +6,6 @@ background work embedded in both web processes and with both web processes at WO
 one separate `flask --app storefront worker` process.
 """
 
-import os
 import secrets
 import shutil
 import signal
@@ -24,20 +23,6 @@ from bench.stack import ServerProcess, free_port, store_env
 from bench.stripe_meter import StripeMeter
 from stripe_sandbox.server import SandboxServer
 from tests.conftest import NO_HOLD_LIMITS, wait_for
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def redis_url():
-    """The local Redis; skipped (outside CI) when it is not running."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError as err:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis not available: {err}")
-    return REDIS_URL
 
 
 @pytest.fixture

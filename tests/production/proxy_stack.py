@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from bench.stack import ROOT
+from bench.stack import ROOT, stop_process
 
 # Both files log `"<request line>" <status> … upstream=<ip:port> node=<the node cookie>`.
 LOG_LINE = re.compile(
@@ -105,13 +105,7 @@ class Proxy:
         return [match.groupdict() for match in map(LOG_LINE.search, lines) if match]
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         self._output.close()
 
 

@@ -4,7 +4,6 @@ production:app) on PostgreSQL and Redis: an order paid over https as a browser p
 pushes that both processes emit. And without TRUSTED_PROXY_HOPS, a client sending X-Forwarded-Proto itself
 changes nothing."""
 
-import os
 import secrets
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import threading
 import uuid
 
 import pytest
-import redis
 import requests
 import socketio
 
@@ -23,20 +21,7 @@ from tests.production.proxy_stack import PROXIES, tls_session
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NODE_COOKIE = "storefront_node"
-
-
-@pytest.fixture
-def redis_url():
-    """The local Redis; skipped (outside CI) when it is not running."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError as err:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis not available: {err}")
-    return REDIS_URL
 
 
 @pytest.fixture
